@@ -1,0 +1,194 @@
+//! The one error type of this crate: every way evidence can fail to be trusted.
+
+use crate::verdict::CheckName;
+
+/// Why evidence was not accepted.
+///
+/// Every variant names the rule that failed; [`VerifyError::check`] maps it to
+/// the stable check name the `veil verify` command prints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The evidence bytes could not be parsed (wrong length, unknown version, bad encoding).
+    #[error("malformed evidence: {0}")]
+    Malformed(String),
+    /// A certificate could not be parsed, or its role could not be determined.
+    #[error("malformed certificate: {0}")]
+    MalformedCertificate(String),
+    /// The evidence needs a certificate that was neither supplied nor built in.
+    #[error("missing certificate: {0}")]
+    MissingCertificate(&'static str),
+    /// The processor product could not be determined, or is not one Veil pins a root for.
+    #[error("unknown AMD product: {0}")]
+    UnknownProduct(String),
+    /// The report's CPUID family/model and the certificate chain name different products.
+    #[error("product mismatch: report says {report}, certificates say {certs}")]
+    ProductMismatch {
+        /// Product derived from the report's CPUID fields.
+        report: String,
+        /// Product named by the certificate chain.
+        certs: String,
+    },
+    /// The product is not in the policy's allow-list.
+    #[error("product {got} is not allowed by the policy (allowed: {allowed})")]
+    ProductNotAllowed {
+        /// Product of this evidence.
+        got: String,
+        /// What the policy allows.
+        allowed: String,
+    },
+    /// The root certificate is not the pinned root for the product.
+    #[error("root certificate is not the pinned AMD root for {product}")]
+    UntrustedRoot {
+        /// The product whose root was expected.
+        product: String,
+    },
+    /// A certificate in the chain is not signed by its issuer.
+    #[error("certificate chain broken: {0}")]
+    ChainSignature(String),
+    /// A certificate is not valid at `now`.
+    #[error("certificate {cert} not valid at {now}: valid {not_before} .. {not_after}")]
+    CertificateNotValid {
+        /// Which certificate (`vcek`, `ask`, `ark`, …).
+        cert: &'static str,
+        /// The verification time (RFC 3339).
+        now: String,
+        /// Start of validity (RFC 3339).
+        not_before: String,
+        /// End of validity (RFC 3339).
+        not_after: String,
+    },
+    /// The report's signature does not verify against the endorsement key.
+    #[error("report signature invalid: {0}")]
+    SignatureInvalid(String),
+    /// The report says it was signed by one kind of key, the certificate is another.
+    #[error("signing key mismatch: report says {report}, certificate is {cert}")]
+    SigningKeyMismatch {
+        /// Key kind from the report's KEY_INFO.
+        report: &'static str,
+        /// Key kind of the supplied endorsement certificate.
+        cert: &'static str,
+    },
+    /// A TCB component in the VCEK/VLEK extensions differs from the report's `reported_tcb`.
+    #[error("TCB mismatch in {component}: certificate {cert}, report {report}")]
+    TcbMismatch {
+        /// The TCB component (`bootloader`, `tee`, `snp`, `microcode`, `fmc`).
+        component: &'static str,
+        /// Value in the certificate extension.
+        cert: u8,
+        /// Value in the report.
+        report: u8,
+    },
+    /// The VCEK's hwID extension differs from the report's CHIP_ID.
+    #[error("VCEK hwID does not match the report's chip id")]
+    ChipIdMismatch,
+    /// The platform TCB is below the policy's minimum.
+    #[error("TCB below minimum: {component} is {got}, policy requires at least {min}")]
+    TcbBelowMinimum {
+        /// The TCB component.
+        component: &'static str,
+        /// Reported value.
+        got: u8,
+        /// Policy minimum.
+        min: u8,
+    },
+    /// The TDX TCB status is not one the policy accepts.
+    #[error("TCB status {status} not accepted by the policy (accepted: {accepted})")]
+    TcbStatusRejected {
+        /// The status dcap-qvl computed (e.g. `OutOfDate`).
+        status: String,
+        /// What the policy accepts.
+        accepted: String,
+    },
+    /// The TDX quote or its collateral failed Intel DCAP verification.
+    #[error("TDX quote verification failed: {0}")]
+    Quote(String),
+    /// The TDX collateral (CRLs, TCB info, QE identity) is not valid at `now`.
+    #[error("TDX collateral not valid at {now}: {reason}")]
+    CollateralNotValid {
+        /// The verification time (RFC 3339).
+        now: String,
+        /// What dcap-qvl reported.
+        reason: String,
+    },
+    /// The TDX collateral is for another platform (FMSPC).
+    #[error("TDX collateral is for another platform: {0}")]
+    CollateralMismatch(String),
+    /// No TCB level in the collateral matches the platform.
+    #[error("TDX platform TCB matches no TCB level in the collateral: {0}")]
+    TcbLevelNotFound(String),
+    /// The guest runs with debugging enabled and the policy does not allow it.
+    #[error("debug guest rejected (debugging lets the host read guest memory)")]
+    DebugGuestRejected,
+    /// The SNP guest policy allows a migration agent and the policy does not.
+    #[error("guest policy allows a migration agent, which the policy rejects")]
+    MigrationAgentRejected,
+    /// The report was produced at a VMPL the policy does not accept.
+    #[error("report from VMPL {got}, policy requires at most {max}")]
+    VmplRejected {
+        /// VMPL of the report.
+        got: u32,
+        /// Highest VMPL the policy accepts.
+        max: u32,
+    },
+    /// A launch measurement (SNP MEASUREMENT, TDX MRTD/RTMR/…) is not one the policy allows.
+    #[error("{register} mismatch: expected one of [{expected}], got {got}")]
+    MeasurementMismatch {
+        /// Which register (`measurement`, `mrtd`, `rtmr0`, …).
+        register: &'static str,
+        /// Allowed values (hex).
+        expected: String,
+        /// Value in the evidence (hex).
+        got: String,
+    },
+    /// REPORT_DATA differs from what the verifier expected.
+    #[error("report_data mismatch: expected {expected}, got {got}")]
+    ReportDataMismatch {
+        /// Expected REPORT_DATA (hex).
+        expected: String,
+        /// REPORT_DATA in the evidence (hex).
+        got: String,
+    },
+    /// The evidence's platform is not one the policy allows.
+    #[error("platform {0} not allowed by the policy")]
+    PlatformNotAllowed(&'static str),
+    /// The evidence is software-signed (no hardware) and the policy does not allow simulation.
+    #[error(
+        "simulated evidence rejected: it is signed by software, not by a TEE (allow_simulated is off)"
+    )]
+    SimulatedRejected,
+    /// The policy document could not be parsed.
+    #[error("invalid policy: {0}")]
+    Policy(String),
+}
+
+impl VerifyError {
+    /// The check this error belongs to, as printed by `veil verify`.
+    pub fn check(&self) -> CheckName {
+        use CheckName as C;
+        match self {
+            Self::Malformed(_) | Self::Policy(_) => C::Parse,
+            Self::MalformedCertificate(_)
+            | Self::MissingCertificate(_)
+            | Self::UnknownProduct(_)
+            | Self::UntrustedRoot { .. }
+            | Self::ChainSignature(_) => C::CertChain,
+            Self::ProductMismatch { .. } | Self::ProductNotAllowed { .. } => C::Family,
+            Self::CertificateNotValid { .. } => C::CertValidity,
+            Self::SignatureInvalid(_) | Self::SigningKeyMismatch { .. } => C::Signature,
+            Self::TcbMismatch { .. }
+            | Self::TcbBelowMinimum { .. }
+            | Self::TcbStatusRejected { .. }
+            | Self::TcbLevelNotFound(_) => C::Tcb,
+            Self::ChipIdMismatch => C::ChipId,
+            Self::Quote(_) | Self::CollateralMismatch(_) => C::Quote,
+            Self::CollateralNotValid { .. } => C::Collateral,
+            Self::DebugGuestRejected => C::Debug,
+            Self::MigrationAgentRejected => C::MigrationAgent,
+            Self::VmplRejected { .. } => C::Vmpl,
+            Self::MeasurementMismatch { .. } => C::Measurement,
+            Self::ReportDataMismatch { .. } => C::ReportData,
+            Self::PlatformNotAllowed(_) | Self::SimulatedRejected => C::Platform,
+        }
+    }
+}

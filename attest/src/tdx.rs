@@ -1,0 +1,204 @@
+//! Intel TDX: the DCAP quote and its collateral through `dcap-qvl`, then what
+//! dcap-qvl leaves to the relying party: TCB status policy, debug, measurements, REPORT_DATA.
+
+use dcap_qvl::quote::{Quote, Report, TDReport10};
+use dcap_qvl::verify::QuoteVerifier;
+
+use crate::evidence::MAX_QUOTE_LEN;
+use crate::policy::check_allowed;
+use crate::verdict::{CheckName, Checks, Measurement, Tcb};
+use crate::{Platform, Policy, TdxEvidence, UnixTime, Verdict, VerifyError};
+
+/// TD_ATTRIBUTES.TUD bit 0: the TD is debuggable. Bits 4..6 are profiling features that also expose it.
+const TUD_DEBUG: u8 = 0x01;
+const TUD_PROFILING: u8 = 0x70;
+
+/// Parses a quote's TD report (v4 or v5 quote). Never panics.
+pub fn parse_td_report(quote: &[u8]) -> Result<TDReport10, VerifyError> {
+    if quote.len() > MAX_QUOTE_LEN {
+        return Err(VerifyError::Malformed(format!(
+            "TDX quote is {} bytes, limit {MAX_QUOTE_LEN}",
+            quote.len()
+        )));
+    }
+    let q = Quote::parse(quote).map_err(|e| VerifyError::Malformed(format!("TDX quote: {e:#}")))?;
+    td_report(&q.report)
+}
+
+fn td_report(r: &Report) -> Result<TDReport10, VerifyError> {
+    match r {
+        Report::TD10(r) => Ok(*r),
+        Report::TD15(r) => Ok(r.base),
+        Report::TD15Ex(r) => Ok(r.base.base),
+        Report::SgxEnclave(_) => Err(VerifyError::Malformed(
+            "an SGX quote, not a TDX quote".into(),
+        )),
+    }
+}
+
+/// Maps dcap-qvl's error text (it returns `anyhow`) onto the rule that failed.
+fn classify(e: &impl std::fmt::Display, now: UnixTime) -> VerifyError {
+    let msg = format!("{e:#}");
+    let m = msg.to_ascii_lowercase();
+    if m.contains("fmspc mismatch") {
+        VerifyError::CollateralMismatch(msg)
+    } else if m.contains("no matching tcb level") {
+        VerifyError::TcbLevelNotFound(msg)
+    } else if m.contains("revoked") {
+        VerifyError::TcbStatusRejected {
+            status: "Revoked".into(),
+            accepted: "never".into(),
+        }
+    } else if m.contains("expired")
+        || m.contains("in the future")
+        || m.contains("not yet valid")
+        || m.contains("crl") && m.contains("time")
+    {
+        VerifyError::CollateralNotValid {
+            now: now.to_rfc3339(),
+            reason: msg,
+        }
+    } else {
+        VerifyError::Quote(msg)
+    }
+}
+
+pub(crate) fn verify(
+    ev: &TdxEvidence,
+    policy: &Policy,
+    now: UnixTime,
+    checks: &mut Checks,
+) -> Result<Verdict, VerifyError> {
+    let td = parse_td_report(&ev.quote)?;
+    checks.pass(
+        CheckName::Parse,
+        format!("TDX quote, {} bytes", ev.quote.len()),
+    );
+
+    // Debug is judged by Veil (typed error, policy opt-in), so dcap-qvl is told to allow it.
+    let verified = QuoteVerifier::new_prod()
+        .allow_debug(true)
+        .verify(&ev.quote, &ev.collateral, now.0)
+        .map_err(|e| classify(&e, now))?;
+    checks.pass(
+        CheckName::Quote,
+        "quote, QE report and PCK chain verify to the Intel SGX root CA; collateral signatures and CRLs hold",
+    );
+    checks.pass(
+        CheckName::Collateral,
+        format!("valid at {}", now.to_rfc3339()),
+    );
+    // dcap-qvl verified the same bytes we parsed; use its view of the report.
+    let td_verified = td_report(&verified.report)?;
+    if td_verified != td {
+        return Err(VerifyError::Malformed(
+            "quote parsed differently twice".into(),
+        ));
+    }
+
+    let status = verified.status.clone();
+    if !policy.tdx.accepted_tcb_status.iter().any(|s| s == &status) {
+        return Err(VerifyError::TcbStatusRejected {
+            status,
+            accepted: policy.tdx.accepted_tcb_status.join(", "),
+        });
+    }
+    let mut warnings = Vec::new();
+    if !verified.advisory_ids.is_empty() {
+        warnings.push(format!(
+            "Intel advisories apply: {}",
+            verified.advisory_ids.join(", ")
+        ));
+    }
+    checks.pass(
+        CheckName::Tcb,
+        format!(
+            "{status} (accepted){}",
+            if verified.advisory_ids.is_empty() {
+                String::new()
+            } else {
+                format!("; advisories {}", verified.advisory_ids.join(", "))
+            }
+        ),
+    );
+
+    let tud = td.td_attributes[0];
+    if tud & (TUD_DEBUG | TUD_PROFILING) != 0 {
+        if !policy.allow_debug {
+            return Err(VerifyError::DebugGuestRejected);
+        }
+        warnings
+            .push("TD is debuggable (allowed by policy): the host can read its memory".to_owned());
+        checks.pass(
+            CheckName::Debug,
+            "TD_ATTRIBUTES.DEBUG set; allowed by policy",
+        );
+    } else {
+        checks.pass(CheckName::Debug, "TD_ATTRIBUTES.DEBUG off");
+    }
+
+    let t = &policy.tdx;
+    check_allowed("mrtd", &t.mrtd, &td.mr_td)?;
+    check_allowed("rtmr0", &t.rtmr0, &td.rt_mr0)?;
+    check_allowed("rtmr1", &t.rtmr1, &td.rt_mr1)?;
+    check_allowed("rtmr2", &t.rtmr2, &td.rt_mr2)?;
+    check_allowed("rtmr3", &t.rtmr3, &td.rt_mr3)?;
+    if let Some(want) = &t.mr_config_id {
+        check_allowed("mrconfigid", std::slice::from_ref(want), &td.mr_config_id)?;
+    }
+    if let Some(want) = &t.mr_owner {
+        check_allowed("mrowner", std::slice::from_ref(want), &td.mr_owner)?;
+    }
+    if t.mrtd.is_empty() {
+        warnings.push("no reference MRTD in the policy: any TD image accepted".to_owned());
+    }
+    checks.pass(
+        CheckName::Measurement,
+        format!(
+            "mrtd {}{}",
+            hex::encode(td.mr_td),
+            if t.mrtd.is_empty() {
+                " (no reference value)"
+            } else {
+                " is a reference value"
+            }
+        ),
+    );
+
+    policy.check_report_data(&td.report_data)?;
+    checks.pass(
+        CheckName::ReportData,
+        if policy.report_data.is_some() {
+            "equals the expected value"
+        } else {
+            "not checked (no expected value)"
+        },
+    );
+
+    let m = |register, v: &[u8; 48]| Measurement {
+        register,
+        value: v.to_vec(),
+    };
+    Ok(Verdict {
+        platform: Platform::Tdx,
+        product: None,
+        measurements: vec![
+            m("mrtd", &td.mr_td),
+            m("rtmr0", &td.rt_mr0),
+            m("rtmr1", &td.rt_mr1),
+            m("rtmr2", &td.rt_mr2),
+            m("rtmr3", &td.rt_mr3),
+            m("mrconfigid", &td.mr_config_id),
+            m("mrowner", &td.mr_owner),
+            m("mrownerconfig", &td.mr_owner_config),
+        ],
+        report_data: td.report_data,
+        tcb: Tcb::Tdx {
+            status: verified.status,
+            advisory_ids: verified.advisory_ids,
+            tee_tcb_svn: hex::encode(td.tee_tcb_svn),
+        },
+        chip_id: (!verified.ppid.is_empty()).then(|| hex::encode(&verified.ppid)),
+        warnings,
+    })
+}
