@@ -111,6 +111,17 @@ pub enum VerifyError {
         /// What dcap-qvl reported.
         reason: String,
     },
+    /// A certificate of the TDX quote's PCK chain is not valid at `now`.
+    #[error("TDX PCK certificate chain not valid at {now}: {reason}")]
+    PckCertificateNotValid {
+        /// The verification time (RFC 3339).
+        now: String,
+        /// What dcap-qvl reported.
+        reason: String,
+    },
+    /// The TDX collateral (TCB info, QE identity) is not authentic or not consistent.
+    #[error("TDX collateral invalid: {0}")]
+    CollateralInvalid(String),
     /// The TDX collateral is for another platform (FMSPC).
     #[error("TDX collateral is for another platform: {0}")]
     CollateralMismatch(String),
@@ -174,7 +185,9 @@ impl VerifyError {
             | Self::UntrustedRoot { .. }
             | Self::ChainSignature(_) => C::CertChain,
             Self::ProductMismatch { .. } | Self::ProductNotAllowed { .. } => C::Family,
-            Self::CertificateNotValid { .. } => C::CertValidity,
+            Self::CertificateNotValid { .. } | Self::PckCertificateNotValid { .. } => {
+                C::CertValidity
+            }
             Self::SignatureInvalid(_) | Self::SigningKeyMismatch { .. } => C::Signature,
             Self::TcbMismatch { .. }
             | Self::TcbBelowMinimum { .. }
@@ -182,7 +195,7 @@ impl VerifyError {
             | Self::TcbLevelNotFound(_) => C::Tcb,
             Self::ChipIdMismatch => C::ChipId,
             Self::Quote(_) | Self::CollateralMismatch(_) => C::Quote,
-            Self::CollateralNotValid { .. } => C::Collateral,
+            Self::CollateralNotValid { .. } | Self::CollateralInvalid(_) => C::Collateral,
             Self::DebugGuestRejected => C::Debug,
             Self::MigrationAgentRejected => C::MigrationAgent,
             Self::VmplRejected { .. } => C::Vmpl,

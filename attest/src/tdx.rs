@@ -22,6 +22,28 @@ pub fn parse_td_report(quote: &[u8]) -> Result<TDReport10, VerifyError> {
         )));
     }
     let q = Quote::parse(quote).map_err(|e| VerifyError::Malformed(format!("TDX quote: {e:#}")))?;
+    // Quote generation services return fixed-size buffers, so real quotes end in zero
+    // padding after the authentication data. Anything else there is unsigned: refuse it.
+    let signed = q.signed_length();
+    let auth_len = quote
+        .get(signed..signed + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| VerifyError::Malformed("TDX quote: no authentication data".into()))?;
+    let end = signed + 4 + auth_len;
+    match quote.get(end..) {
+        Some(tail) if tail.iter().any(|&b| b != 0) => {
+            return Err(VerifyError::Malformed(format!(
+                "TDX quote: {} unsigned non-zero bytes after the authentication data",
+                tail.len()
+            )));
+        }
+        Some(_) => {}
+        None => {
+            return Err(VerifyError::Malformed(
+                "TDX quote: authentication data truncated".into(),
+            ));
+        }
+    }
     td_report(&q.report)
 }
 
@@ -44,20 +66,31 @@ fn classify(e: &impl std::fmt::Display, now: UnixTime) -> VerifyError {
         VerifyError::CollateralMismatch(msg)
     } else if m.contains("no matching tcb level") {
         VerifyError::TcbLevelNotFound(msg)
-    } else if m.contains("revoked") {
+    } else if m.contains("tcb status is invalid: revoked") {
         VerifyError::TcbStatusRejected {
             status: "Revoked".into(),
             accepted: "never".into(),
         }
-    } else if m.contains("expired")
-        || m.contains("in the future")
-        || m.contains("not yet valid")
-        || m.contains("crl") && m.contains("time")
-    {
+    } else if m.contains("certnotvalidyet") || m.contains("certexpired") {
+        VerifyError::PckCertificateNotValid {
+            now: now.to_rfc3339(),
+            reason: msg,
+        }
+    } else if m.contains("expired") || m.contains("in the future") || m.contains("not yet valid") {
         VerifyError::CollateralNotValid {
             now: now.to_rfc3339(),
             reason: msg,
         }
+    } else if m.contains("tcb_info")
+        || m.contains("tcbinfo")
+        || m.contains("qe_identity")
+        || m.contains("qe identity")
+    {
+        VerifyError::CollateralInvalid(msg)
+    } else if m.contains("certificate") || m.contains("crl") || m.contains("chain") {
+        VerifyError::ChainSignature(msg)
+    } else if m.contains("signature") || m.contains("hash mismatch") {
+        VerifyError::SignatureInvalid(msg)
     } else {
         VerifyError::Quote(msg)
     }
@@ -81,12 +114,19 @@ pub(crate) fn verify(
         .verify(&ev.quote, &ev.collateral, now.0)
         .map_err(|e| classify(&e, now))?;
     checks.pass(
-        CheckName::Quote,
-        "quote, QE report and PCK chain verify to the Intel SGX root CA; collateral signatures and CRLs hold",
+        CheckName::CertChain,
+        "PCK certificate chain to the pinned Intel SGX Root CA, CRLs checked",
+    );
+    checks.pass(
+        CheckName::Signature,
+        "quote signed by the attestation key, which the PCK-signed QE report binds",
     );
     checks.pass(
         CheckName::Collateral,
-        format!("valid at {}", now.to_rfc3339()),
+        format!(
+            "TCB info and QE identity signed by Intel, valid at {}",
+            now.to_rfc3339()
+        ),
     );
     // dcap-qvl verified the same bytes we parsed; use its view of the report.
     let td_verified = td_report(&verified.report)?;
@@ -122,20 +162,7 @@ pub(crate) fn verify(
         ),
     );
 
-    let tud = td.td_attributes[0];
-    if tud & (TUD_DEBUG | TUD_PROFILING) != 0 {
-        if !policy.allow_debug {
-            return Err(VerifyError::DebugGuestRejected);
-        }
-        warnings
-            .push("TD is debuggable (allowed by policy): the host can read its memory".to_owned());
-        checks.pass(
-            CheckName::Debug,
-            "TD_ATTRIBUTES.DEBUG set; allowed by policy",
-        );
-    } else {
-        checks.pass(CheckName::Debug, "TD_ATTRIBUTES.DEBUG off");
-    }
+    check_td_attributes(td.td_attributes, policy, checks, &mut warnings)?;
 
     let t = &policy.tdx;
     check_allowed("mrtd", &t.mrtd, &td.mr_td)?;
@@ -201,4 +228,75 @@ pub(crate) fn verify(
         chip_id: (!verified.ppid.is_empty()).then(|| hex::encode(&verified.ppid)),
         warnings,
     })
+}
+
+/// TD_ATTRIBUTES: a debuggable TD (or one with profiling features) exposes its memory to the host.
+pub(crate) fn check_td_attributes(
+    td_attributes: [u8; 8],
+    policy: &Policy,
+    checks: &mut Checks,
+    warnings: &mut Vec<String>,
+) -> Result<(), VerifyError> {
+    let tud = td_attributes[0];
+    if tud & (TUD_DEBUG | TUD_PROFILING) != 0 {
+        if !policy.allow_debug {
+            return Err(VerifyError::DebugGuestRejected);
+        }
+        warnings
+            .push("TD is debuggable (allowed by policy): the host can read its memory".to_owned());
+        checks.pass(
+            CheckName::Debug,
+            "TD_ATTRIBUTES.DEBUG set; allowed by policy",
+        );
+    } else {
+        checks.pass(CheckName::Debug, "TD_ATTRIBUTES.DEBUG off");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEBUG_QUOTE: &[u8] =
+        include_bytes!("../tests/vectors/tdx/no-collateral/trustee_tdx_quote_4_v4_debug.dat");
+    const QUOTE: &[u8] = include_bytes!("../tests/vectors/tdx/v4-b0c06f-phala/quote.bin");
+
+    // The debug TD's quote has no collateral, so dcap-qvl cannot pass it; its real
+    // TD_ATTRIBUTES exercise the rule directly.
+    #[test]
+    fn rejects_debug_td_by_default() {
+        let td = parse_td_report(DEBUG_QUOTE).expect("parses");
+        assert_eq!(td.td_attributes[0] & TUD_DEBUG, TUD_DEBUG);
+        assert_eq!(
+            check_td_attributes(
+                td.td_attributes,
+                &Policy::default(),
+                &mut Checks::default(),
+                &mut vec![]
+            ),
+            Err(VerifyError::DebugGuestRejected)
+        );
+        let mut warnings = vec![];
+        check_td_attributes(
+            td.td_attributes,
+            &Policy::default().allow_debug(true),
+            &mut Checks::default(),
+            &mut warnings,
+        )
+        .expect("allowed");
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn production_td_is_not_debug() {
+        let td = parse_td_report(QUOTE).expect("parses");
+        check_td_attributes(
+            td.td_attributes,
+            &Policy::default(),
+            &mut Checks::default(),
+            &mut vec![],
+        )
+        .expect("not debug");
+    }
 }

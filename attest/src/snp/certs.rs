@@ -47,8 +47,8 @@ impl Product {
         }
     }
 
-    /// The pinned AMD Root Key (DER).
-    pub(crate) fn pinned_ark(self) -> Result<Vec<u8>, VerifyError> {
+    /// The pinned AMD Root Key (DER): the only trust anchor for this product.
+    pub fn ark_der(self) -> Result<Vec<u8>, VerifyError> {
         let pem = match self {
             Self::Milan => builtin::milan::ARK,
             Self::Genoa => builtin::genoa::ARK,
@@ -57,8 +57,8 @@ impl Product {
         pem_to_der(pem)
     }
 
-    /// The built-in ASK (DER).
-    pub(crate) fn builtin_ask(self) -> Result<Vec<u8>, VerifyError> {
+    /// The built-in AMD SEV Signing Key (DER), used when the evidence carries none.
+    pub fn ask_der(self) -> Result<Vec<u8>, VerifyError> {
         let pem = match self {
             Self::Milan => builtin::milan::ASK,
             Self::Genoa => builtin::genoa::ASK,

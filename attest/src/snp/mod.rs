@@ -12,6 +12,11 @@ use crate::policy::check_allowed;
 use crate::verdict::{CheckName, Checks, Measurement, Tcb};
 use crate::{Platform, Policy, SnpEvidence, UnixTime, Verdict, VerifyError};
 use report::SigningKey;
+use sev::firmware::guest::GuestPolicy;
+use sev::firmware::host::TcbVersion;
+
+#[cfg(test)]
+mod tests;
 
 pub(crate) fn verify(
     ev: &SnpEvidence,
@@ -93,18 +98,16 @@ pub(crate) fn verify(
     checks.pass(CheckName::Family, format!("{product}"));
 
     // Chain: ARK (pinned) -> ASK/ASVK -> VCEK/VLEK.
-    let ark_der = product.pinned_ark()?;
-    if let Some(given) = &ev.certs.ark {
-        if given != &ark_der {
-            return Err(VerifyError::UntrustedRoot {
-                product: product.to_string(),
-            });
-        }
+    let ark_der = product.ark_der()?;
+    if ev.certs.ark.as_ref().is_some_and(|given| given != &ark_der) {
+        return Err(VerifyError::UntrustedRoot {
+            product: product.to_string(),
+        });
     }
     let (ca_der, ca_name) = match report.signing_key {
         SigningKey::Vcek => match &ev.certs.ask {
             Some(d) => (d.clone(), "ask"),
-            None => (product.builtin_ask()?, "ask"),
+            None => (product.ask_der()?, "ask"),
         },
         SigningKey::Vlek => match (&ev.certs.asvk, product.builtin_asvk()) {
             (Some(d), _) => (d.clone(), "asvk"),
@@ -165,30 +168,7 @@ pub(crate) fn verify(
     // The endorsement key is derived from the TCB: its certificate must name the reported TCB.
     let ext = certs::vek_extensions(&vek)?;
     let t = &r.reported_tcb;
-    let pairs: [(&'static str, Option<u8>, Option<u8>); 5] = [
-        ("bootloader", ext.bootloader, Some(t.bootloader)),
-        ("tee", ext.tee, Some(t.tee)),
-        ("snp", ext.snp, Some(t.snp)),
-        ("microcode", ext.microcode, Some(t.microcode)),
-        ("fmc", ext.fmc, t.fmc),
-    ];
-    for (component, cert, rep) in pairs {
-        match (cert, rep) {
-            (Some(c), Some(rv)) if c != rv => {
-                return Err(VerifyError::TcbMismatch {
-                    component,
-                    cert: c,
-                    report: rv,
-                });
-            }
-            (None, Some(_)) => {
-                return Err(VerifyError::MalformedCertificate(format!(
-                    "endorsement certificate lacks the {component} TCB extension"
-                )));
-            }
-            _ => {}
-        }
-    }
+    check_tcb_binding(&ext, t)?;
     if let Some(min) = &policy.snp.min_tcb {
         let mins = [
             ("bootloader", t.bootloader, min.bootloader),
@@ -227,65 +207,16 @@ pub(crate) fn verify(
 
     let mut warnings = Vec::new();
     let chip_masked = r.chip_id.iter().all(|&b| b == 0);
-    match (report.signing_key, chip_masked, &ext.hw_id) {
-        (SigningKey::Vlek, _, _) => {
-            checks.pass(CheckName::ChipId, "VLEK: no chip id (cloud-provider key)")
-        }
-        (SigningKey::Vcek, true, _) => {
-            warnings.push(
-                "chip id masked by the guest; the VCEK signature alone binds the chip".to_owned(),
-            );
-            checks.pass(CheckName::ChipId, "masked in report; not compared");
-        }
-        (SigningKey::Vcek, false, Some(hw)) => {
-            // Turin VCEKs carry an 8-byte hwID (the chip id's first 8 bytes).
-            let n = hw.len().min(64);
-            if n == 0
-                || hw.len() > 64
-                || hw.as_slice() != &r.chip_id[..n]
-                || r.chip_id[n..].iter().any(|&b| b != 0)
-            {
-                return Err(VerifyError::ChipIdMismatch);
-            }
-            checks.pass(CheckName::ChipId, "VCEK hwID equals CHIP_ID");
-        }
-        (SigningKey::Vcek, false, None) => {
-            return Err(VerifyError::MalformedCertificate(
-                "VCEK lacks the hwID extension".into(),
-            ));
-        }
-    }
+    check_chip_id(
+        report.signing_key,
+        &r.chip_id,
+        ext.hw_id.as_deref(),
+        checks,
+        &mut warnings,
+    )?;
 
     // Policy.
-    if r.policy.debug_allowed() {
-        if !policy.allow_debug {
-            return Err(VerifyError::DebugGuestRejected);
-        }
-        warnings.push(
-            "guest is debuggable (allowed by policy): the host can read its memory".to_owned(),
-        );
-        checks.pass(CheckName::Debug, "DEBUG set; allowed by policy");
-    } else {
-        checks.pass(CheckName::Debug, "DEBUG off");
-    }
-    if r.policy.migrate_ma_allowed() {
-        if !policy.snp.allow_migration_agent {
-            return Err(VerifyError::MigrationAgentRejected);
-        }
-        warnings.push("guest allows a migration agent (allowed by policy)".to_owned());
-        checks.pass(
-            CheckName::MigrationAgent,
-            "MIGRATE_MA set; allowed by policy",
-        );
-    } else {
-        checks.pass(CheckName::MigrationAgent, "MIGRATE_MA off");
-    }
-    if let Some(max) = policy.snp.max_vmpl {
-        if r.vmpl > max {
-            return Err(VerifyError::VmplRejected { got: r.vmpl, max });
-        }
-    }
-    checks.pass(CheckName::Vmpl, format!("VMPL {}", r.vmpl));
+    check_guest_policy(r.policy, r.vmpl, policy, checks, &mut warnings)?;
 
     check_allowed("measurement", &policy.snp.measurements, &r.measurement)?;
     if policy.snp.measurements.is_empty() {
@@ -330,4 +261,107 @@ pub(crate) fn verify(
         chip_id: (!chip_masked).then(|| hex::encode(r.chip_id)),
         warnings,
     })
+}
+
+/// The VCEK/VLEK certifies one TCB: every component it names must equal `reported_tcb`.
+fn check_tcb_binding(ext: &certs::VekExtensions, t: &TcbVersion) -> Result<(), VerifyError> {
+    let pairs: [(&'static str, Option<u8>, Option<u8>); 5] = [
+        ("bootloader", ext.bootloader, Some(t.bootloader)),
+        ("tee", ext.tee, Some(t.tee)),
+        ("snp", ext.snp, Some(t.snp)),
+        ("microcode", ext.microcode, Some(t.microcode)),
+        ("fmc", ext.fmc, t.fmc),
+    ];
+    for (component, cert, rep) in pairs {
+        match (cert, rep) {
+            (Some(c), Some(rv)) if c != rv => {
+                return Err(VerifyError::TcbMismatch {
+                    component,
+                    cert: c,
+                    report: rv,
+                });
+            }
+            (None, Some(_)) => {
+                return Err(VerifyError::MalformedCertificate(format!(
+                    "endorsement certificate lacks the {component} TCB extension"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A VCEK is issued for one chip: its hwID must be the report's CHIP_ID.
+fn check_chip_id(
+    signing_key: SigningKey,
+    chip_id: &[u8; 64],
+    hw_id: Option<&[u8]>,
+    checks: &mut Checks,
+    warnings: &mut Vec<String>,
+) -> Result<(), VerifyError> {
+    let masked = chip_id.iter().all(|&b| b == 0);
+    match (signing_key, masked, hw_id) {
+        (SigningKey::Vlek, _, _) => {
+            checks.pass(CheckName::ChipId, "VLEK: no chip id (cloud-provider key)")
+        }
+        (SigningKey::Vcek, true, _) => {
+            warnings.push(
+                "chip id masked by the guest; the VCEK signature alone binds the chip".to_owned(),
+            );
+            checks.pass(CheckName::ChipId, "masked in report; not compared");
+        }
+        (SigningKey::Vcek, false, Some(hw)) => {
+            // Turin VCEKs carry an 8-byte hwID (the chip id's first 8 bytes, the rest zero).
+            let (head, tail) = chip_id.split_at(hw.len().min(64));
+            if hw.is_empty() || hw.len() > 64 || hw != head || tail.iter().any(|&b| b != 0) {
+                return Err(VerifyError::ChipIdMismatch);
+            }
+            checks.pass(CheckName::ChipId, "VCEK hwID equals CHIP_ID");
+        }
+        (SigningKey::Vcek, false, None) => {
+            return Err(VerifyError::MalformedCertificate(
+                "VCEK lacks the hwID extension".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The guest policy the owner launched with, and the VMPL the report came from.
+fn check_guest_policy(
+    guest: GuestPolicy,
+    vmpl: u32,
+    policy: &Policy,
+    checks: &mut Checks,
+    warnings: &mut Vec<String>,
+) -> Result<(), VerifyError> {
+    if guest.debug_allowed() {
+        if !policy.allow_debug {
+            return Err(VerifyError::DebugGuestRejected);
+        }
+        warnings.push(
+            "guest is debuggable (allowed by policy): the host can read its memory".to_owned(),
+        );
+        checks.pass(CheckName::Debug, "DEBUG set; allowed by policy");
+    } else {
+        checks.pass(CheckName::Debug, "DEBUG off");
+    }
+    if guest.migrate_ma_allowed() {
+        if !policy.snp.allow_migration_agent {
+            return Err(VerifyError::MigrationAgentRejected);
+        }
+        warnings.push("guest allows a migration agent (allowed by policy)".to_owned());
+        checks.pass(
+            CheckName::MigrationAgent,
+            "MIGRATE_MA set; allowed by policy",
+        );
+    } else {
+        checks.pass(CheckName::MigrationAgent, "MIGRATE_MA off");
+    }
+    if let Some(max) = policy.snp.max_vmpl.filter(|&max| vmpl > max) {
+        return Err(VerifyError::VmplRejected { got: vmpl, max });
+    }
+    checks.pass(CheckName::Vmpl, format!("VMPL {vmpl}"));
+    Ok(())
 }
