@@ -235,6 +235,33 @@ pub(crate) fn check_signed_by(
         .map_err(|e| VerifyError::ChainSignature(format!("{what}: {e}")))
 }
 
+/// Checks the ARK's self-signature and that it signs the ASK/ASVK.
+///
+/// Both are RSA-4096 verifications over AMD's long-lived certificates, and the same few
+/// pairs recur in every verification; a pair that verified once is remembered (by the
+/// SHA-256 of both DER encodings), which is pure memoization of a deterministic check.
+pub(crate) fn check_ca_pair(ark: &[u8], ca: &[u8], ca_name: &str) -> Result<(), VerifyError> {
+    use sha2::{Digest, Sha256};
+    use std::sync::Mutex;
+    static VERIFIED: Mutex<Vec<[u8; 32]>> = Mutex::new(Vec::new());
+    const MAX_REMEMBERED: usize = 16;
+
+    let key: [u8; 32] = Sha256::new().chain_update(ark).chain_update([0]).chain_update(ca).finalize().into();
+    let known = VERIFIED.lock().map(|v| v.contains(&key)).unwrap_or(false);
+    if known {
+        return Ok(());
+    }
+    check_signed_by(ark, ark, "ark self-signature")?;
+    check_signed_by(ark, ca, &format!("ark -> {ca_name}"))?;
+    if let Ok(mut v) = VERIFIED.lock() {
+        if v.len() >= MAX_REMEMBERED {
+            v.remove(0);
+        }
+        v.push(key);
+    }
+    Ok(())
+}
+
 /// Checks `now` is inside the certificate's validity period.
 pub(crate) fn check_validity(
     cert: &Certificate,

@@ -127,8 +127,7 @@ pub(crate) fn verify(
             report.signing_key.as_str()
         )));
     }
-    certs::check_signed_by(&ark_der, &ark_der, "ark self-signature")?;
-    certs::check_signed_by(&ark_der, &ca_der, &format!("ark -> {ca_name}"))?;
+    certs::check_ca_pair(&ark_der, &ca_der, ca_name)?;
     certs::check_signed_by(
         &ca_der,
         vek_der,
