@@ -246,7 +246,12 @@ pub(crate) fn check_ca_pair(ark: &[u8], ca: &[u8], ca_name: &str) -> Result<(), 
     static VERIFIED: Mutex<Vec<[u8; 32]>> = Mutex::new(Vec::new());
     const MAX_REMEMBERED: usize = 16;
 
-    let key: [u8; 32] = Sha256::new().chain_update(ark).chain_update([0]).chain_update(ca).finalize().into();
+    let key: [u8; 32] = Sha256::new()
+        .chain_update(ark)
+        .chain_update([0])
+        .chain_update(ca)
+        .finalize()
+        .into();
     let known = VERIFIED.lock().map(|v| v.contains(&key)).unwrap_or(false);
     if known {
         return Ok(());
