@@ -22,10 +22,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attester;
 mod encoding;
 mod error;
 mod evidence;
 mod policy;
+mod report_data;
 mod simulated;
 pub mod snp;
 pub mod tdx;
@@ -37,6 +39,7 @@ pub use evidence::{
     SnpEvidence, TdxEvidence,
 };
 pub use policy::{HexBytes, Measurement48, Policy, SnpMinTcb, SnpPolicy, TdxPolicy};
+pub use report_data::{NONCE_LEN, ReportData, ServerManifest};
 pub use verdict::{Audit, Check, CheckName, Measurement, Platform, Tcb, UnixTime, Verdict};
 
 use verdict::Checks;

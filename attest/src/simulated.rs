@@ -19,7 +19,14 @@ fn message(measurement: &[u8; 48], report_data: &[u8; 64]) -> Vec<u8> {
 impl SimulatedEvidence {
     /// Signs simulated claims with a software key given as its 32-byte seed.
     pub fn sign(seed: &[u8; 32], measurement: [u8; 48], report_data: [u8; 64]) -> Self {
-        let key = SigningKey::from_bytes(seed);
+        Self::sign_with(&SigningKey::from_bytes(seed), measurement, report_data)
+    }
+
+    pub(crate) fn sign_with(
+        key: &SigningKey,
+        measurement: [u8; 48],
+        report_data: [u8; 64],
+    ) -> Self {
         let sig = key.sign(&message(&measurement, &report_data));
         Self {
             measurement: measurement.to_vec(),
