@@ -13,8 +13,9 @@
 //! # let bundle_bytes: Vec<u8> = Vec::new();
 //! let evidence = Evidence::from_json(&bundle_bytes)?;
 //! let policy = Policy::from_toml(r#"
-//!     [snp]
-//!     measurements = ["7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f"]
+//!     [[reference]]
+//!     platform = "sev-snp"
+//!     measurement = "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f"
 //! "#)?;
 //! let now = UnixTime::parse_rfc3339("2026-11-25T00:00:00Z")?;
 //! let verdict = verify(&evidence, &policy, now)?;
@@ -38,7 +39,9 @@ pub use evidence::{
     Evidence, MAX_BUNDLE_LEN, MAX_CERT_LEN, MAX_QUOTE_LEN, SimulatedEvidence, SnpCerts,
     SnpEvidence, TdxEvidence,
 };
-pub use policy::{HexBytes, Measurement48, Policy, SnpMinTcb, SnpPolicy, TdxPolicy};
+pub use policy::{
+    DigestReference, HexBytes, Measurement48, Policy, Reference, SnpPolicy, TcbPolicy, TdxPolicy,
+};
 pub use report_data::{NONCE_LEN, ReportData, ServerManifest};
 pub use verdict::{Audit, Check, CheckName, Measurement, Platform, Tcb, UnixTime, Verdict};
 

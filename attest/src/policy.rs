@@ -1,7 +1,34 @@
 //! The verifier's reference values and rules: what evidence must show to be trusted.
 //!
 //! Everything weaker than the default is opt-in and named so (`allow_debug`,
-//! `allow_simulated`, `allow_migration_agent`).
+//! `allow_simulated`, `allow_migration_agent`). The TOML form (unknown keys are an error):
+//!
+//! ```toml
+//! allow_simulated = false        # default false
+//! allow_debug = false            # default false
+//! report_data = "HEX64"          # optional: the exact REPORT_DATA expected
+//! [[reference]]                  # the evidence must match one of these (none: any, with a warning)
+//! platform = "sev-snp"           # "sev-snp" | "tdx" | "simulated"
+//! measurement = "HEX48"          # SNP MEASUREMENT (simulated: SHA-384 of the server binary)
+//! # mrtd / rtmr0 / rtmr1 / rtmr2 / rtmr3 = "HEX48" for tdx; each given field must match
+//! [binary]
+//! sha256 = "HEX32"               # optional: the attested server binary (checked by clients)
+//! [model]
+//! sha256 = "HEX32"               # optional: the attested model manifest digest (checked by clients)
+//! [tcb]                          # optional SNP minimums; TDX statuses accepted
+//! bootloader = 3
+//! tee = 0
+//! snp = 8
+//! microcode = 115
+//! tdx_status = ["UpToDate"]      # default
+//! [snp]                          # optional SNP rules
+//! products = ["Milan", "Genoa", "Turin"]
+//! max_vmpl = 0
+//! allow_migration_agent = false
+//! [tdx]                          # optional TDX rules
+//! mr_config_id = "HEX48"
+//! mr_owner = "HEX48"
+//! ```
 
 use serde::{Deserialize, Deserializer};
 
@@ -29,8 +56,8 @@ impl<const N: usize> std::fmt::Display for HexBytes<N> {
 /// A 48-byte launch measurement (SNP MEASUREMENT, TDX MRTD/RTMR).
 pub type Measurement48 = HexBytes<48>;
 
-/// What the verifier requires. [`Policy::default()`] is the strict policy:
-/// no debug guests, no simulated evidence, no migration agent, TDX TCB `UpToDate` only.
+/// What the verifier requires. [`Policy::default()`] is the strict policy: no debug
+/// guests, no simulated evidence, no migration agent, TDX TCB `UpToDate` only.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -41,12 +68,22 @@ pub struct Policy {
     /// Accept software-signed evidence from the simulated platform. Default false.
     #[serde(default)]
     pub allow_simulated: bool,
-    /// Hardware platforms accepted; empty means every hardware platform.
-    #[serde(default)]
-    pub platforms: Vec<Platform>,
     /// REPORT_DATA the evidence must carry (usually computed by the caller from its nonce).
     #[serde(default)]
     pub report_data: Option<HexBytes<64>>,
+    /// Reference values: the evidence must match one of them. Empty: any launch image
+    /// of any hardware platform (a warning is recorded).
+    #[serde(default)]
+    pub reference: Vec<Reference>,
+    /// The attested server binary (clients compare it with the attested manifest).
+    #[serde(default)]
+    pub binary: Option<DigestReference>,
+    /// The attested model manifest digest (clients compare it with the attested manifest).
+    #[serde(default)]
+    pub model: Option<DigestReference>,
+    /// TCB minimums (SNP) and accepted statuses (TDX).
+    #[serde(default)]
+    pub tcb: TcbPolicy,
     /// SEV-SNP rules.
     #[serde(default)]
     pub snp: SnpPolicy,
@@ -55,7 +92,128 @@ pub struct Policy {
     pub tdx: TdxPolicy,
 }
 
-/// SEV-SNP reference values and rules.
+/// One set of reference values. Every field given must match; fields left out match anything.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Reference {
+    /// The platform these values are for.
+    pub platform: Platform,
+    /// SEV-SNP MEASUREMENT, or the simulated platform's measurement.
+    #[serde(default)]
+    pub measurement: Option<Measurement48>,
+    /// TDX MRTD.
+    #[serde(default)]
+    pub mrtd: Option<Measurement48>,
+    /// TDX RTMR0.
+    #[serde(default)]
+    pub rtmr0: Option<Measurement48>,
+    /// TDX RTMR1.
+    #[serde(default)]
+    pub rtmr1: Option<Measurement48>,
+    /// TDX RTMR2.
+    #[serde(default)]
+    pub rtmr2: Option<Measurement48>,
+    /// TDX RTMR3.
+    #[serde(default)]
+    pub rtmr3: Option<Measurement48>,
+}
+
+impl Reference {
+    /// A reference that pins one SEV-SNP launch measurement.
+    pub fn snp(measurement: [u8; 48]) -> Self {
+        Self::new(Platform::SevSnp, Some(measurement))
+    }
+
+    /// A reference that pins a TDX MRTD (and no RTMR).
+    pub fn tdx_mrtd(mrtd: [u8; 48]) -> Self {
+        let mut r = Self::new(Platform::Tdx, None);
+        r.mrtd = Some(HexBytes(mrtd));
+        r
+    }
+
+    /// A reference that pins the simulated platform's measurement.
+    pub fn simulated(measurement: [u8; 48]) -> Self {
+        Self::new(Platform::Simulated, Some(measurement))
+    }
+
+    fn new(platform: Platform, measurement: Option<[u8; 48]>) -> Self {
+        Self {
+            platform,
+            measurement: measurement.map(HexBytes),
+            mrtd: None,
+            rtmr0: None,
+            rtmr1: None,
+            rtmr2: None,
+            rtmr3: None,
+        }
+    }
+
+    fn field(&self, register: &str) -> Option<&Measurement48> {
+        match register {
+            "measurement" => self.measurement.as_ref(),
+            "mrtd" => self.mrtd.as_ref(),
+            "rtmr0" => self.rtmr0.as_ref(),
+            "rtmr1" => self.rtmr1.as_ref(),
+            "rtmr2" => self.rtmr2.as_ref(),
+            "rtmr3" => self.rtmr3.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A SHA-256 reference value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DigestReference {
+    /// The digest.
+    pub sha256: HexBytes<32>,
+}
+
+/// TCB requirements.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TcbPolicy {
+    /// SNP: minimum PSP bootloader SVN.
+    #[serde(default)]
+    pub bootloader: u8,
+    /// SNP: minimum PSP OS SVN.
+    #[serde(default)]
+    pub tee: u8,
+    /// SNP: minimum SNP firmware SVN.
+    #[serde(default)]
+    pub snp: u8,
+    /// SNP: minimum microcode patch level.
+    #[serde(default)]
+    pub microcode: u8,
+    /// SNP: minimum FMC SVN (Turin and later; ignored where the report has none).
+    #[serde(default)]
+    pub fmc: u8,
+    /// TDX: TCB statuses accepted (dcap-qvl names). Default `["UpToDate"]`.
+    #[serde(default = "default_tcb_status")]
+    pub tdx_status: Vec<String>,
+}
+
+impl Default for TcbPolicy {
+    fn default() -> Self {
+        Self {
+            bootloader: 0,
+            tee: 0,
+            snp: 0,
+            microcode: 0,
+            fmc: 0,
+            tdx_status: default_tcb_status(),
+        }
+    }
+}
+
+fn default_tcb_status() -> Vec<String> {
+    vec!["UpToDate".to_owned()]
+}
+
+/// SEV-SNP rules beyond reference values.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -66,87 +224,22 @@ pub struct SnpPolicy {
     /// Highest VMPL accepted (none: any).
     #[serde(default)]
     pub max_vmpl: Option<u32>,
-    /// Minimum `reported_tcb`, component by component.
-    #[serde(default)]
-    pub min_tcb: Option<SnpMinTcb>,
     /// Processor products accepted; empty means every product with a pinned root.
     #[serde(default)]
     pub products: Vec<Product>,
-    /// Accepted launch measurements; empty means any (a warning is recorded).
-    #[serde(default)]
-    pub measurements: Vec<Measurement48>,
 }
 
-/// Minimum SNP TCB components.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct SnpMinTcb {
-    /// PSP bootloader SVN.
-    #[serde(default)]
-    pub bootloader: u8,
-    /// PSP OS SVN.
-    #[serde(default)]
-    pub tee: u8,
-    /// SNP firmware SVN.
-    #[serde(default)]
-    pub snp: u8,
-    /// Microcode patch level.
-    #[serde(default)]
-    pub microcode: u8,
-    /// FMC SVN (Turin and later; ignored where the report has none).
-    #[serde(default)]
-    pub fmc: u8,
-}
-
-/// TDX reference values and rules.
-#[derive(Debug, Clone, Deserialize)]
+/// TDX rules beyond reference values.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TdxPolicy {
-    /// TCB statuses accepted (dcap-qvl names). Default `["UpToDate"]`.
-    #[serde(default = "default_tcb_status")]
-    pub accepted_tcb_status: Vec<String>,
-    /// Accepted MRTD values; empty means any.
-    #[serde(default)]
-    pub mrtd: Vec<Measurement48>,
-    /// Accepted RTMR0 values; empty means any.
-    #[serde(default)]
-    pub rtmr0: Vec<Measurement48>,
-    /// Accepted RTMR1 values; empty means any.
-    #[serde(default)]
-    pub rtmr1: Vec<Measurement48>,
-    /// Accepted RTMR2 values; empty means any.
-    #[serde(default)]
-    pub rtmr2: Vec<Measurement48>,
-    /// Accepted RTMR3 values; empty means any.
-    #[serde(default)]
-    pub rtmr3: Vec<Measurement48>,
     /// Required MRCONFIGID, if set.
     #[serde(default)]
     pub mr_config_id: Option<Measurement48>,
     /// Required MROWNER, if set.
     #[serde(default)]
     pub mr_owner: Option<Measurement48>,
-}
-
-fn default_tcb_status() -> Vec<String> {
-    vec!["UpToDate".to_owned()]
-}
-
-impl Default for TdxPolicy {
-    fn default() -> Self {
-        Self {
-            accepted_tcb_status: default_tcb_status(),
-            mrtd: Vec::new(),
-            rtmr0: Vec::new(),
-            rtmr1: Vec::new(),
-            rtmr2: Vec::new(),
-            rtmr3: Vec::new(),
-            mr_config_id: None,
-            mr_owner: None,
-        }
-    }
 }
 
 impl Policy {
@@ -178,21 +271,20 @@ impl Policy {
         self
     }
 
-    /// Requires one of these SNP launch measurements.
-    pub fn snp_measurements(mut self, m: impl IntoIterator<Item = [u8; 48]>) -> Self {
-        self.snp.measurements = m.into_iter().map(HexBytes).collect();
+    /// Adds a set of reference values.
+    pub fn with_reference(mut self, reference: Reference) -> Self {
+        self.reference.push(reference);
         self
     }
 
-    /// Requires one of these TDX MRTDs.
-    pub fn tdx_mrtd(mut self, m: impl IntoIterator<Item = [u8; 48]>) -> Self {
-        self.tdx.mrtd = m.into_iter().map(HexBytes).collect();
-        self
-    }
-
-    /// Sets the minimum SNP TCB.
-    pub fn snp_min_tcb(mut self, min: SnpMinTcb) -> Self {
-        self.snp.min_tcb = Some(min);
+    /// Sets the SNP TCB minimums.
+    pub fn snp_min_tcb(mut self, bootloader: u8, tee: u8, snp: u8, microcode: u8) -> Self {
+        (
+            self.tcb.bootloader,
+            self.tcb.tee,
+            self.tcb.snp,
+            self.tcb.microcode,
+        ) = (bootloader, tee, snp, microcode);
         self
     }
 
@@ -201,21 +293,60 @@ impl Policy {
         mut self,
         s: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
-        self.tdx.accepted_tcb_status = s.into_iter().map(Into::into).collect();
+        self.tcb.tdx_status = s.into_iter().map(Into::into).collect();
         self
     }
 
     pub(crate) fn check_platform(&self, p: Platform) -> Result<(), VerifyError> {
-        if p == Platform::Simulated {
-            if !self.allow_simulated {
-                return Err(VerifyError::SimulatedRejected);
-            }
-            return Ok(());
+        if p == Platform::Simulated && !self.allow_simulated {
+            return Err(VerifyError::SimulatedRejected);
         }
-        if !self.platforms.is_empty() && !self.platforms.contains(&p) {
+        if !self.reference.is_empty() && !self.reference.iter().any(|r| r.platform == p) {
             return Err(VerifyError::PlatformNotAllowed(p.as_str()));
         }
         Ok(())
+    }
+
+    /// Checks measured registers against the references for `platform`. Returns whether a
+    /// reference pinned them (`false`: the policy has no reference values at all).
+    pub(crate) fn check_measurements(
+        &self,
+        platform: Platform,
+        measured: &[(&'static str, &[u8; 48])],
+    ) -> Result<bool, VerifyError> {
+        let refs: Vec<&Reference> = self
+            .reference
+            .iter()
+            .filter(|r| r.platform == platform)
+            .collect();
+        if refs.is_empty() {
+            // check_platform ran first: no references at all.
+            return Ok(false);
+        }
+        let mismatch = |r: &Reference| {
+            measured
+                .iter()
+                .find(|(reg, got)| r.field(reg).is_some_and(|want| &want.0 != *got))
+                .copied()
+        };
+        if refs.iter().any(|r| mismatch(r).is_none()) {
+            return Ok(true);
+        }
+        // Name the first register that differs from the first reference.
+        let (register, got) = refs
+            .first()
+            .and_then(|r| mismatch(r))
+            .ok_or_else(|| VerifyError::Policy("no measured registers".into()))?;
+        Err(VerifyError::MeasurementMismatch {
+            register,
+            expected: refs
+                .iter()
+                .filter_map(|r| r.field(register))
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            got: hex::encode(got),
+        })
     }
 
     pub(crate) fn check_report_data(&self, got: &[u8; 64]) -> Result<(), VerifyError> {
@@ -229,35 +360,18 @@ impl Policy {
     }
 }
 
-impl SnpMinTcb {
-    /// A minimum TCB from its components.
-    pub fn new(bootloader: u8, tee: u8, snp: u8, microcode: u8) -> Self {
-        Self {
-            bootloader,
-            tee,
-            snp,
-            microcode,
-            fmc: 0,
-        }
-    }
-}
-
-/// Checks `got` against an allow-list (empty: anything goes).
-pub(crate) fn check_allowed(
+/// Checks an optional exact value.
+pub(crate) fn check_exact(
     register: &'static str,
-    allowed: &[Measurement48],
+    want: Option<&Measurement48>,
     got: &[u8; 48],
 ) -> Result<(), VerifyError> {
-    if allowed.is_empty() || allowed.iter().any(|a| &a.0 == got) {
-        return Ok(());
+    match want {
+        Some(w) if &w.0 != got => Err(VerifyError::MeasurementMismatch {
+            register,
+            expected: w.to_string(),
+            got: hex::encode(got),
+        }),
+        _ => Ok(()),
     }
-    Err(VerifyError::MeasurementMismatch {
-        register,
-        expected: allowed
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        got: hex::encode(got),
-    })
 }

@@ -69,7 +69,7 @@ pub(crate) fn verify(
         "Ed25519 by a software key (SIMULATED: no hardware root of trust)",
     );
 
-    crate::policy::check_allowed("measurement", &policy.snp.measurements, &measurement)?;
+    policy.check_measurements(Platform::Simulated, &[("measurement", &measurement)])?;
     checks.pass(
         CheckName::Measurement,
         format!("{} (simulated)", hex::encode(measurement)),

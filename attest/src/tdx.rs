@@ -5,7 +5,7 @@ use dcap_qvl::quote::{Quote, Report, TDReport10};
 use dcap_qvl::verify::QuoteVerifier;
 
 use crate::evidence::MAX_QUOTE_LEN;
-use crate::policy::check_allowed;
+use crate::policy::check_exact;
 use crate::verdict::{CheckName, Checks, Measurement, Tcb};
 use crate::{Platform, Policy, TdxEvidence, UnixTime, Verdict, VerifyError};
 
@@ -137,10 +137,10 @@ pub(crate) fn verify(
     }
 
     let status = verified.status.clone();
-    if !policy.tdx.accepted_tcb_status.iter().any(|s| s == &status) {
+    if !policy.tcb.tdx_status.iter().any(|s| s == &status) {
         return Err(VerifyError::TcbStatusRejected {
             status,
-            accepted: policy.tdx.accepted_tcb_status.join(", "),
+            accepted: policy.tcb.tdx_status.join(", "),
         });
     }
     let mut warnings = Vec::new();
@@ -164,19 +164,23 @@ pub(crate) fn verify(
 
     check_td_attributes(td.td_attributes, policy, checks, &mut warnings)?;
 
-    let t = &policy.tdx;
-    check_allowed("mrtd", &t.mrtd, &td.mr_td)?;
-    check_allowed("rtmr0", &t.rtmr0, &td.rt_mr0)?;
-    check_allowed("rtmr1", &t.rtmr1, &td.rt_mr1)?;
-    check_allowed("rtmr2", &t.rtmr2, &td.rt_mr2)?;
-    check_allowed("rtmr3", &t.rtmr3, &td.rt_mr3)?;
-    if let Some(want) = &t.mr_config_id {
-        check_allowed("mrconfigid", std::slice::from_ref(want), &td.mr_config_id)?;
-    }
-    if let Some(want) = &t.mr_owner {
-        check_allowed("mrowner", std::slice::from_ref(want), &td.mr_owner)?;
-    }
-    if t.mrtd.is_empty() {
+    let pinned = policy.check_measurements(
+        Platform::Tdx,
+        &[
+            ("mrtd", &td.mr_td),
+            ("rtmr0", &td.rt_mr0),
+            ("rtmr1", &td.rt_mr1),
+            ("rtmr2", &td.rt_mr2),
+            ("rtmr3", &td.rt_mr3),
+        ],
+    )?;
+    check_exact(
+        "mrconfigid",
+        policy.tdx.mr_config_id.as_ref(),
+        &td.mr_config_id,
+    )?;
+    check_exact("mrowner", policy.tdx.mr_owner.as_ref(), &td.mr_owner)?;
+    if !pinned {
         warnings.push("no reference MRTD in the policy: any TD image accepted".to_owned());
     }
     checks.pass(
@@ -184,10 +188,10 @@ pub(crate) fn verify(
         format!(
             "mrtd {}{}",
             hex::encode(td.mr_td),
-            if t.mrtd.is_empty() {
-                " (no reference value)"
+            if pinned {
+                " matches a reference"
             } else {
-                " is a reference value"
+                " (no reference value)"
             }
         ),
     );

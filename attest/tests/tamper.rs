@@ -3,8 +3,8 @@
 mod common;
 
 use veil_attest::{
-    Evidence, MAX_BUNDLE_LEN, Platform, Policy, SimulatedEvidence, SnpCerts, SnpEvidence,
-    SnpMinTcb, TdxEvidence, UnixTime, VerifyError, snp::Product, snp::split_certificates, verify,
+    Evidence, MAX_BUNDLE_LEN, Platform, Policy, Reference, SimulatedEvidence, SnpCerts,
+    SnpEvidence, TdxEvidence, UnixTime, VerifyError, snp::Product, snp::split_certificates, verify,
 };
 
 const NOW: &str = "2026-11-25T00:00:00Z";
@@ -345,11 +345,20 @@ fn rejects_what_the_policy_does_not_allow() {
     let ev = snp("milan-v2-virtee");
     let mut m = [0u8; 48];
     m.copy_from_slice(&ev.report[0x90..0xC0]);
-    check_snp(&ev, &Policy::default().snp_measurements([m]), now()).expect("reference measurement");
+    check_snp(
+        &ev,
+        &Policy::default().with_reference(Reference::snp(m)),
+        now(),
+    )
+    .expect("reference measurement");
     let mut wrong = m;
     wrong[0] ^= 1;
     assert!(matches!(
-        check_snp(&ev, &Policy::default().snp_measurements([wrong]), now()),
+        check_snp(
+            &ev,
+            &Policy::default().with_reference(Reference::snp(wrong)),
+            now()
+        ),
         Err(VerifyError::MeasurementMismatch {
             register: "measurement",
             ..
@@ -366,30 +375,25 @@ fn rejects_what_the_policy_does_not_allow() {
     ));
 
     assert_eq!(
-        check_snp(
-            &ev,
-            &Policy::default().snp_min_tcb(SnpMinTcb::new(3, 0, 9, 0)),
-            now()
-        ),
+        check_snp(&ev, &Policy::default().snp_min_tcb(3, 0, 9, 0), now()),
         Err(VerifyError::TcbBelowMinimum {
             component: "snp",
             got: 8,
             min: 9
         })
     );
-    check_snp(
-        &ev,
-        &Policy::default().snp_min_tcb(SnpMinTcb::new(3, 0, 8, 115)),
-        now(),
-    )
-    .expect("meets minimum");
+    check_snp(&ev, &Policy::default().snp_min_tcb(3, 0, 8, 115), now()).expect("meets minimum");
 
     let p = Policy::from_toml("[snp]\nproducts = [\"Genoa\"]").expect("policy");
     assert!(matches!(
         check_snp(&ev, &p, now()),
         Err(VerifyError::ProductNotAllowed { .. })
     ));
-    let p = Policy::from_toml("platforms = [\"tdx\"]").expect("policy");
+    let p = Policy::from_toml(&format!(
+        "[[reference]]\nplatform = \"tdx\"\nmrtd = \"{}\"",
+        "00".repeat(48)
+    ))
+    .expect("policy");
     assert_eq!(
         check_snp(&ev, &p, now()),
         Err(VerifyError::PlatformNotAllowed("sev-snp"))
@@ -399,7 +403,7 @@ fn rejects_what_the_policy_does_not_allow() {
         Err(VerifyError::Policy(_))
     ));
     assert!(matches!(
-        Policy::from_toml("[snp]\nmeasurements = [\"abcd\"]"),
+        Policy::from_toml("[[reference]]\nplatform = \"sev-snp\"\nmeasurement = \"abcd\""),
         Err(VerifyError::Policy(_))
     ));
 }
@@ -512,18 +516,31 @@ fn tdx_rejects_what_the_policy_does_not_allow() {
     .expect("hex")
     .try_into()
     .expect("48");
-    check_tdx(&ev, &Policy::default().tdx_mrtd([mrtd]), now).expect("reference MRTD");
+    check_tdx(
+        &ev,
+        &Policy::default().with_reference(Reference::tdx_mrtd(mrtd)),
+        now,
+    )
+    .expect("reference MRTD");
     let mut wrong = mrtd;
     wrong[47] ^= 1;
     assert!(matches!(
-        check_tdx(&ev, &Policy::default().tdx_mrtd([wrong]), now),
+        check_tdx(
+            &ev,
+            &Policy::default().with_reference(Reference::tdx_mrtd(wrong)),
+            now
+        ),
         Err(VerifyError::MeasurementMismatch {
             register: "mrtd",
             ..
         })
     ));
-    let p =
-        Policy::from_toml(&format!("[tdx]\nrtmr1 = [\"{}\"]", "11".repeat(48))).expect("policy");
+    let p = Policy::from_toml(&format!(
+        "[[reference]]\nplatform = \"tdx\"\nmrtd = \"{}\"\nrtmr1 = \"{}\"",
+        hex::encode(mrtd),
+        "11".repeat(48)
+    ))
+    .expect("policy");
     assert!(matches!(
         check_tdx(&ev, &p, now),
         Err(VerifyError::MeasurementMismatch {
@@ -555,7 +572,11 @@ fn tdx_rejects_what_the_policy_does_not_allow() {
             accepted: "SWHardeningNeeded".into()
         })
     );
-    let p = Policy::from_toml("platforms = [\"sev-snp\"]").expect("policy");
+    let p = Policy::from_toml(&format!(
+        "[[reference]]\nplatform = \"sev-snp\"\nmeasurement = \"{}\"",
+        "00".repeat(48)
+    ))
+    .expect("policy");
     assert_eq!(
         check_tdx(&ev, &p, now),
         Err(VerifyError::PlatformNotAllowed("tdx"))
@@ -684,4 +705,49 @@ fn certificate_table_round_trips_and_rejects_bad_offsets() {
         SnpCerts::from_cert_table(&table).expect("parses"),
     );
     check_snp(&e, &Policy::default(), now()).expect("verifies from a table");
+}
+
+#[test]
+fn evidence_must_match_one_reference_of_its_platform() {
+    let ev = snp("milan-v2-virtee");
+    let m: [u8; 48] = ev.report[0x90..0xC0].try_into().expect("48");
+    let mut other = m;
+    other[10] ^= 0xFF;
+    let two = Policy::default()
+        .with_reference(Reference::snp(other))
+        .with_reference(Reference::snp(m));
+    check_snp(&ev, &two, now()).expect("the second reference matches");
+    let err = check_snp(
+        &ev,
+        &Policy::default().with_reference(Reference::snp(other)),
+        now(),
+    )
+    .expect_err("no match");
+    assert!(
+        matches!(&err, VerifyError::MeasurementMismatch { register: "measurement", expected, got }
+            if expected == &hex::encode(other) && got == &hex::encode(m)),
+        "{err:?}"
+    );
+    // A TDX reference alone does not admit SNP evidence.
+    assert_eq!(
+        check_snp(
+            &ev,
+            &Policy::default().with_reference(Reference::tdx_mrtd(m)),
+            now()
+        ),
+        Err(VerifyError::PlatformNotAllowed("sev-snp"))
+    );
+    // The simulated platform is pinned like hardware.
+    let sim = Evidence::Simulated(SimulatedEvidence::sign(&[1; 32], m, [0; 64]));
+    let p = Policy::default().allow_simulated(true);
+    verify(
+        &sim,
+        &p.clone().with_reference(Reference::simulated(m)),
+        now(),
+    )
+    .expect("pinned");
+    assert!(matches!(
+        verify(&sim, &p.with_reference(Reference::simulated(other)), now()),
+        Err(VerifyError::MeasurementMismatch { .. })
+    ));
 }

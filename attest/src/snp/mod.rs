@@ -8,7 +8,6 @@ pub use cert_table::{CertTableEntry, MAX_CERT_TABLE_LEN, parse_cert_table};
 pub use certs::{CertRole, Product, split_certificates};
 pub use report::REPORT_LEN;
 
-use crate::policy::check_allowed;
 use crate::verdict::{CheckName, Checks, Measurement, Tcb};
 use crate::{Platform, Policy, SnpEvidence, UnixTime, Verdict, VerifyError};
 use report::SigningKey;
@@ -168,22 +167,21 @@ pub(crate) fn verify(
     let ext = certs::vek_extensions(&vek)?;
     let t = &r.reported_tcb;
     check_tcb_binding(&ext, t)?;
-    if let Some(min) = &policy.snp.min_tcb {
-        let mins = [
-            ("bootloader", t.bootloader, min.bootloader),
-            ("tee", t.tee, min.tee),
-            ("snp", t.snp, min.snp),
-            ("microcode", t.microcode, min.microcode),
-            ("fmc", t.fmc.unwrap_or(u8::MAX), min.fmc),
-        ];
-        for (component, got, min) in mins {
-            if got < min {
-                return Err(VerifyError::TcbBelowMinimum {
-                    component,
-                    got,
-                    min,
-                });
-            }
+    let min = &policy.tcb;
+    let mins = [
+        ("bootloader", t.bootloader, min.bootloader),
+        ("tee", t.tee, min.tee),
+        ("snp", t.snp, min.snp),
+        ("microcode", t.microcode, min.microcode),
+        ("fmc", t.fmc.unwrap_or(u8::MAX), min.fmc),
+    ];
+    for (component, got, min) in mins {
+        if got < min {
+            return Err(VerifyError::TcbBelowMinimum {
+                component,
+                got,
+                min,
+            });
         }
     }
     checks.pass(
@@ -196,7 +194,7 @@ pub(crate) fn verify(
             t.microcode,
             t.fmc.map(|f| format!(" fmc={f}")).unwrap_or_default(),
             report.signing_key.as_str(),
-            if policy.snp.min_tcb.is_some() {
+            if mins.iter().any(|m| m.2 > 0) {
                 " and meets the minimum"
             } else {
                 ""
@@ -217,18 +215,17 @@ pub(crate) fn verify(
     // Policy.
     check_guest_policy(r.policy, r.vmpl, policy, checks, &mut warnings)?;
 
-    check_allowed("measurement", &policy.snp.measurements, &r.measurement)?;
-    if policy.snp.measurements.is_empty() {
+    if policy.check_measurements(Platform::SevSnp, &[("measurement", &r.measurement)])? {
+        checks.pass(
+            CheckName::Measurement,
+            format!("{} is a reference value", hex::encode(r.measurement)),
+        );
+    } else {
         warnings
             .push("no reference measurement in the policy: any launch image accepted".to_owned());
         checks.pass(
             CheckName::Measurement,
             format!("{} (no reference value)", hex::encode(r.measurement)),
-        );
-    } else {
-        checks.pass(
-            CheckName::Measurement,
-            format!("{} is a reference value", hex::encode(r.measurement)),
         );
     }
 
