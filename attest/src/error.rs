@@ -160,6 +160,16 @@ pub enum VerifyError {
         /// REPORT_DATA in the evidence (hex).
         got: String,
     },
+    /// The attested server binary or model is not the one the policy pins.
+    #[error("{what} mismatch: policy pins {expected}, server attests {got}")]
+    ManifestMismatch {
+        /// `binary` or `model`.
+        what: &'static str,
+        /// The policy's sha256 (hex).
+        expected: String,
+        /// The attested digest (hex).
+        got: String,
+    },
     /// The evidence's platform is not one the policy allows.
     #[error("platform {0} not allowed by the policy")]
     PlatformNotAllowed(&'static str),
@@ -201,6 +211,7 @@ impl VerifyError {
             Self::VmplRejected { .. } => C::Vmpl,
             Self::MeasurementMismatch { .. } => C::Measurement,
             Self::ReportDataMismatch { .. } => C::ReportData,
+            Self::ManifestMismatch { .. } => C::Manifest,
             Self::PlatformNotAllowed(_) | Self::SimulatedRejected => C::Platform,
         }
     }

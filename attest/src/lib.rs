@@ -24,6 +24,7 @@
 //! ```
 
 pub mod attester;
+mod binding;
 mod encoding;
 mod error;
 mod evidence;
@@ -34,6 +35,7 @@ pub mod snp;
 pub mod tdx;
 mod verdict;
 
+pub use binding::{Attestation, ManifestClaims};
 pub use error::VerifyError;
 pub use evidence::{
     Evidence, MAX_BUNDLE_LEN, MAX_CERT_LEN, MAX_QUOTE_LEN, SimulatedEvidence, SnpCerts,

@@ -99,6 +99,8 @@ pub enum CheckName {
     Measurement,
     /// REPORT_DATA matches the expected binding.
     ReportData,
+    /// The attested binary and model are the ones the policy pins.
+    Manifest,
 }
 
 impl CheckName {
@@ -120,6 +122,7 @@ impl CheckName {
             Self::Vmpl => "vmpl",
             Self::Measurement => "measurement",
             Self::ReportData => "report_data",
+            Self::Manifest => "manifest",
         }
     }
 }

@@ -1,0 +1,215 @@
+//! [`Attestation`]: what `GET /v1/attestation?nonce=…` returns, and its full check —
+//! the evidence, then the binding of the gateway key, the client's nonce and the server
+//! manifest into REPORT_DATA, then the manifest against the policy.
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::b64;
+use crate::{
+    Evidence, HexBytes, Policy, ReportData, ServerManifest, UnixTime, Verdict, VerifyError, verify,
+};
+
+/// The server's answer to an attestation request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Attestation {
+    /// Hardware (or simulated) evidence whose REPORT_DATA binds the fields below.
+    pub evidence: Evidence,
+    /// The exact OHTTP key configuration bytes (RFC 9458 §3) clients must encrypt to.
+    #[serde(with = "b64")]
+    pub key_config: Vec<u8>,
+    /// What the server runs.
+    pub manifest: ManifestClaims,
+}
+
+/// The server manifest as claimed in an [`Attestation`] (bound by REPORT_DATA).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ManifestClaims {
+    /// SHA-256 of the server binary (hex).
+    #[serde(with = "hex32")]
+    pub binary_sha256: [u8; 32],
+    /// Digest of the model manifest (hex).
+    #[serde(with = "hex32")]
+    pub model_digest: [u8; 32],
+    /// The model's id, for display (not bound; the digest is).
+    pub model_id: String,
+}
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        crate::encoding::parse_hex::<32>(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl ManifestClaims {
+    /// The manifest whose digest REPORT_DATA binds.
+    pub fn server_manifest(&self) -> ServerManifest {
+        ServerManifest {
+            binary_sha256: self.binary_sha256,
+            model_digest: self.model_digest,
+        }
+    }
+}
+
+impl Attestation {
+    /// Builds the response a server sends (the evidence must bind these exact values).
+    pub fn new(evidence: Evidence, key_config: Vec<u8>, manifest: ManifestClaims) -> Self {
+        Self {
+            evidence,
+            key_config,
+            manifest,
+        }
+    }
+
+    /// Parses a response body (JSON), bounded like an evidence bundle.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, VerifyError> {
+        if bytes.len() > crate::MAX_BUNDLE_LEN {
+            return Err(VerifyError::Malformed(
+                "attestation response too large".into(),
+            ));
+        }
+        serde_json::from_slice(bytes)
+            .map_err(|e| VerifyError::Malformed(format!("attestation response: {e}")))
+    }
+
+    /// Verifies the evidence against `policy` at `now`, then that REPORT_DATA is the
+    /// transcript over this key configuration, `nonce` and manifest, then the manifest
+    /// against the policy's `[binary]` and `[model]`.
+    pub fn verify(
+        &self,
+        policy: &Policy,
+        nonce: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Verdict, VerifyError> {
+        let expected = ReportData::new(
+            &self.key_config,
+            nonce,
+            &self.manifest.server_manifest().digest(),
+        )?;
+        let policy = policy.clone().expect_report_data(expected.0);
+        let verdict = verify(&self.evidence, &policy, now)?;
+        check_digest(
+            "binary",
+            policy.binary.as_ref().map(|d| &d.sha256),
+            &self.manifest.binary_sha256,
+        )?;
+        check_digest(
+            "model",
+            policy.model.as_ref().map(|d| &d.sha256),
+            &self.manifest.model_digest,
+        )?;
+        Ok(verdict)
+    }
+}
+
+fn check_digest(
+    what: &'static str,
+    want: Option<&HexBytes<32>>,
+    got: &[u8; 32],
+) -> Result<(), VerifyError> {
+    match want {
+        Some(w) if &w.0 != got => Err(VerifyError::ManifestMismatch {
+            what,
+            expected: w.to_string(),
+            got: hex::encode(got),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attester::{Attester, Simulated};
+    use crate::{DigestReference, Reference};
+
+    fn attestation(nonce: &[u8; 32]) -> Attestation {
+        let manifest = ManifestClaims {
+            binary_sha256: [1; 32],
+            model_digest: [2; 32],
+            model_id: "m".into(),
+        };
+        let key_config = b"\x01\x00\x20 the gateway key configuration".to_vec();
+        let rd =
+            ReportData::new(&key_config, nonce, &manifest.server_manifest().digest()).expect("rd");
+        let sim = Simulated::new([3; 32], [4; 48]);
+        Attestation::new(sim.attest(&rd.0).expect("evidence"), key_config, manifest)
+    }
+
+    fn policy() -> Policy {
+        Policy::default()
+            .allow_simulated(true)
+            .with_reference(Reference::simulated([4; 48]))
+    }
+
+    #[test]
+    fn accepts_the_bound_key_nonce_and_manifest() {
+        let a = attestation(&[9; 32]);
+        let back = Attestation::from_json(serde_json::to_string(&a).expect("json").as_bytes())
+            .expect("parses");
+        back.verify(&policy(), &[9; 32], UnixTime(0))
+            .expect("bound");
+    }
+
+    #[test]
+    fn rejects_another_nonce_key_or_manifest() {
+        let a = attestation(&[9; 32]);
+        let rd_err = |r: Result<Verdict, VerifyError>| {
+            matches!(r, Err(VerifyError::ReportDataMismatch { .. }))
+        };
+        assert!(
+            rd_err(a.verify(&policy(), &[8; 32], UnixTime(0))),
+            "stale nonce"
+        );
+        let mut k = a.clone();
+        k.key_config[5] ^= 1;
+        assert!(
+            rd_err(k.verify(&policy(), &[9; 32], UnixTime(0))),
+            "swapped key"
+        );
+        let mut m = a.clone();
+        m.manifest.model_digest[0] ^= 1;
+        assert!(
+            rd_err(m.verify(&policy(), &[9; 32], UnixTime(0))),
+            "other model"
+        );
+    }
+
+    #[test]
+    fn rejects_binary_or_model_other_than_the_policy_pins() {
+        let a = attestation(&[9; 32]);
+        let mut p = policy();
+        p.binary = Some(DigestReference {
+            sha256: HexBytes([1; 32]),
+        });
+        p.model = Some(DigestReference {
+            sha256: HexBytes([2; 32]),
+        });
+        a.verify(&p, &[9; 32], UnixTime(0))
+            .expect("pinned and equal");
+        p.model = Some(DigestReference {
+            sha256: HexBytes([7; 32]),
+        });
+        assert!(matches!(
+            a.verify(&p, &[9; 32], UnixTime(0)),
+            Err(VerifyError::ManifestMismatch { what: "model", .. })
+        ));
+        p.binary = Some(DigestReference {
+            sha256: HexBytes([7; 32]),
+        });
+        assert!(matches!(
+            a.verify(&p, &[9; 32], UnixTime(0)),
+            Err(VerifyError::ManifestMismatch { what: "binary", .. })
+        ));
+    }
+}

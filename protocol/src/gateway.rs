@@ -1,0 +1,222 @@
+//! The Veil gateway: live keys (current epoch and a grace key), per-key replay caches, the
+//! `Date` window and response padding, around the OHTTP functions of this crate.
+
+use std::{fmt, time::SystemTime};
+
+use bhttp::Message;
+use hpke::rand_core::CryptoRng;
+
+use crate::{
+    ChunkedRequestOpener, ChunkedResponseSealer, DateWindow, Error, GatewayKey, KeyConfig, Padding,
+    ReplayCache, ResponseSealer,
+    message::{date, decode_message, encode_message},
+    request::{decapsulate_request, request_key_id},
+    suite::X25519_KEY_LEN,
+};
+
+/// Default bound on the replay cache of each key.
+pub const DEFAULT_REPLAY_CAPACITY: usize = 1 << 16;
+
+struct LiveKey {
+    key: GatewayKey,
+    replay: ReplayCache,
+}
+
+/// The gateway's keys and request checks.
+pub struct Gateway {
+    keys: Vec<LiveKey>,
+    window: DateWindow,
+    replay_capacity: usize,
+    padding: Padding,
+}
+
+/// A request that passed every check.
+#[non_exhaustive]
+pub struct OpenedRequest {
+    /// The inner request.
+    pub message: Message,
+    /// The key id it was addressed to.
+    pub key_id: u8,
+    /// Seals the response (`message/ohttp-res`).
+    pub response: ResponseSealer,
+    padding: Padding,
+}
+
+impl OpenedRequest {
+    /// Seals `response` (padded per the gateway's policy) as `message/ohttp-res`.
+    pub fn seal_response(
+        self,
+        response: &Message,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<u8>, Error> {
+        let plain = encode_message(response, &self.padding)?;
+        self.response.seal(&plain, rng)
+    }
+}
+
+impl fmt::Debug for OpenedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedRequest")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A chunked request that passed every check, with its response started.
+#[non_exhaustive]
+pub struct OpenedChunkedRequest {
+    /// The inner request.
+    pub message: Message,
+    /// The key id it was addressed to.
+    pub key_id: u8,
+    /// The response nonce: the first bytes of the `message/ohttp-chunked-res` body.
+    pub response_nonce: Vec<u8>,
+    /// Seals the response chunks that follow the nonce.
+    pub response: ChunkedResponseSealer,
+}
+
+impl fmt::Debug for OpenedChunkedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedChunkedRequest")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway with no key yet, the given `Date` window, and default padding and
+    /// replay-cache bound.
+    pub fn new(window: DateWindow) -> Self {
+        Self {
+            keys: Vec::new(),
+            window,
+            replay_capacity: DEFAULT_REPLAY_CAPACITY,
+            padding: Padding::default(),
+        }
+    }
+
+    /// Sets the bound on each key's replay cache (applies to keys added later).
+    pub fn with_replay_capacity(mut self, capacity: usize) -> Self {
+        self.replay_capacity = capacity;
+        self
+    }
+
+    /// Sets the padding of sealed responses.
+    pub fn with_padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// Makes `key` the current key; the previous current key stays live for a grace
+    /// period, older keys are dropped together with their replay caches.
+    pub fn rotate(&mut self, key: GatewayKey) {
+        self.keys.retain(|k| k.key.key_id() != key.key_id());
+        self.keys.truncate(1);
+        let replay = ReplayCache::new(key.key_id(), self.replay_capacity);
+        self.keys.insert(0, LiveKey { key, replay });
+    }
+
+    /// Drops the key `key_id` and its replay cache; returns whether it was live.
+    pub fn retire(&mut self, key_id: u8) -> bool {
+        let before = self.keys.len();
+        self.keys.retain(|k| k.key.key_id() != key_id);
+        self.keys.len() != before
+    }
+
+    /// The live key configurations, current first.
+    pub fn key_configs(&self) -> Vec<KeyConfig> {
+        self.keys.iter().map(|k| k.key.config().clone()).collect()
+    }
+
+    /// The current key's configuration, if any key is live.
+    pub fn current_config(&self) -> Option<&KeyConfig> {
+        self.keys.first().map(|k| k.key.config())
+    }
+
+    /// The `application/ohttp-keys` body for `GET /.well-known/ohttp-gateway`.
+    pub fn ohttp_keys(&self) -> Vec<u8> {
+        KeyConfig::encode_list(&self.key_configs())
+    }
+
+    fn live(&mut self, encapsulated: &[u8]) -> Result<&mut LiveKey, Error> {
+        let key_id = request_key_id(encapsulated).ok_or(Error::Malformed("empty request"))?;
+        self.keys
+            .iter_mut()
+            .find(|k| k.key.key_id() == key_id)
+            .ok_or(Error::UnknownKeyId(key_id))
+    }
+
+    /// Checks freshness and replay, then records `enc` (only for requests that passed).
+    fn admit(
+        window: DateWindow,
+        live: &mut LiveKey,
+        enc: [u8; X25519_KEY_LEN],
+        message: &Message,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        live.replay.check(&enc, now)?;
+        let date = date(message)?;
+        window.check(date, now)?;
+        live.replay.insert(enc, date + window.window(), now)
+    }
+
+    /// Opens a `message/ohttp-req` body: key lookup, decapsulation, Binary HTTP parsing,
+    /// replay and `Date` checks. Never panics on any input.
+    pub fn open_request(&mut self, body: &[u8], now: SystemTime) -> Result<OpenedRequest, Error> {
+        let window = self.window;
+        let padding = self.padding.clone();
+        let live = self.live(body)?;
+        let d = decapsulate_request(&live.key, body)?;
+        let message = decode_message(&d.request)?;
+        Self::admit(window, live, d.enc, &message, now)?;
+        Ok(OpenedRequest {
+            message,
+            key_id: d.key_id,
+            response: d.response,
+            padding,
+        })
+    }
+
+    /// Opens a complete `message/ohttp-chunked-req` body with the same checks, and starts
+    /// the chunked response with a nonce from `rng`. Never panics on any input.
+    pub fn open_chunked_request(
+        &mut self,
+        body: &[u8],
+        now: SystemTime,
+        rng: &mut impl CryptoRng,
+    ) -> Result<OpenedChunkedRequest, Error> {
+        let window = self.window;
+        let live = self.live(body)?;
+        let mut opener = ChunkedRequestOpener::new(&live.key);
+        let mut plain = opener.push(body)?;
+        plain.extend_from_slice(&opener.finish()?);
+        let enc = opener.enc().ok_or(Error::Truncated)?;
+        let (response, response_nonce) = opener.response_sealer(rng)?;
+        let key_id = live.key.key_id();
+        let message = decode_message(&plain)?;
+        Self::admit(window, live, enc, &message, now)?;
+        Ok(OpenedChunkedRequest {
+            message,
+            key_id,
+            response_nonce,
+            response,
+        })
+    }
+
+    /// The response padding policy.
+    pub fn padding(&self) -> &Padding {
+        &self.padding
+    }
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<u8> = self.keys.iter().map(|k| k.key.key_id()).collect();
+        f.debug_struct("Gateway")
+            .field("key_ids", &ids)
+            .field("window", &self.window)
+            .field("replay_capacity", &self.replay_capacity)
+            .field("padding", &self.padding)
+            .finish()
+    }
+}

@@ -1,0 +1,182 @@
+//! Replay protection (RFC 9458 §6.5): a bounded cache of accepted `enc` values per key,
+//! and a window on the inner request's `Date`. Both are sans-IO: `now` is passed in.
+//!
+//! An entry needs to live only until a replay of it would fail the `Date` check anyway
+//! (its `Date` plus the window), so the cache is bounded by request rate × window. When
+//! it is full of live entries it refuses new requests rather than forgetting old ones.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use crate::{Error, suite::X25519_KEY_LEN};
+
+/// The accepted distance between a request's `Date` and `now`, either side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateWindow {
+    window: Duration,
+}
+
+impl Default for DateWindow {
+    /// Two minutes either side.
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(120),
+        }
+    }
+}
+
+fn signed_secs(t: SystemTime) -> i128 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i128::from(d.as_secs()),
+        Err(e) => -i128::from(e.duration().as_secs()),
+    }
+}
+
+impl DateWindow {
+    /// A window of `window` either side of `now`.
+    pub fn new(window: Duration) -> Self {
+        Self { window }
+    }
+
+    /// The window's half-width.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Checks that `date` lies within the window around `now`.
+    pub fn check(&self, date: SystemTime, now: SystemTime) -> Result<(), Error> {
+        let skew = signed_secs(date) - signed_secs(now);
+        let window_secs = self.window.as_secs();
+        if skew.unsigned_abs() > u128::from(window_secs) {
+            return Err(Error::StaleDate {
+                skew_secs: i64::try_from(skew).unwrap_or(if skew < 0 {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }),
+                window_secs,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The `enc` values accepted under one key, each kept until it expires.
+#[derive(Debug)]
+pub struct ReplayCache {
+    key_id: u8,
+    capacity: usize,
+    seen: HashMap<[u8; X25519_KEY_LEN], SystemTime>,
+}
+
+impl ReplayCache {
+    /// An empty cache for key `key_id` holding at most `capacity` live entries.
+    pub fn new(key_id: u8, capacity: usize) -> Self {
+        Self {
+            key_id,
+            capacity,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Fails with [`Error::Replay`] if `enc` was already accepted (and has not expired).
+    pub fn check(&self, enc: &[u8; X25519_KEY_LEN], now: SystemTime) -> Result<(), Error> {
+        match self.seen.get(enc) {
+            Some(&expires) if expires > now => Err(Error::Replay {
+                key_id: self.key_id,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks `enc` and records it until `expires`. Fails with [`Error::Replay`] on a
+    /// repeat, or [`Error::ReplayCacheFull`] when no room can be made by dropping expired
+    /// entries.
+    pub fn insert(
+        &mut self,
+        enc: [u8; X25519_KEY_LEN],
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.check(&enc, now)?;
+        if self.seen.len() >= self.capacity && !self.seen.contains_key(&enc) {
+            self.seen.retain(|_, &mut e| e > now);
+            if self.seen.len() >= self.capacity {
+                return Err(Error::ReplayCacheFull {
+                    key_id: self.key_id,
+                });
+            }
+        }
+        self.seen.insert(enc, expires);
+        Ok(())
+    }
+
+    /// Number of entries held (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn rejects_date_outside_window() {
+        let w = DateWindow::new(Duration::from_secs(60));
+        let now = t(1_000_000);
+        assert!(w.check(t(1_000_060), now).is_ok());
+        assert!(w.check(t(999_940), now).is_ok());
+        assert_eq!(
+            w.check(t(999_939), now),
+            Err(Error::StaleDate {
+                skew_secs: -61,
+                window_secs: 60
+            })
+        );
+        assert!(matches!(
+            w.check(t(1_000_061), now),
+            Err(Error::StaleDate { skew_secs: 61, .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_replayed_enc_until_it_expires() {
+        let mut c = ReplayCache::new(7, 4);
+        c.insert([1; 32], t(200), t(100)).expect("first use");
+        assert_eq!(
+            c.insert([1; 32], t(300), t(150)),
+            Err(Error::Replay { key_id: 7 })
+        );
+        // After expiry a replay would fail the Date check; the cache may forget it.
+        assert!(c.insert([1; 32], t(400), t(201)).is_ok());
+    }
+
+    #[test]
+    fn full_cache_refuses_rather_than_forgets() {
+        let mut c = ReplayCache::new(3, 2);
+        c.insert([1; 32], t(200), t(100)).expect("1");
+        c.insert([2; 32], t(200), t(100)).expect("2");
+        assert_eq!(
+            c.insert([3; 32], t(200), t(100)),
+            Err(Error::ReplayCacheFull { key_id: 3 })
+        );
+        // Still remembers both.
+        assert!(c.check(&[1; 32], t(150)).is_err());
+        // Once entries expire, room is made.
+        c.insert([3; 32], t(400), t(250))
+            .expect("room after expiry");
+        assert_eq!(c.len(), 1);
+    }
+}
