@@ -1,0 +1,320 @@
+//! Command-line parsing and the file/process I/O around the library.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod build;
+mod release;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
+use veil_repro::manifest::{SignedManifest, key_bytes_from_hex};
+use veil_repro::snp::{SnpInputs, VmmType, launch_digest};
+use veil_repro::tdx::{PageAddOrder, TdxInputs, measure};
+use veil_repro::{DEFAULT_PACKAGE, initrd};
+
+/// Rebuild Veil deterministically, compute its TEE reference values, sign and verify releases.
+#[derive(Debug, Parser)]
+#[command(name = "veil-repro", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Build a binary deterministically and print its sha256.
+    Build(BuildArgs),
+    /// Say where two builds differ (diffoscope if installed, and ELF section hashes).
+    Diff {
+        /// First binary.
+        a: PathBuf,
+        /// Second binary.
+        b: PathBuf,
+    },
+    /// Pack the server into a deterministic initrd (cpio newc, gzip -n).
+    Initrd {
+        /// The server binary (becomes /init).
+        #[arg(long)]
+        binary: PathBuf,
+        /// The model manifest (becomes /etc/veil/model-manifest.json).
+        #[arg(long)]
+        model_manifest: Option<PathBuf>,
+        /// Write an uncompressed cpio archive.
+        #[arg(long)]
+        uncompressed: bool,
+        /// Output file.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Compute launch measurements.
+    #[command(subcommand)]
+    Measure(MeasureCmd),
+    /// Write a signed release manifest.
+    Manifest(ManifestArgs),
+    /// Verify a release manifest's canonical form and signature; print its digest.
+    VerifyManifest {
+        /// The release manifest.
+        manifest: PathBuf,
+        /// The Ed25519 public key (64 hex characters).
+        #[arg(long)]
+        pubkey: PathBuf,
+    },
+    /// Generate an Ed25519 release signing key (secret written 0600, never printed).
+    Keygen {
+        /// Where to write the secret key (hex seed).
+        #[arg(long)]
+        secret_out: PathBuf,
+        /// Where to write the public key (hex).
+        #[arg(long)]
+        public_out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct BuildArgs {
+    /// The workspace to build (default: the current directory).
+    #[arg(long)]
+    pub(super) source: Option<PathBuf>,
+    /// Where to copy the binary (default: <source>/target/veil-repro/out).
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+    /// Package to build.
+    #[arg(long, default_value = DEFAULT_PACKAGE)]
+    pub(super) package: String,
+    /// Binary target (default: the package name).
+    #[arg(long)]
+    pub(super) bin: Option<String>,
+    /// Cargo target directory (default: <source>/target/veil-repro/build).
+    #[arg(long)]
+    pub(super) target_dir: Option<PathBuf>,
+    /// Override SOURCE_DATE_EPOCH (default: `git log -1 --format=%ct` in <source>).
+    #[arg(long)]
+    pub(super) source_date_epoch: Option<u64>,
+    /// Print the command and environment instead of running it.
+    #[arg(long)]
+    pub(super) print_command: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum MeasureCmd {
+    /// SEV-SNP launch digest (same as `sev-snp-measure --mode snp`).
+    Snp {
+        /// OVMF image.
+        #[arg(long)]
+        ovmf: PathBuf,
+        /// Kernel (direct boot with measured hashes; needs an AmdSev OVMF).
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// Initrd.
+        #[arg(long, requires = "kernel")]
+        initrd: Option<PathBuf>,
+        /// Kernel command line.
+        #[arg(long, requires = "kernel")]
+        append: Option<String>,
+        /// Number of vCPUs.
+        #[arg(long)]
+        vcpus: u32,
+        /// vCPU type (EPYC-v4, EPYC-Milan, EPYC-Genoa, ...).
+        #[arg(long)]
+        vcpu_type: String,
+        /// Hypervisor: qemu (ec2 and gce are refused: sev 8.0.0 does not match the reference).
+        #[arg(long, default_value = "qemu")]
+        vmm_type: String,
+        /// Guest features (SEV_FEATURES) in hex.
+        #[arg(long, default_value = "0x1")]
+        guest_features: String,
+    },
+    /// TDX MRTD, and RTMR1/RTMR2 for a direct kernel boot.
+    Tdx {
+        /// The unified TDVF/OVMF image (OVMF.fd).
+        #[arg(long)]
+        tdvf: PathBuf,
+        /// Kernel as the firmware loads it (PE/COFF bzImage).
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// Initrd.
+        #[arg(long, requires = "kernel")]
+        initrd: Option<PathBuf>,
+        /// Kernel command line.
+        #[arg(long, requires = "kernel", default_value = "")]
+        append: String,
+        /// PAGE.ADD/MR.EXTEND order of the VMM.
+        #[arg(long, value_enum, default_value_t = Order::SinglePass)]
+        page_add_order: Order,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Order {
+    SinglePass,
+    TwoPass,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ManifestArgs {
+    /// The server binary.
+    #[arg(long)]
+    pub(super) binary: PathBuf,
+    /// The model manifest file.
+    #[arg(long)]
+    pub(super) model_manifest: PathBuf,
+    /// Allowed SNP launch digest (repeatable).
+    #[arg(long = "snp-measurement")]
+    pub(super) snp_measurements: Vec<String>,
+    /// TDX MRTD.
+    #[arg(long, requires_all = ["tdx_rtmr1", "tdx_rtmr2"])]
+    pub(super) tdx_mrtd: Option<String>,
+    /// TDX RTMR1.
+    #[arg(long, requires = "tdx_mrtd")]
+    tdx_rtmr1: Option<String>,
+    /// TDX RTMR2.
+    #[arg(long, requires = "tdx_mrtd")]
+    tdx_rtmr2: Option<String>,
+    /// Source commit (default: `git rev-parse HEAD`).
+    #[arg(long)]
+    pub(super) source_commit: Option<String>,
+    /// Toolchain (default: `rustc --version`).
+    #[arg(long)]
+    pub(super) toolchain: Option<String>,
+    /// The Ed25519 secret key file (hex seed).
+    #[arg(long)]
+    pub(super) sign_key: PathBuf,
+    /// Output file.
+    #[arg(short, long)]
+    pub(super) out: PathBuf,
+}
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Build(args) => build::build(args),
+        Cmd::Diff { a, b } => build::diff(&a, &b),
+        Cmd::Initrd {
+            binary,
+            model_manifest,
+            uncompressed,
+            out,
+        } => {
+            let server = read(&binary)?;
+            let model = model_manifest.as_deref().map(read).transpose()?;
+            let image = initrd::veil_initrd(server, model)?;
+            let bytes = if uncompressed {
+                image.to_cpio()
+            } else {
+                image.to_gzip()?
+            };
+            write(&out, &bytes)?;
+            println!("{}  {}", sha256_hex(&bytes), out.display());
+            Ok(())
+        }
+        Cmd::Measure(m) => measure_cmd(m),
+        Cmd::Manifest(args) => release::manifest(args),
+        Cmd::VerifyManifest { manifest, pubkey } => {
+            let key = key_bytes_from_hex("public key", &read_text(&pubkey)?)?;
+            let key = VerifyingKey::from_bytes(&key).context("invalid Ed25519 public key")?;
+            let bytes = read(&manifest)?;
+            let signed = SignedManifest::verify(&bytes, &key)
+                .with_context(|| format!("{} does not verify", manifest.display()))?;
+            println!("ok: signature valid");
+            println!(
+                "manifest digest (sha256): {}",
+                hex::encode(signed.digest()?)
+            );
+            println!("binary sha256: {}", signed.manifest.binary_sha256);
+            println!("source commit: {}", signed.manifest.source_commit);
+            Ok(())
+        }
+        Cmd::Keygen {
+            secret_out,
+            public_out,
+        } => release::keygen(&secret_out, &public_out),
+    }
+}
+
+pub(super) fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+}
+pub(super) fn read_text(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+}
+pub(super) fn write(p: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))
+}
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Runs a command in `dir` and returns its trimmed stdout.
+pub(super) fn output_of(dir: &Path, program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+fn measure_cmd(m: MeasureCmd) -> Result<()> {
+    match m {
+        MeasureCmd::Snp {
+            ovmf,
+            kernel,
+            initrd,
+            append,
+            vcpus,
+            vcpu_type,
+            vmm_type,
+            guest_features,
+        } => {
+            let gf = u64::from_str_radix(guest_features.trim_start_matches("0x"), 16)
+                .context("--guest-features is not hex")?;
+            let inputs = SnpInputs {
+                ovmf,
+                kernel,
+                initrd,
+                append,
+                vcpus,
+                vcpu_type,
+                vmm: vmm_type.parse::<VmmType>()?,
+                guest_features: gf,
+            };
+            println!("{}", launch_digest(&inputs)?.to_hex());
+        }
+        MeasureCmd::Tdx {
+            tdvf,
+            kernel,
+            initrd,
+            append,
+            page_add_order,
+        } => {
+            let tdvf = read(&tdvf)?;
+            let kernel = kernel.as_deref().map(read).transpose()?;
+            let initrd = initrd.as_deref().map(read).transpose()?;
+            let m = measure(&TdxInputs {
+                tdvf: &tdvf,
+                kernel: kernel.as_deref(),
+                initrd: initrd.as_deref(),
+                append: &append,
+                order: match page_add_order {
+                    Order::SinglePass => PageAddOrder::SinglePass,
+                    Order::TwoPass => PageAddOrder::TwoPass,
+                },
+            })?;
+            println!("mrtd:  {}", hex::encode(m.mrtd));
+            if let (Some(r1), Some(r2)) = (m.rtmr1, m.rtmr2) {
+                println!("rtmr1: {}", r1.to_hex());
+                println!("rtmr2: {}", r2.to_hex());
+            }
+        }
+    }
+    Ok(())
+}

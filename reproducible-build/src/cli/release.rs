@@ -1,0 +1,83 @@
+//! `manifest` and `keygen`: sign a release; the secret key is never printed.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ed25519_dalek::SigningKey;
+use veil_repro::manifest::{
+    MANIFEST_VERSION, ReferenceValues, ReleaseManifest, SignedManifest, TdxReferenceValues,
+    key_bytes_from_hex,
+};
+
+use super::{ManifestArgs, output_of, read, read_text, sha256_hex, write};
+
+pub(super) fn manifest(args: ManifestArgs) -> Result<()> {
+    let cwd = std::env::current_dir()?;
+    let source_commit = match args.source_commit {
+        Some(c) => c,
+        None => output_of(&cwd, "git", &["rev-parse", "HEAD"])?,
+    };
+    let toolchain = match args.toolchain {
+        Some(t) => t,
+        None => output_of(&cwd, "rustc", &["--version"])?,
+    };
+    let tdx = match (args.tdx_mrtd, args.tdx_rtmr1, args.tdx_rtmr2) {
+        (Some(mrtd), Some(rtmr1), Some(rtmr2)) => Some(TdxReferenceValues {
+            mrtd: mrtd.to_ascii_lowercase(),
+            rtmr1: rtmr1.to_ascii_lowercase(),
+            rtmr2: rtmr2.to_ascii_lowercase(),
+        }),
+        _ => None,
+    };
+    let manifest = ReleaseManifest {
+        version: MANIFEST_VERSION,
+        binary_sha256: sha256_hex(&read(&args.binary)?),
+        model_manifest_sha256: sha256_hex(&read(&args.model_manifest)?),
+        source_commit,
+        toolchain,
+        reference_values: ReferenceValues {
+            snp_measurements: args
+                .snp_measurements
+                .iter()
+                .map(|m| m.to_ascii_lowercase())
+                .collect(),
+            tdx,
+        },
+    };
+    let seed = key_bytes_from_hex("secret key", &read_text(&args.sign_key)?)?;
+    let key = SigningKey::from_bytes(&seed);
+    let signed = SignedManifest::sign(manifest, &key)?;
+    let bytes = signed.to_file_bytes()?;
+    write(&args.out, &bytes)?;
+    println!("{}  {}", sha256_hex(&bytes), args.out.display());
+    Ok(())
+}
+
+pub(super) fn keygen(secret_out: &Path, public_out: &Path) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .context("reading /dev/urandom")?;
+    let key = SigningKey::from_bytes(&seed);
+    seed.fill(0);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(secret_out)
+        .with_context(|| format!("creating {}", secret_out.display()))?;
+    // Byte by byte, so no heap copy of the secret is left behind.
+    for b in key.to_bytes() {
+        write!(f, "{b:02x}")?;
+    }
+    writeln!(f)?;
+    let public = hex::encode(key.verifying_key().to_bytes());
+    write(public_out, format!("{public}\n").as_bytes())?;
+    println!("public key: {public}");
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The one error type of the library.
+
+/// Everything that can go wrong while planning a build, building an initrd,
+/// computing reference values, or signing and verifying a release manifest.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ReproError {
+    /// A build path contains whitespace, which `RUSTFLAGS` cannot carry.
+    #[error("build path contains whitespace: {0:?}")]
+    PathWithWhitespace(String),
+
+    /// A file given to `diff` is not an ELF object the `object` crate can parse.
+    #[error("not a parsable ELF file: {0}")]
+    NotElf(String),
+
+    /// The `sev` crate refused the SNP measurement inputs.
+    #[error("SEV-SNP measurement failed: {0}")]
+    SnpMeasurement(String),
+
+    /// An SNP option value is not one `sev` 8.0.0 models (vCPU type, VMM type).
+    #[error("unsupported SEV-SNP option {option}: {value}")]
+    UnsupportedSnpOption {
+        /// The option name.
+        option: &'static str,
+        /// The value given.
+        value: String,
+    },
+
+    /// The firmware image has no TDVF metadata (GUID table entry or `TDVF` descriptor).
+    #[error("TDVF metadata not found: {0}")]
+    TdvfMetadataMissing(&'static str),
+
+    /// The TDVF metadata is present but malformed.
+    #[error("malformed TDVF metadata: {0}")]
+    TdvfMetadataMalformed(String),
+
+    /// The kernel image is not a PE/COFF image, so its Authenticode digest is undefined.
+    #[error("kernel is not a PE/COFF image: {0}")]
+    NotPeImage(String),
+
+    /// An initrd entry path is empty, absolute, or has `.`/`..` components.
+    #[error("invalid initrd path {0:?}")]
+    InvalidInitrdPath(String),
+
+    /// Two initrd entries have the same path.
+    #[error("duplicate initrd path {0:?}")]
+    DuplicateInitrdPath(String),
+
+    /// An initrd entry is larger than the 4 GiB a cpio newc header can describe.
+    #[error("initrd entry {0:?} is larger than 4 GiB")]
+    InitrdEntryTooLarge(String),
+
+    /// A release manifest could not be parsed or is not in canonical form.
+    #[error("malformed release manifest: {0}")]
+    ManifestMalformed(String),
+
+    /// The release manifest's Ed25519 signature does not verify under the given key.
+    #[error("release manifest signature does not verify")]
+    ManifestSignatureInvalid,
+
+    /// A key or digest is not the expected hex length.
+    #[error("invalid {what}: expected {expected} hex characters")]
+    InvalidHex {
+        /// Which value was invalid.
+        what: &'static str,
+        /// The expected number of hex characters.
+        expected: usize,
+    },
+
+    /// Writing the gzip stream to memory failed.
+    #[error("gzip compression failed: {0}")]
+    Gzip(#[from] std::io::Error),
+}

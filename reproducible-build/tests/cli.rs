@@ -1,0 +1,188 @@
+//! The `veil-repro` binary end to end: keygen → manifest → verify-manifest,
+//! initrd, measure, build --print-command, diff.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BOOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/boot/");
+
+fn repro(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil-repro"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("veil-repro runs")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8")
+}
+
+#[test]
+fn sign_then_verify_then_tamper() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    std::fs::write(d.join("server"), b"server bytes").expect("write");
+    std::fs::write(d.join("model.json"), b"{\"id\":\"m\",\"files\":[]}").expect("write");
+    let out = ok(&repro(
+        &["keygen", "--secret-out", "sk", "--public-out", "pk"],
+        d,
+    ));
+    let secret = std::fs::read_to_string(d.join("sk")).expect("secret");
+    assert!(
+        !out.contains(secret.trim()),
+        "the secret key must never be printed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("sk"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let snp = "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f";
+    ok(&repro(
+        &[
+            "manifest",
+            "--binary",
+            "server",
+            "--model-manifest",
+            "model.json",
+            "--snp-measurement",
+            snp,
+            "--source-commit",
+            "4df1d45",
+            "--toolchain",
+            "rustc 1.95.0",
+            "--sign-key",
+            "sk",
+            "-o",
+            "release.json",
+        ],
+        d,
+    ));
+    let verified = ok(&repro(
+        &["verify-manifest", "release.json", "--pubkey", "pk"],
+        d,
+    ));
+    assert!(verified.contains("ok: signature valid"));
+
+    let mut bytes = std::fs::read(d.join("release.json")).expect("release");
+    let pos = bytes
+        .windows(snp.len())
+        .position(|w| w == snp.as_bytes())
+        .expect("measurement in file");
+    bytes[pos] = if bytes[pos] == b'7' { b'8' } else { b'7' };
+    std::fs::write(d.join("tampered.json"), &bytes).expect("write");
+    let out = repro(&["verify-manifest", "tampered.json", "--pubkey", "pk"], d);
+    assert!(!out.status.success(), "a tampered manifest verified");
+}
+
+#[test]
+fn initrd_twice_gives_the_same_bytes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bin = format!("{BOOT}init.sh");
+    let a = ok(&repro(
+        &["initrd", "--binary", &bin, "-o", "a.gz"],
+        tmp.path(),
+    ));
+    let b = ok(&repro(
+        &["initrd", "--binary", &bin, "-o", "b.gz"],
+        tmp.path(),
+    ));
+    let hash = |s: &str| s.split_whitespace().next().expect("hash").to_owned();
+    assert_eq!(hash(&a), hash(&b));
+    assert_eq!(
+        hash(&a),
+        "3f6b84628b29be2d03862feffd83247a90cdd49ae206d27297223631b056bf2a"
+    );
+}
+
+#[test]
+fn measure_snp_prints_the_reference_digest() {
+    let ovmf = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/ovmf/ovmf_OvmfX64_suffix.bin"
+    );
+    let out = ok(&repro(
+        &[
+            "measure",
+            "snp",
+            "--ovmf",
+            ovmf,
+            "--vcpus",
+            "4",
+            "--vcpu-type",
+            "EPYC-Genoa",
+        ],
+        Path::new("."),
+    ));
+    assert_eq!(
+        out.trim(),
+        "403aa9a8e082a1763575d6b52d7b8bfbcc0f1b1d996f0b17040e6418bdfb6a855eca502b391ce776dbd5af275c6c8d0b"
+    );
+    let refused = repro(
+        &[
+            "measure",
+            "snp",
+            "--ovmf",
+            ovmf,
+            "--vcpus",
+            "4",
+            "--vcpu-type",
+            "EPYC-Genoa",
+            "--vmm-type",
+            "ec2",
+        ],
+        Path::new("."),
+    );
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn build_print_command_is_locked_remapped_and_fixed_cpu() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = ok(&repro(
+        &[
+            "build",
+            "--print-command",
+            "--source-date-epoch",
+            "1700000000",
+            "--package",
+            "veil-client",
+            "--bin",
+            "veil",
+        ],
+        tmp.path(),
+    ));
+    assert!(out.contains("SOURCE_DATE_EPOCH=1700000000"), "{out}");
+    assert!(out.contains("-Ctarget-cpu=x86-64-v3"), "{out}");
+    assert!(out.contains("=/veil "), "{out}");
+    assert!(out.contains("cargo build --release --locked --target x86_64-unknown-linux-gnu --package veil-client --bin veil"), "{out}");
+}
+
+#[test]
+fn diff_reports_identical_and_different_files() {
+    let exe = env!("CARGO_BIN_EXE_veil-repro");
+    let same = repro(&["diff", exe, exe], Path::new("."));
+    assert!(ok(&same).starts_with("identical: "));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut bytes = std::fs::read(exe).expect("read exe");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let copy = tmp.path().join("changed");
+    std::fs::write(&copy, bytes).expect("write");
+    let out = repro(
+        &["diff", exe, copy.to_str().expect("utf-8 path")],
+        Path::new("."),
+    );
+    assert!(!out.status.success(), "different files must fail");
+}

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "veil test init"
