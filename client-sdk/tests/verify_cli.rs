@@ -192,7 +192,7 @@ fn saved_bundle_verifies_offline_and_policy_mismatch_is_named() {
     let good = dir.join("good.toml");
     std::fs::write(
         &good,
-        "[snp]\nproducts = [\"Milan\"]\nmeasurements = [\"6a063be9dd79f6371c842e480f8dc3b5c725961344e57130e88c5adf49e8f7f6c79b75a5eb77fc769959f4aeb2f9401e\"]\nmin_tcb = { bootloader = 4, snp = 24, microcode = 219 }\n",
+        "[[reference]]\nplatform = \"sev-snp\"\nmeasurement = \"6a063be9dd79f6371c842e480f8dc3b5c725961344e57130e88c5adf49e8f7f6c79b75a5eb77fc769959f4aeb2f9401e\"\n[snp]\nproducts = [\"Milan\"]\n[tcb]\nbootloader = 4\nsnp = 24\nmicrocode = 219\n",
     )
     .expect("write");
     let out = veil(&[
@@ -214,7 +214,10 @@ fn saved_bundle_verifies_offline_and_policy_mismatch_is_named() {
     let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
-        format!("[snp]\nmeasurements = [\"{}\"]\n", "00".repeat(48)),
+        format!(
+            "[[reference]]\nplatform = \"sev-snp\"\nmeasurement = \"{}\"\n",
+            "00".repeat(48)
+        ),
     )
     .expect("write");
     let out = veil(&[
@@ -230,7 +233,7 @@ fn saved_bundle_verifies_offline_and_policy_mismatch_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("veil: rejected: measurement:"));
 
     let newer = dir.join("newer.toml");
-    std::fs::write(&newer, "[snp]\nmin_tcb = { microcode = 220 }\n").expect("write");
+    std::fs::write(&newer, "[tcb]\nmicrocode = 220\n").expect("write");
     let out = veil(&[
         "verify",
         "--evidence",

@@ -8,12 +8,15 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use veil_attest::{
-    Audit, Evidence, MAX_BUNDLE_LEN, Policy, SnpCerts, SnpEvidence, TdxEvidence, UnixTime, audit,
-    snp::split_certificates,
+    Attestation, Audit, Check, CheckName, Evidence, MAX_BUNDLE_LEN, Policy, ReportData, SnpCerts,
+    SnpEvidence, TdxEvidence, UnixTime, VerifyError, audit, snp::split_certificates,
 };
 
 const EXAMPLES: &str = "\
 Examples:
+  veil verify https://veil.example --policy policy.toml
+  veil verify http://127.0.0.1:8080 --allow-simulated --json
+  veil verify --evidence attestation.json --nonce 00..(64 hex)..00 --allow-simulated
   veil verify snp --report report.bin --cert vcek.der
   veil verify snp --report report.bin --cert vcek.pem --cert ask_ark.pem --now 2026-11-25T00:00:00Z
   veil verify tdx --quote quote.bin --collateral collateral.json --policy policy.toml --json
@@ -26,6 +29,13 @@ Exit status: 0 when every check holds, 1 when the evidence is rejected, 2 on a u
 pub(crate) struct VerifyArgs {
     #[command(subcommand)]
     source: Option<Source>,
+    /// A live server to attest (its `/v1/attestation`), with a fresh nonce.
+    #[arg(value_name = "URL")]
+    url: Option<String>,
+    /// The 32-byte nonce (64 hex characters): for a live server instead of a fresh one; for
+    /// a saved attestation (`veil attest` output), the nonce it was fetched with.
+    #[arg(long, value_name = "HEX")]
+    nonce: Option<String>,
     /// A saved evidence bundle (JSON), as `veil attest` writes it.
     #[arg(long, value_name = "BUNDLE.json")]
     evidence: Option<PathBuf>,
@@ -85,6 +95,16 @@ fn read_capped(path: &Path) -> Result<Vec<u8>> {
 
 fn load_evidence(args: &VerifyArgs) -> Result<Evidence> {
     Ok(match (&args.source, &args.evidence) {
+        (None, Some(path)) if args.nonce.is_none() => {
+            let bytes = read_capped(path)?;
+            // A saved attestation (`veil attest`) or a bare evidence bundle.
+            match Attestation::from_json(&bytes) {
+                Ok(a) => a.evidence,
+                Err(_) => {
+                    Evidence::from_json(&bytes).with_context(|| format!("{}", path.display()))?
+                }
+            }
+        }
         (Some(_), Some(_)) => bail!("give either --evidence or a platform (snp/tdx), not both"),
         (None, None) => bail!(
             "nothing to verify: give --evidence FILE, or `snp`/`tdx` with their files (see --help)"
@@ -111,8 +131,8 @@ fn load_evidence(args: &VerifyArgs) -> Result<Evidence> {
     })
 }
 
-fn load_policy(args: &VerifyArgs) -> Result<Policy> {
-    let policy = match &args.policy {
+pub(crate) fn load_policy_file(path: Option<&Path>, allow_simulated: bool) -> Result<Policy> {
+    let policy = match path {
         None => Policy::default(),
         Some(path) => {
             let text = String::from_utf8(read_capped(path)?).context("policy is not UTF-8")?;
@@ -123,11 +143,14 @@ fn load_policy(args: &VerifyArgs) -> Result<Policy> {
             }
         }
     };
-    let (debug, simulated) = (
-        policy.allow_debug || args.allow_debug,
-        policy.allow_simulated || args.allow_simulated,
-    );
-    Ok(policy.allow_debug(debug).allow_simulated(simulated))
+    let simulated = policy.allow_simulated || allow_simulated;
+    Ok(policy.allow_simulated(simulated))
+}
+
+fn load_policy(args: &VerifyArgs) -> Result<Policy> {
+    let policy = load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let debug = policy.allow_debug || args.allow_debug;
+    Ok(policy.allow_debug(debug))
 }
 
 fn now(args: &VerifyArgs) -> Result<UnixTime> {
@@ -143,18 +166,120 @@ fn now(args: &VerifyArgs) -> Result<UnixTime> {
     }
 }
 
+fn parse_nonce(hex_str: &str) -> Result<[u8; 32]> {
+    let v = hex::decode(hex_str).context("--nonce is not hex")?;
+    <[u8; 32]>::try_from(v)
+        .map_err(|_| anyhow::anyhow!("--nonce must be 32 bytes (64 hex characters)"))
+}
+
+/// A saved or live attestation: the evidence, then the binding of key, nonce and manifest.
+fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: UnixTime) -> Audit {
+    let rd = ReportData::new(&a.key_config, nonce, &a.manifest.server_manifest().digest());
+    let mut result = match rd {
+        Ok(rd) => audit(&a.evidence, &policy.clone().expect_report_data(rd.0), now),
+        Err(e) => audit(&a.evidence, policy, now).fail(e),
+    };
+    if result.outcome.is_ok() {
+        let key = veil_protocol::KeyConfig::decode(&a.key_config);
+        match (a.verify(policy, nonce, now), key) {
+            (Err(e), _) => result = result.fail(e),
+            (Ok(_), Err(e)) => {
+                result = result.fail(VerifyError::Malformed(format!("key configuration: {e}")));
+            }
+            (Ok(_), Ok(k)) => result.checks.push(Check {
+                name: CheckName::Manifest,
+                ok: true,
+                detail: format!(
+                    "binary {} model {} ({}); gateway key id {} bound with the nonce",
+                    hex::encode(a.manifest.binary_sha256),
+                    hex::encode(a.manifest.model_digest),
+                    a.manifest.model_id,
+                    k.key_id()
+                ),
+            }),
+        }
+    }
+    result
+}
+
+trait Fail {
+    fn fail(self, e: VerifyError) -> Self;
+}
+
+impl Fail for Audit {
+    fn fail(mut self, e: VerifyError) -> Self {
+        self.checks.push(Check {
+            name: e.check(),
+            ok: false,
+            detail: e.to_string(),
+        });
+        self.outcome = Err(e);
+        self
+    }
+}
+
+fn attestation_source(args: &VerifyArgs) -> Result<Option<(Attestation, [u8; 32])>> {
+    if let Some(url) = &args.url {
+        if args.source.is_some() || args.evidence.is_some() {
+            bail!("give either a URL, --evidence or a platform (snp/tdx)");
+        }
+        let nonce = match &args.nonce {
+            Some(h) => parse_nonce(h)?,
+            None => veil_client::fresh_nonce(),
+        };
+        eprintln!("veil: attesting {url} …");
+        let rt = tokio::runtime::Runtime::new()?;
+        let a = rt.block_on(veil_client::fetch_attestation(url, &nonce))?;
+        return Ok(Some((a, nonce)));
+    }
+    if let (Some(path), Some(h), None) = (&args.evidence, &args.nonce, &args.source) {
+        let a = Attestation::from_json(&read_capped(path)?)
+            .with_context(|| format!("{} is not a saved attestation", path.display()))?;
+        return Ok(Some((a, parse_nonce(h)?)));
+    }
+    Ok(None)
+}
+
 pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
-    let evidence = load_evidence(args)?;
     let policy = load_policy(args)?;
     let now = now(args)?;
-    let result = audit(&evidence, &policy, now);
+    let (evidence, result, attested) = match attestation_source(args)? {
+        Some((a, nonce)) => {
+            let result = audit_attestation(&a, &policy, &nonce, now);
+            (a.evidence.clone(), result, Some((a, nonce)))
+        }
+        None => {
+            let evidence = load_evidence(args)?;
+            let result = audit(&evidence, &policy, now);
+            (evidence, result, None)
+        }
+    };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&evidence, &result, now))?
-        );
+        let mut v = to_json(&evidence, &result, now);
+        if let (Some((a, nonce)), Some(obj)) = (&attested, v.as_object_mut()) {
+            obj.insert("manifest".into(), serde_json::to_value(&a.manifest)?);
+            obj.insert("nonce".into(), json!(hex::encode(nonce)));
+            obj.insert("key_config".into(), json!(hex::encode(&a.key_config)));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_table(&evidence, &result, now);
+        if let Some((a, nonce)) = &attested {
+            println!();
+            println!("  {:<12} {}", "model", a.manifest.model_id);
+            println!(
+                "  {:<12} {}",
+                "binary",
+                hex::encode(a.manifest.binary_sha256)
+            );
+            println!(
+                "  {:<12} {}",
+                "model_digest",
+                hex::encode(a.manifest.model_digest)
+            );
+            println!("  {:<12} {}", "key_config", hex::encode(&a.key_config));
+            println!("  {:<12} {}", "nonce", hex::encode(nonce));
+        }
     }
     Ok(match &result.outcome {
         Ok(_) => ExitCode::SUCCESS,

@@ -1,0 +1,95 @@
+//! Fetching and checking `GET /v1/attestation`: a fresh nonce, the evidence, the binding
+//! of key configuration, nonce and manifest into REPORT_DATA, the manifest against the
+//! policy, and only then the key configuration that requests are sealed to.
+
+use std::time::SystemTime;
+
+use veil_attest::{Attestation, NONCE_LEN, Policy, UnixTime, Verdict};
+use veil_protocol::KeyConfig;
+use veil_protocol::rand_core::Rng as _;
+
+use crate::Error;
+use crate::http::{Endpoint, read_capped};
+
+/// A fresh 32-byte nonce from the operating system's random number generator.
+pub fn fresh_nonce() -> [u8; NONCE_LEN] {
+    let mut nonce = [0; NONCE_LEN];
+    veil_protocol::os_rng().fill_bytes(&mut nonce);
+    nonce
+}
+
+/// The system clock as [`UnixTime`] (the edge where the SDK reads the clock).
+pub fn system_now() -> Result<UnixTime, Error> {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| UnixTime(d.as_secs()))
+        .map_err(|_| Error::Clock)
+}
+
+/// A verified attestation: what the server proved, and the key it proved it for.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Attested {
+    /// The server's answer, as received.
+    pub attestation: Attestation,
+    /// What verification established (platform, measurements, TCB, warnings).
+    pub verdict: Verdict,
+    /// The attested gateway key configuration; requests are sealed to it only.
+    pub key_config: KeyConfig,
+    /// The nonce the evidence is bound to.
+    pub nonce: [u8; NONCE_LEN],
+}
+
+/// Checks `attestation` against `policy` for `nonce` at `now` (pure: no clock, no I/O),
+/// then decodes the attested key configuration.
+pub fn verify_attestation(
+    attestation: Attestation,
+    policy: &Policy,
+    nonce: &[u8; NONCE_LEN],
+    now: UnixTime,
+) -> Result<Attested, Error> {
+    let verdict = attestation.verify(policy, nonce, now)?;
+    let key_config = KeyConfig::decode(&attestation.key_config).map_err(Error::KeyConfig)?;
+    key_config.preferred_suite().map_err(Error::KeyConfig)?;
+    Ok(Attested {
+        attestation,
+        verdict,
+        key_config,
+        nonce: *nonce,
+    })
+}
+
+/// Fetches the attestation for `nonce` from the server at `url` without judging it
+/// (for saving, or for a caller that audits it step by step).
+pub async fn fetch_attestation(url: &str, nonce: &[u8; NONCE_LEN]) -> Result<Attestation, Error> {
+    let endpoint = Endpoint::new(url)?;
+    endpoint.attestation(nonce).await
+}
+
+impl Endpoint {
+    pub(crate) async fn attestation(&self, nonce: &[u8; NONCE_LEN]) -> Result<Attestation, Error> {
+        let url = format!("{}/v1/attestation?nonce={}", self.base, hex::encode(nonce));
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| Error::transport(&e))?;
+        let status = resp.status().as_u16();
+        let body = read_capped(resp, veil_attest::MAX_BUNDLE_LEN).await?;
+        if status != 200 {
+            return Err(Error::AttestationUnavailable {
+                status,
+                message: crate::error::short(&String::from_utf8_lossy(&body)),
+            });
+        }
+        Ok(Attestation::from_json(&body)?)
+    }
+
+    /// Fetches with a fresh nonce and verifies at the system clock's `now`.
+    pub(crate) async fn attest(&self, policy: &Policy) -> Result<Attested, Error> {
+        let nonce = fresh_nonce();
+        let attestation = self.attestation(&nonce).await?;
+        verify_attestation(attestation, policy, &nonce, system_now()?)
+    }
+}

@@ -1,0 +1,124 @@
+//! `veil chat URL`: an interactive chat through the verified, encrypted path.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use futures_util::StreamExt as _;
+use veil_client::{ChatMessage, ChatRequest, Client};
+
+const EXAMPLES: &str = "\\
+Examples:
+  veil chat https://veil.example --policy policy.toml
+  veil chat http://127.0.0.1:8080 --allow-simulated --model smollm2-135m-instruct
+
+Type a message and press Enter; an empty line or end of input (Ctrl-D) quits.";
+
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct ChatArgs {
+    /// The Veil server.
+    #[arg(value_name = "URL")]
+    url: String,
+    /// Policy of reference values (required unless --allow-simulated).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Model id (default: the attested manifest's model).
+    #[arg(long)]
+    model: Option<String>,
+    /// Accept the simulated platform (no hardware protection).
+    #[arg(long)]
+    allow_simulated: bool,
+    /// Tokens to generate per answer at most.
+    #[arg(long, default_value_t = 256)]
+    max_tokens: u64,
+}
+
+pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
+    if args.policy.is_none() && !args.allow_simulated {
+        bail!("a policy is required (--policy FILE), unless --allow-simulated");
+    }
+    let policy = crate::verify::load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let dim = |s: String| {
+        if color {
+            format!("\x1b[2m{s}\x1b[0m")
+        } else {
+            s
+        }
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        eprintln!("{}", dim(format!("attesting {} …", args.url)));
+        let client = match Client::connect(&args.url, policy).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("veil: rejected: {}: {e}", e.check());
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let a = client.attested();
+        let m = a.verdict.measurements.first();
+        eprintln!(
+            "{}",
+            dim(format!(
+                "verified: platform {}  {} {}\nmodel {} (digest {})",
+                a.verdict.platform,
+                m.map_or("measurement", |m| m.register),
+                m.map(|m| hex::encode(&m.value)).unwrap_or_default(),
+                a.attestation.manifest.model_id,
+                hex::encode(a.attestation.manifest.model_digest)
+            ))
+        );
+        for w in &a.verdict.warnings {
+            eprintln!("warning: {w}");
+        }
+        let model = args
+            .model
+            .clone()
+            .unwrap_or_else(|| a.attestation.manifest.model_id.clone());
+        let mut history: Vec<ChatMessage> = Vec::new();
+        let stdin = std::io::stdin();
+        loop {
+            eprint!("{}", if color { "\x1b[1m> \x1b[0m" } else { "> " });
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line)? == 0 || line.trim().is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            history.push(ChatMessage::user(line.trim_end()));
+            let mut req = ChatRequest::new(model.clone(), history.clone());
+            req.sampling.max_tokens = Some(args.max_tokens);
+            let mut answer = String::new();
+            let mut stream = match client.chat_stream(&req).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("veil: error: {}: {e}", e.check());
+                    history.pop();
+                    continue;
+                }
+            };
+            let mut out = std::io::stdout();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => {
+                        let t = c.text().unwrap_or_default();
+                        answer.push_str(t);
+                        write!(out, "{t}")?;
+                        out.flush()?;
+                    }
+                    Err(e) => {
+                        eprintln!("\nveil: error: {}: {e}", e.check());
+                        if e.is_integrity_failure() {
+                            return Ok(ExitCode::from(1));
+                        }
+                        break;
+                    }
+                }
+            }
+            writeln!(out)?;
+            history.push(ChatMessage::new("assistant", answer));
+        }
+    })
+}

@@ -1,0 +1,88 @@
+//! `veil proxy`: a plain OpenAI-compatible endpoint on loopback for unmodified clients.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use veil_client::proxy::{Upstream, router};
+
+const EXAMPLES: &str = "\\
+Examples:
+  veil proxy --upstream https://veil.example --policy policy.toml
+  veil proxy --upstream http://127.0.0.1:8080 --allow-simulated --listen 127.0.0.1:8088
+
+Then point any OpenAI client at it:
+  OPENAI_BASE_URL=http://127.0.0.1:8088/v1 OPENAI_API_KEY=sk-... python app.py
+
+Every request is sealed (Oblivious HTTP) to the key the server attested; nothing is
+forwarded in the clear. Verification and integrity failures come back as OpenAI errors;
+a stream cut or altered mid-way ends with an error event, never with `data: [DONE]`.";
+
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct ProxyArgs {
+    /// The Veil server.
+    #[arg(long, value_name = "URL")]
+    upstream: String,
+    /// Policy of reference values (required unless --allow-simulated).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    listen: SocketAddr,
+    /// Accept the simulated platform (no hardware protection).
+    #[arg(long)]
+    allow_simulated: bool,
+    /// Allow listening on a non-loopback address (anyone who reaches it uses your proxy).
+    #[arg(long)]
+    allow_non_loopback: bool,
+}
+
+pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
+    if args.policy.is_none() && !args.allow_simulated {
+        bail!("a policy is required (--policy FILE), unless --allow-simulated");
+    }
+    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+        bail!(
+            "refusing to listen on non-loopback {} (add --allow-non-loopback if you mean it)",
+            args.listen
+        );
+    }
+    let policy = crate::verify::load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let upstream = Arc::new(Upstream::new(args.upstream.clone(), policy));
+        eprintln!("veil: attesting {} …", args.upstream);
+        match upstream.client().await {
+            Ok(c) => {
+                let a = c.attested();
+                eprintln!(
+                    "veil: verified {} {} (model {})",
+                    a.verdict.platform,
+                    a.verdict
+                        .measurements
+                        .first()
+                        .map(|m| hex::encode(&m.value))
+                        .unwrap_or_default(),
+                    a.attestation.manifest.model_id
+                );
+            }
+            Err(e) => eprintln!(
+                "veil: attestation failed ({}: {e}); requests will be refused until it succeeds",
+                e.check()
+            ),
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        eprintln!(
+            "veil: OpenAI-compatible endpoint on http://{}/v1",
+            args.listen
+        );
+        axum::serve(listener, router(upstream)).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,251 @@
+//! Incremental parsing of the inner Binary HTTP response (RFC 9292) as chunked-OHTTP
+//! plaintext arrives: the indeterminate-length form (§3.2) yields its head, then each
+//! content chunk as soon as it is complete; the known-length form is buffered and parsed
+//! whole. `veil-protocol` has an incremental *encoder* only; this is its counterpart.
+
+use veil_protocol::message::decode_message;
+
+/// Cap on one field section or one content chunk before it is buffered.
+const MAX_PIECE: u64 = 16 << 20;
+
+/// What a push produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    /// Status and header fields, once.
+    pub(crate) head: Option<Head>,
+    /// Content bytes completed by this push.
+    pub(crate) content: Vec<u8>,
+}
+
+/// The response status and header fields (names lowercase as sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Head {
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Framing,
+    Status,
+    Informational,
+    Headers(u16),
+    Content,
+    Trailers,
+    Padding,
+    KnownLength,
+}
+
+/// Feeds plaintext in, takes the head and content out.
+#[derive(Debug)]
+pub(crate) struct ResponseParser {
+    buf: Vec<u8>,
+    state: State,
+}
+
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let first = *b.first()?;
+    let len = 1usize << (first >> 6);
+    let bytes = b.get(..len)?;
+    let mut v = u64::from(first & 0x3f);
+    for &x in bytes.iter().skip(1) {
+        v = (v << 8) | u64::from(x);
+    }
+    Some((v, len))
+}
+
+/// Parses one length-prefixed byte string; `Ok(None)` if more input is needed.
+fn string(b: &[u8]) -> Result<Option<(&[u8], usize)>, String> {
+    let Some((len, n)) = varint(b) else {
+        return Ok(None);
+    };
+    if len > MAX_PIECE {
+        return Err(format!("field or chunk of {len} bytes over the limit"));
+    }
+    let end = n + len as usize;
+    Ok(b.get(n..end).map(|s| (s, end)))
+}
+
+/// Parses a whole field section; `Ok(None)` if more input is needed.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+fn fields(b: &[u8]) -> Result<Option<(Fields, usize)>, String> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    loop {
+        let rest = b.get(at..).unwrap_or_default();
+        match rest.first() {
+            None => return Ok(None),
+            Some(0) => return Ok(Some((out, at + 1))),
+            Some(_) => {}
+        }
+        let Some((name, n)) = string(rest)? else {
+            return Ok(None);
+        };
+        let Some((value, m)) = string(rest.get(n..).unwrap_or_default())? else {
+            return Ok(None);
+        };
+        out.push((name.to_vec(), value.to_vec()));
+        at += n + m;
+        if at as u64 > MAX_PIECE {
+            return Err("field section over the limit".into());
+        }
+    }
+}
+
+impl ResponseParser {
+    pub(crate) fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            state: State::Framing,
+        }
+    }
+
+    /// Feeds plaintext; returns what became complete.
+    pub(crate) fn push(&mut self, data: &[u8]) -> Result<Parsed, String> {
+        self.buf.extend_from_slice(data);
+        let mut out = Parsed::default();
+        loop {
+            let b = self.buf.as_slice();
+            let consumed = match self.state {
+                State::KnownLength => return Ok(out),
+                State::Padding => {
+                    if b.iter().any(|&x| x != 0) {
+                        return Err("non-zero padding".into());
+                    }
+                    self.buf.clear();
+                    return Ok(out);
+                }
+                State::Framing => match varint(b) {
+                    None => return Ok(out),
+                    Some((3, n)) => {
+                        self.state = State::Status;
+                        n
+                    }
+                    Some((1, _)) => {
+                        self.state = State::KnownLength;
+                        return Ok(out);
+                    }
+                    Some((f, _)) => return Err(format!("framing indicator {f} is not a response")),
+                },
+                State::Status => match varint(b) {
+                    None => return Ok(out),
+                    Some((s @ 100..=199, n)) => {
+                        let _ = s;
+                        self.state = State::Informational;
+                        n
+                    }
+                    Some((s @ 200..=599, n)) => {
+                        self.state = State::Headers(s as u16);
+                        n
+                    }
+                    Some((s, _)) => return Err(format!("invalid status {s}")),
+                },
+                State::Informational | State::Headers(_) | State::Trailers => {
+                    let Some((f, n)) = fields(b)? else {
+                        return Ok(out);
+                    };
+                    self.state = match self.state {
+                        State::Informational => State::Status,
+                        State::Headers(status) => {
+                            out.head = Some(Head { status, headers: f });
+                            State::Content
+                        }
+                        _ => State::Padding,
+                    };
+                    n
+                }
+                State::Content => {
+                    if b.first() == Some(&0) {
+                        self.state = State::Trailers;
+                        1
+                    } else {
+                        let Some((chunk, n)) = string(b)? else {
+                            return Ok(out);
+                        };
+                        out.content.extend_from_slice(chunk);
+                        n
+                    }
+                }
+            };
+            self.buf.drain(..consumed);
+        }
+    }
+
+    /// Called after the authenticated final chunk: the message must be complete.
+    pub(crate) fn finish(&mut self) -> Result<Parsed, String> {
+        match self.state {
+            State::Padding => Ok(Parsed::default()),
+            // Trailers may be omitted entirely at the end (RFC 9292 §3.8).
+            State::Trailers if self.buf.is_empty() => Ok(Parsed::default()),
+            State::KnownLength => {
+                let msg = decode_message(&self.buf).map_err(|e| e.to_string())?;
+                let status = msg
+                    .control()
+                    .status()
+                    .map(|s| s.code())
+                    .ok_or("not a response")?;
+                let headers = msg
+                    .header()
+                    .iter()
+                    .map(|f| (f.name().to_vec(), f.value().to_vec()))
+                    .collect();
+                self.state = State::Padding;
+                let content = msg.content().to_vec();
+                self.buf.clear();
+                Ok(Parsed {
+                    head: Some(Head { status, headers }),
+                    content,
+                })
+            }
+            _ => Err("inner response ends before its content is complete".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veil_protocol::IndeterminateResponseEncoder;
+
+    #[test]
+    fn parses_indeterminate_response_byte_by_byte() {
+        let mut enc = IndeterminateResponseEncoder::new();
+        let mut wire = enc
+            .head(200, &[(b"content-type", b"text/event-stream")])
+            .expect("head");
+        wire.extend(enc.content(b"data: one\n\n").expect("content"));
+        wire.extend(enc.content(b"data: two\n\n").expect("content"));
+        wire.extend(enc.finish(&[], 3).expect("finish"));
+        let mut p = ResponseParser::new();
+        let (mut head, mut content) = (None, Vec::new());
+        for b in &wire {
+            let got = p.push(std::slice::from_ref(b)).expect("parses");
+            head = head.or(got.head);
+            content.extend(got.content);
+        }
+        p.finish().expect("complete");
+        let head = head.expect("head");
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("Content-Type"), Some(&b"text/event-stream"[..]));
+        assert_eq!(content, b"data: one\n\ndata: two\n\n");
+    }
+
+    #[test]
+    fn rejects_a_response_cut_inside_its_content() {
+        let mut enc = IndeterminateResponseEncoder::new();
+        let mut wire = enc.head(200, &[]).expect("head");
+        wire.extend(enc.content(b"data: one\n\n").expect("content"));
+        let mut p = ResponseParser::new();
+        p.push(&wire).expect("parses");
+        assert!(p.finish().is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! Veil client SDK: verify a confidential-computing inference server's attestation, then
+//! talk to it through Oblivious HTTP sealed to the attested key only.
+//!
+//! [`Client::connect`] fetches the attestation with a fresh nonce and verifies the
+//! evidence, the binding of the gateway key, the nonce and the server manifest into
+//! REPORT_DATA, and the manifest against the [`Policy`]; nothing else is sent before it
+//! succeeds. Every request is then one Binary HTTP message sealed to the attested key;
+//! every response is authenticated, streams chunk by chunk, and a stream that ends
+//! without its authenticated final chunk ends with [`Error::Truncated`].
+//!
+//! ```no_run
+//! use futures_util::StreamExt as _;
+//! use veil_client::{ChatMessage, ChatRequest, Client, Policy};
+//! # async fn run() -> Result<(), veil_client::Error> {
+//! let policy = Policy::from_toml(&std::fs::read_to_string("policy.toml").unwrap_or_default())?;
+//! let client = Client::connect("https://veil.example", policy).await?;
+//! println!("attested: {}", client.attested().verdict.platform);
+//! let req = ChatRequest::new("smollm2-135m", vec![ChatMessage::user("Hello")]);
+//! let mut stream = client.chat_stream(&req).await?;
+//! while let Some(chunk) = stream.next().await {
+//!     print!("{}", chunk?.text().unwrap_or_default());
+//! }
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod attestation;
+mod client;
+mod error;
+mod http;
+pub use http::install_crypto_provider;
+mod inner;
+pub mod openai;
+pub mod proxy;
+mod sse;
+mod stream;
+
+pub use api::EventStream;
+pub use attestation::{Attested, fetch_attestation, fresh_nonce, system_now, verify_attestation};
+pub use client::{Client, Request, Response};
+pub use error::Error;
+pub use openai::{
+    ChatChunk, ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse,
+    ModelList, Sampling,
+};
+pub use stream::{DONE, ResponseStream};
+pub use veil_attest::{Attestation, Policy, UnixTime, Verdict, VerifyError};

@@ -1,0 +1,195 @@
+//! `veil proxy`: a plain OpenAI-compatible endpoint for unmodified clients that forwards
+//! every request through the verified, encrypted path and nothing in the clear.
+//!
+//! The upstream is attested before the first request is forwarded (and again whenever
+//! attestation failed before, or the gateway rotated its key). Verification and integrity
+//! failures become OpenAI-shaped error JSON; a stream that is tampered with or truncated
+//! mid-way ends with an OpenAI-shaped error event and never with `data: [DONE]`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::{Client, Error, Policy, Request};
+
+/// Largest request body the proxy accepts.
+const MAX_BODY: usize = 4 << 20;
+
+/// The proxy's upstream: where it is, what it must prove, and the attested client once
+/// it has proved it.
+#[derive(Debug)]
+pub struct Upstream {
+    url: String,
+    policy: Policy,
+    client: Mutex<Option<Client>>,
+}
+
+impl Upstream {
+    /// An upstream at `url` that must satisfy `policy`; nothing is fetched yet.
+    pub fn new(url: impl Into<String>, policy: Policy) -> Self {
+        Self {
+            url: url.into(),
+            policy,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// An upstream already attested by `client`.
+    pub fn with_client(url: impl Into<String>, policy: Policy, client: Client) -> Self {
+        Self {
+            url: url.into(),
+            policy,
+            client: Mutex::new(Some(client)),
+        }
+    }
+
+    /// The attested client, attesting first if no attestation has succeeded yet.
+    pub async fn client(&self) -> Result<Client, Error> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let c = Client::connect(&self.url, self.policy.clone()).await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+}
+
+/// The proxy's routes: `GET /v1/models`, `POST /v1/chat/completions`,
+/// `POST /v1/completions`, all sealed to the attested upstream.
+pub fn router(upstream: Arc<Upstream>) -> Router {
+    Router::new()
+        .fallback(forward)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(upstream)
+}
+
+/// The OpenAI error JSON for an SDK error; the message names the failed check.
+pub fn error_json(e: &Error) -> serde_json::Value {
+    let kind = if e.is_integrity_failure() {
+        "veil_verification_error"
+    } else {
+        "veil_upstream_error"
+    };
+    let message = match e {
+        Error::Verification(v) => format!(
+            "veil: the server's attestation failed check `{}`: {v}; nothing was sent",
+            v.check()
+        ),
+        e => format!("veil: {} (check `{}`)", e, e.check()),
+    };
+    json!({"error": {"message": message, "type": kind, "code": e.check()}})
+}
+
+fn error_response(e: &Error) -> Response {
+    let status = match e {
+        Error::Api { status, .. } => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+        }
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    (status, axum::Json(error_json(e))).into_response()
+}
+
+fn plain_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": "invalid_request_error"}});
+    (status, axum::Json(body)).into_response()
+}
+
+async fn forward(
+    State(upstream): State<Arc<Upstream>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let allowed = matches!(
+        (&method, uri.path()),
+        (&Method::GET, "/v1/models")
+            | (&Method::POST, "/v1/chat/completions")
+            | (&Method::POST, "/v1/completions")
+    );
+    if !allowed {
+        return plain_error(StatusCode::NOT_FOUND, "veil proxy: no such endpoint");
+    }
+    let stream = method == Method::POST
+        && serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("stream").and_then(serde_json::Value::as_bool))
+            .unwrap_or(false);
+    let mut req = if method == Method::GET {
+        Request::get(path)
+    } else {
+        Request::post_json(path, body.to_vec())
+    };
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        req = req.with_authorization(auth);
+    }
+    let client = match upstream.client().await {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    if stream {
+        forward_stream(&client, &req).await
+    } else {
+        match client.send(&req).await {
+            Ok(r) => {
+                let ct = r
+                    .content_type
+                    .unwrap_or_else(|| "application/json".to_owned());
+                let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+                (status, [(header::CONTENT_TYPE, ct)], r.body).into_response()
+            }
+            Err(e) => error_response(&e),
+        }
+    }
+}
+
+async fn forward_stream(client: &Client, req: &Request) -> Response {
+    let resp = match client.send_streaming(req).await {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    if !resp.is_success() {
+        let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let ct = resp
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/json".to_owned());
+        return match resp.collect().await {
+            Ok(body) => (status, [(header::CONTENT_TYPE, ct)], body).into_response(),
+            Err(e) => error_response(&e),
+        };
+    }
+    // After an error event the stream ends: never `[DONE]` after a failure.
+    let events = resp.events().scan(false, |failed, e| {
+        let line = match e {
+            _ if *failed => None,
+            Ok(data) => Some(format!("data: {data}\n\n")),
+            Err(e) => {
+                *failed = true;
+                Some(format!("data: {}\n\n", error_json(&e)))
+            }
+        };
+        std::future::ready(line.map(Ok::<_, std::convert::Infallible>))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response()
+}
