@@ -52,6 +52,15 @@ mod hex32 {
 }
 
 impl ManifestClaims {
+    /// Claims from the binary digest, the model manifest digest and the model id.
+    pub fn new(binary_sha256: [u8; 32], model_digest: [u8; 32], model_id: String) -> Self {
+        Self {
+            binary_sha256,
+            model_digest,
+            model_id,
+        }
+    }
+
     /// The manifest whose digest REPORT_DATA binds.
     pub fn server_manifest(&self) -> ServerManifest {
         ServerManifest {

@@ -1,0 +1,208 @@
+//! API errors in OpenAI's JSON shape, each with its HTTP status.
+//!
+//! Messages name limits, counts and field names only: never request content.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered to the client as `{"error": {message, type, param, code}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human-readable message.
+    pub message: String,
+    /// OpenAI error type (`invalid_request_error`, …).
+    pub kind: &'static str,
+    /// Machine-readable code, if any.
+    pub code: Option<&'static str>,
+    /// The offending request field, if any.
+    pub param: Option<&'static str>,
+    /// Seconds for `Retry-After`, on 429 and 503.
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            code: None,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request is malformed or breaks a rule.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+
+    /// 400 naming the offending field.
+    pub fn invalid_param(param: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            param: Some(param),
+            ..Self::invalid(message)
+        }
+    }
+
+    /// 400: the body is not JSON of the expected shape.
+    pub fn malformed_json(detail: &serde_json::Error) -> Self {
+        // Category and position only: serde's own message can quote the input.
+        let what = match detail.classify() {
+            serde_json::error::Category::Data => "JSON of the wrong shape for this endpoint",
+            _ => "not valid JSON",
+        };
+        Self {
+            code: Some("invalid_json"),
+            ..Self::invalid(format!(
+                "request body is {what} (line {}, column {})",
+                detail.line(),
+                detail.column()
+            ))
+        }
+    }
+
+    /// 400: prompt plus completion exceed the context length.
+    pub fn context_overflow(context: usize, prompt: usize, completion: usize) -> Self {
+        Self {
+            code: Some("context_length_exceeded"),
+            param: Some("messages"),
+            ..Self::invalid(format!(
+                "This model's maximum context length is {context} tokens. However, you requested \
+                 {} tokens ({prompt} in the prompt, {completion} for the completion). Please reduce \
+                 the length of the prompt or of max_tokens.",
+                prompt + completion
+            ))
+        }
+    }
+
+    /// 403: plaintext requests are refused by this server.
+    pub fn plaintext_refused() -> Self {
+        Self {
+            code: Some("plaintext_refused"),
+            ..Self::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "this server refuses unencrypted requests; send them through the encrypted \
+                 (Oblivious HTTP) endpoint",
+            )
+        }
+    }
+
+    /// 404: no such model.
+    pub fn model_not_found(model_len: usize) -> Self {
+        Self {
+            code: Some("model_not_found"),
+            param: Some("model"),
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                format!(
+                    "the requested model ({model_len} characters) does not exist; see /v1/models"
+                ),
+            )
+        }
+    }
+
+    /// 404: no such route.
+    pub fn route_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown URL",
+        )
+    }
+
+    /// 429: the queue is full.
+    pub fn queue_full() -> Self {
+        Self {
+            code: Some("rate_limit_exceeded"),
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "the server is at capacity; retry after the time in Retry-After",
+            )
+        }
+    }
+
+    /// 503: the engine is not running.
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "the engine is not running",
+            )
+        }
+    }
+
+    /// 500: generation failed.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "inference failed",
+        )
+    }
+
+    /// Any other status from a body rejection (413 body too large, …).
+    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+        let kind = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        Self::new(status, kind, message)
+    }
+
+    /// The JSON body as a string (also used for SSE error events).
+    pub fn json(&self) -> String {
+        serde_json::to_string(&Body {
+            error: Inner {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param,
+                code: self.code,
+            },
+        })
+        .unwrap_or_else(|_| r#"{"error":{"message":"error","type":"server_error"}}"#.to_owned())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.json(),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}

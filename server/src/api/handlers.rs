@@ -1,0 +1,392 @@
+//! Route handlers: parse, validate, tokenize, queue, answer (whole or streamed).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::stream::{ChunkWriter, Endpoint, sse};
+use super::types::{
+    ChatChoice, ChatCompletion, ChatCompletionRequest, CompletionRequest, Content,
+    GenerationFields, ModelEntry, ModelList, Prompt, ResponseMessage, TextChoice, TextCompletion,
+    UsageBody,
+};
+use super::{AppState, Shared};
+use crate::chat::ChatMessage;
+use crate::engine::{FinishReason, GenEvent, GenRequest, SamplingParams, SubmitError, Usage};
+
+/// Tokens generated when a legacy completion request names no `max_tokens` (OpenAI's default).
+const COMPLETION_DEFAULT_MAX_TOKENS: usize = 16;
+/// Stop strings accepted at most (OpenAI's limit).
+const MAX_STOP_STRINGS: usize = 4;
+
+pub(super) async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub(super) async fn models(State(state): State<AppState>) -> Json<ModelList> {
+    Json(ModelList {
+        object: "list",
+        data: vec![ModelEntry {
+            id: state.0.model_id.clone(),
+            object: "model",
+            created: state.0.created,
+            owned_by: "veil",
+        }],
+    })
+}
+
+pub(super) async fn chat(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let id = format!(
+        "chatcmpl-{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    );
+    let res = chat_inner(&state, body, &id).await;
+    respond(&id, res)
+}
+
+async fn chat_inner(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    id: &str,
+) -> Result<Response, ApiError> {
+    {
+        let (req, body_bytes) = parse::<ChatCompletionRequest>(body)?;
+        check_model(&state.0, &req.fields)?;
+        let messages = chat_messages(req.messages)?;
+        let text = state.0.template.render(&messages, true).map_err(|_| {
+            ApiError::invalid_param(
+                "messages",
+                "the messages do not fit the model's chat template",
+            )
+        })?;
+        let prompt = encode(&state.0, &text)?;
+        let max = req.fields.max_completion_tokens.or(req.fields.max_tokens);
+        run(
+            &state.0,
+            id,
+            Endpoint::Chat,
+            &req.fields,
+            prompt,
+            max,
+            None,
+            body_bytes,
+        )
+        .await
+    }
+}
+
+pub(super) async fn completions(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let id = format!(
+        "cmpl-{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    );
+    let res = completions_inner(&state, body, &id).await;
+    respond(&id, res)
+}
+
+async fn completions_inner(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    id: &str,
+) -> Result<Response, ApiError> {
+    {
+        let (req, body_bytes) = parse::<CompletionRequest>(body)?;
+        check_model(&state.0, &req.fields)?;
+        let one = |n: usize| {
+            (n == 1).then_some(()).ok_or_else(|| {
+                ApiError::invalid_param("prompt", "exactly one prompt is served per request")
+            })
+        };
+        let prompt = match req.prompt {
+            Prompt::Text(t) => encode(&state.0, &t)?,
+            Prompt::Texts(mut v) => {
+                one(v.len())?;
+                encode(&state.0, &v.remove(0))?
+            }
+            Prompt::Tokens(ids) => ids,
+            Prompt::TokenLists(mut v) => {
+                one(v.len())?;
+                v.remove(0)
+            }
+        };
+        let vocab = state.0.tokenizer.vocab_size();
+        if prompt.iter().any(|&t| t as usize >= vocab) {
+            return Err(ApiError::invalid_param(
+                "prompt",
+                "token id outside the vocabulary",
+            ));
+        }
+        let max = req.fields.max_tokens;
+        let default = Some(COMPLETION_DEFAULT_MAX_TOKENS);
+        run(
+            &state.0,
+            id,
+            Endpoint::Completion,
+            &req.fields,
+            prompt,
+            max,
+            default,
+            body_bytes,
+        )
+        .await
+    }
+}
+
+fn respond(id: &str, res: Result<Response, ApiError>) -> Response {
+    let mut response = match res {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(
+                request_id = id,
+                status = e.status.as_u16(),
+                code = e.code,
+                "request refused"
+            );
+            e.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<(T, usize), ApiError> {
+    let body = body.map_err(|r| ApiError::from_status(r.status(), r.body_text()))?;
+    let req = serde_json::from_slice(&body).map_err(|e| ApiError::malformed_json(&e))?;
+    Ok((req, body.len()))
+}
+
+fn check_model(state: &Shared, fields: &GenerationFields) -> Result<(), ApiError> {
+    if fields.model == state.model_id {
+        Ok(())
+    } else {
+        Err(ApiError::model_not_found(fields.model.chars().count()))
+    }
+}
+
+fn chat_messages(
+    messages: Vec<super::types::RequestMessage>,
+) -> Result<Vec<ChatMessage>, ApiError> {
+    if messages.is_empty() {
+        return Err(ApiError::invalid_param(
+            "messages",
+            "messages must not be empty",
+        ));
+    }
+    messages
+        .into_iter()
+        .map(|m| {
+            let role = match m.role.as_str() {
+                "system" | "developer" => "system",
+                "user" => "user",
+                "assistant" => "assistant",
+                _ => {
+                    return Err(ApiError::invalid_param(
+                        "messages",
+                        "role must be system, developer, user or assistant",
+                    ));
+                }
+            };
+            let content = match m.content {
+                None => String::new(),
+                Some(Content::Text(t)) => t,
+                Some(Content::Parts(parts)) => {
+                    let mut text = String::new();
+                    for p in parts {
+                        match (p.kind.as_str(), p.text) {
+                            ("text", Some(t)) => text.push_str(&t),
+                            _ => {
+                                return Err(ApiError::invalid_param(
+                                    "messages",
+                                    "only text content parts are served",
+                                ));
+                            }
+                        }
+                    }
+                    text
+                }
+            };
+            Ok(ChatMessage {
+                role: role.to_owned(),
+                content,
+            })
+        })
+        .collect()
+}
+
+fn encode(state: &Shared, text: &str) -> Result<Vec<u32>, ApiError> {
+    state
+        .tokenizer
+        .encode(text)
+        .map_err(|_| ApiError::invalid_param("prompt", "the prompt could not be tokenized"))
+}
+
+/// Validates the parameters, queues the generation, and answers.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request's parts, passed from two handlers"
+)]
+async fn run(
+    state: &Shared,
+    id: &str,
+    endpoint: Endpoint,
+    fields: &GenerationFields,
+    prompt: Vec<u32>,
+    max_tokens: Option<u64>,
+    default_max: Option<usize>,
+    body_bytes: usize,
+) -> Result<Response, ApiError> {
+    if fields.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid_param("n", "only n = 1 is served"));
+    }
+    let temperature = fields.temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::invalid_param(
+            "temperature",
+            "temperature must be between 0 and 2",
+        ));
+    }
+    let top_p = fields.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(ApiError::invalid_param("top_p", "top_p must be in (0, 1]"));
+    }
+    let stop = fields
+        .stop
+        .clone()
+        .map(|s| s.into_vec())
+        .unwrap_or_default();
+    if stop.len() > MAX_STOP_STRINGS {
+        return Err(ApiError::invalid_param("stop", "at most 4 stop sequences"));
+    }
+    if prompt.is_empty() {
+        return Err(ApiError::invalid_param("prompt", "the prompt is empty"));
+    }
+    let context = state.context_length;
+    let room = context.saturating_sub(prompt.len());
+    let max_tokens = match max_tokens {
+        Some(0) => {
+            return Err(ApiError::invalid_param(
+                "max_tokens",
+                "max_tokens must be at least 1",
+            ));
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => default_max.map_or(room, |d| d.min(room)),
+    };
+    if room == 0 || max_tokens > room {
+        return Err(ApiError::context_overflow(
+            context,
+            prompt.len(),
+            max_tokens.max(1),
+        ));
+    }
+    let stream = fields.stream.unwrap_or(false);
+    let include_usage = fields
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
+    let prompt_tokens = prompt.len();
+    let request = GenRequest {
+        id: id.to_owned(),
+        prompt,
+        params: SamplingParams {
+            max_tokens,
+            temperature,
+            top_p,
+            seed: fields.seed.map_or_else(rand::random, |s| s as u64),
+            stop,
+            ignore_eos: fields.ignore_eos,
+        },
+    };
+    let events = state.engine.submit(request).map_err(|e| match e {
+        SubmitError::QueueFull => ApiError::queue_full(),
+        SubmitError::Stopped => ApiError::unavailable(),
+    })?;
+    tracing::info!(
+        request_id = id,
+        body_bytes,
+        prompt_tokens,
+        max_tokens,
+        stream,
+        "request queued"
+    );
+    let writer = ChunkWriter {
+        endpoint,
+        id: id.to_owned(),
+        created: unix_now(),
+        model: state.model_id.clone(),
+    };
+    if stream {
+        return Ok(sse(events, writer, include_usage).into_response());
+    }
+    let (text, reason, usage) = collect(events).await?;
+    Ok(match endpoint {
+        Endpoint::Chat => Json(ChatCompletion {
+            id: writer.id,
+            object: "chat.completion",
+            created: writer.created,
+            model: writer.model,
+            choices: vec![ChatChoice {
+                index: 0,
+                message: ResponseMessage {
+                    role: "assistant",
+                    content: text,
+                },
+                logprobs: None,
+                finish_reason: reason.as_str(),
+            }],
+            usage: usage.into(),
+        })
+        .into_response(),
+        Endpoint::Completion => Json(TextCompletion {
+            id: writer.id,
+            object: "text_completion",
+            created: writer.created,
+            model: writer.model,
+            choices: vec![TextChoice {
+                index: 0,
+                text,
+                logprobs: None,
+                finish_reason: Some(reason.as_str()),
+            }],
+            usage: Some(UsageBody::from(usage)),
+        })
+        .into_response(),
+    })
+}
+
+async fn collect(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<GenEvent>,
+) -> Result<(String, FinishReason, Usage), ApiError> {
+    let mut text = String::new();
+    while let Some(ev) = events.recv().await {
+        match ev {
+            GenEvent::Text(t) => text.push_str(&t),
+            GenEvent::Done(reason, usage) => return Ok((text, reason, usage)),
+            GenEvent::Failed(_) => break,
+        }
+    }
+    Err(ApiError::internal())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

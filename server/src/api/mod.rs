@@ -1,0 +1,96 @@
+//! The OpenAI-compatible HTTP API: [`router`] over an [`AppState`].
+//!
+//! Plain requests to `/v1/*` are refused with 403 unless the server allows plaintext;
+//! the encrypted (OHTTP) path will mark the requests it opened with [`Sealed`].
+//! `/healthz` always answers.
+
+mod error;
+mod handlers;
+mod stream;
+pub mod types;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::chat::ChatTemplate;
+use crate::engine::Engine;
+use crate::tokenizer::Tokenizer;
+
+/// Request extension set by the encrypted transport on requests it decapsulated.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealed;
+
+/// Policy knobs of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Serve unencrypted requests (development, tests).
+    pub allow_plaintext: bool,
+    /// Largest request body, in bytes (413 above).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            allow_plaintext: false,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The engine's queue.
+    pub engine: Engine,
+    /// The model's tokenizer (prompts are tokenized on the request path).
+    pub tokenizer: Arc<Tokenizer>,
+    /// The model's chat template.
+    pub template: ChatTemplate,
+    /// The model id clients name.
+    pub model_id: String,
+    /// The model's context length, in tokens.
+    pub context_length: usize,
+    /// When the model was loaded (Unix seconds), for `/v1/models`.
+    pub created: u64,
+    /// API policy.
+    pub config: ApiConfig,
+}
+
+/// Shared state of the router.
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+/// The application: every route, the body limit, the plaintext policy.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/models", get(handlers::models))
+        .route("/v1/chat/completions", post(handlers::chat))
+        .route("/v1/completions", post(handlers::completions))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_plaintext,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(handlers::healthz))
+        .fallback(|| async { ApiError::route_not_found() })
+        .layer(DefaultBodyLimit::max(state.0.config.max_body_bytes))
+        .with_state(state)
+}
+
+async fn refuse_plaintext(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.0.config.allow_plaintext || req.extensions().get::<Sealed>().is_some() {
+        next.run(req).await
+    } else {
+        tracing::info!(path = req.uri().path(), "plaintext request refused");
+        ApiError::plaintext_refused().into_response()
+    }
+}

@@ -1,0 +1,215 @@
+//! `veil-bench`: raw candle generation speed vs. the server's streamed speed, and
+//! aggregate throughput at 1, 4 and 8 concurrent streams.
+//!
+//! Run with: `cargo run --release -p veil-server --bin veil-bench -- --model PATH [--tokens N] [--json]`
+//! (without `--model`, the default model is fetched into the cache).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use candle_core::Device;
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use clap::Parser;
+use futures_util::StreamExt;
+use veil_server::api::{self, ApiConfig};
+use veil_server::engine::{EngineConfig, WeightFormat};
+use veil_server::fetch;
+use veil_server::model::{LoadedModel, ModelSource};
+use veil_server::serve::app_state;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "veil-bench",
+    about = "Generation throughput: raw candle loop vs. veil-server"
+)]
+struct Args {
+    /// Model directory with manifest.json, or the default model's GGUF.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Tokens generated per stream.
+    #[arg(long, default_value_t = 128)]
+    tokens: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Weight format of the server's engine (the raw loop always uses the stored format).
+    #[arg(long, value_enum, default_value = "stored")]
+    weights: WeightFormat,
+}
+
+const PROMPT: &str = "The history of the printing press begins";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.tokens < 2 {
+        bail!("--tokens must be at least 2");
+    }
+    let source = match &args.model {
+        Some(p) => ModelSource::from_path(p)?,
+        None => fetch::default_model(&mut |l| eprintln!("veil-bench: {l}"))?,
+    };
+    let weights = source.verify()?;
+    let raw = raw_candle(&weights, args.tokens, &veil_server::serve::device()?)?;
+    let model = LoadedModel::from_verified(&weights, &veil_server::serve::device()?, args.weights)?;
+    drop(weights);
+    let (state, worker) = app_state(
+        model,
+        EngineConfig {
+            max_batch: 8,
+            queue_capacity: 64,
+        },
+        ApiConfig {
+            allow_plaintext: true,
+            ..ApiConfig::default()
+        },
+    );
+    worker.spawn()?;
+    let model_id = state.0.model_id.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (server, concurrent) = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+        let url = Arc::new(format!("http://{addr}/v1/completions"));
+        let client = reqwest::Client::new();
+        // Warm-up (first-call allocations), not measured.
+        stream_once(&client, &url, &model_id, 8).await?;
+        let single = aggregate(&client, &url, &model_id, args.tokens, 1).await?;
+        let mut concurrent = Vec::new();
+        for n in [1usize, 4, 8] {
+            concurrent.push((
+                n,
+                aggregate(&client, &url, &model_id, args.tokens, n).await?,
+            ));
+        }
+        anyhow::Ok((single, concurrent))
+    })?;
+    let ratio = server / raw;
+    if args.json {
+        let by_streams: serde_json::Map<String, serde_json::Value> = concurrent
+            .iter()
+            .map(|(n, t)| (n.to_string(), serde_json::json!(round(*t))))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "tokens": args.tokens,
+                "weights": format!("{:?}", args.weights),
+                "raw_tok_s": round(raw),
+                "server_tok_s": round(server),
+                "ratio": (ratio * 1000.0).round() / 1000.0,
+                "concurrent_tok_s": by_streams,
+            })
+        );
+    } else {
+        println!("tokens per stream:           {}", args.tokens);
+        println!("server weight format:        {:?}", args.weights);
+        println!("raw candle loop:             {raw:.1} tok/s");
+        println!("server, streamed over HTTP:  {server:.1} tok/s");
+        println!("ratio server/raw:            {ratio:.3}");
+        for (n, t) in &concurrent {
+            println!("aggregate at {n} stream(s):    {t:.1} tok/s");
+        }
+    }
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// candle's own quantized llama and greedy loop: prefill the prompt, then one token per
+/// forward, `tokens` tokens in all; tokens per second over the whole loop.
+fn raw_candle(
+    weights: &veil_server::model::VerifiedWeights,
+    tokens: usize,
+    device: &Device,
+) -> anyhow::Result<f64> {
+    let (content, mut reader) = weights.gguf()?;
+    let tokenizer = veil_server::tokenizer::Tokenizer::from_gguf(&content)?;
+    let mut model = ModelWeights::from_gguf(content, &mut reader, device)?;
+    let prompt = tokenizer.encode(PROMPT)?;
+    let mut run = |n: usize| -> anyhow::Result<f64> {
+        model.clear_kv_cache();
+        let mut sampler = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
+        let start = Instant::now();
+        let input = candle_core::Tensor::new(prompt.as_slice(), device)?.unsqueeze(0)?;
+        let logits = model.forward(&input, 0)?.squeeze(0)?;
+        let mut next = sampler.sample(&logits)?;
+        for i in 1..n {
+            let input = candle_core::Tensor::new(&[next], device)?.unsqueeze(0)?;
+            let logits = model.forward(&input, prompt.len() + i - 1)?.squeeze(0)?;
+            next = sampler.sample(&logits)?;
+        }
+        Ok(n as f64 / start.elapsed().as_secs_f64())
+    };
+    run(8)?; // warm-up
+    run(tokens)
+}
+
+/// Tokens per second of one streamed completion of exactly `tokens` tokens.
+async fn stream_once(
+    client: &reqwest::Client,
+    url: &str,
+    model: &str,
+    tokens: usize,
+) -> anyhow::Result<usize> {
+    let body = serde_json::json!({
+        "model": model, "prompt": PROMPT, "max_tokens": tokens, "temperature": 0,
+        "stream": true, "stream_options": {"include_usage": true}, "ignore_eos": true,
+    });
+    let res = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body)?)
+        .send()
+        .await
+        .context("request")?;
+    if !res.status().is_success() {
+        bail!("server answered {}", res.status());
+    }
+    let mut stream = res.bytes_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    if !text.contains("data: [DONE]") {
+        bail!("stream ended without [DONE]");
+    }
+    let usage = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .find_map(|v| v.get("usage")?.get("completion_tokens")?.as_u64())
+        .context("no usage chunk")?;
+    Ok(usize::try_from(usage)?)
+}
+
+/// Aggregate tokens per second of `streams` concurrent completions.
+async fn aggregate(
+    client: &reqwest::Client,
+    url: &Arc<String>,
+    model: &str,
+    tokens: usize,
+    streams: usize,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..streams {
+        let (client, url, model) = (client.clone(), url.clone(), model.to_owned());
+        tasks.push(tokio::spawn(async move {
+            stream_once(&client, &url, &model, tokens).await
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}

@@ -1,0 +1,309 @@
+//! The HTTP side of the confidential transport.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::StreamExt as _;
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+use veil_protocol::bhttp::Message;
+use veil_protocol::{
+    ChunkedResponseSealer, IndeterminateResponseEncoder, MEDIA_TYPE_CHUNKED_REQUEST,
+    MEDIA_TYPE_CHUNKED_RESPONSE, MEDIA_TYPE_KEYS, MEDIA_TYPE_REQUEST, MEDIA_TYPE_RESPONSE, os_rng,
+};
+
+use super::{AttestationError, Confidential};
+use crate::api::Sealed;
+
+/// Largest encapsulated request body (the inner body limit plus framing).
+const MAX_ENCAPSULATED: usize = (1 << 20) + (64 << 10);
+/// RFC 9458 §5.3: the problem type for an unknown or retired key.
+const PROBLEM_OHTTP_KEY: &str = "https://iana.org/assignments/http-problem-types#ohttp-key";
+
+#[derive(Debug, Clone)]
+struct GatewayState {
+    conf: Arc<Confidential>,
+    app: Router,
+}
+
+/// The confidential routes in front of `app` (the OpenAI router).
+pub fn routes(conf: Arc<Confidential>, app: Router) -> Router {
+    let state = GatewayState {
+        conf,
+        app: app.clone(),
+    };
+    Router::new()
+        .route("/.well-known/ohttp-gateway", get(keys).post(relay))
+        .route("/v1/attestation", get(attestation))
+        .layer(DefaultBodyLimit::max(MAX_ENCAPSULATED))
+        .with_state(state)
+        .merge(app)
+}
+
+fn problem(status: StatusCode, kind: Option<&str>, title: &str) -> Response {
+    let body = serde_json::json!({ "type": kind.unwrap_or("about:blank"), "title": title, "status": status.as_u16() });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn keys(State(s): State<GatewayState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, MEDIA_TYPE_KEYS),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        s.conf.ohttp_keys(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct NonceQuery {
+    nonce: String,
+}
+
+async fn attestation(State(s): State<GatewayState>, Query(q): Query<NonceQuery>) -> Response {
+    match s.conf.attest(&q.nonce).await {
+        Ok(a) => {
+            let json = serde_json::to_string(&a).unwrap_or_default();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                json,
+            )
+                .into_response()
+        }
+        Err(AttestationError::BadNonce) => problem(
+            StatusCode::BAD_REQUEST,
+            None,
+            "nonce must be 64 hex characters",
+        ),
+        Err(AttestationError::Busy) => {
+            let mut r = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                "attestation busy, retry",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "evidence unavailable");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "evidence unavailable",
+            )
+        }
+    }
+}
+
+fn rejected(e: &veil_protocol::Error) -> Response {
+    tracing::info!(reason = %e, "encapsulated request rejected");
+    match e {
+        veil_protocol::Error::UnknownKeyId(_) => problem(
+            StatusCode::BAD_REQUEST,
+            Some(PROBLEM_OHTTP_KEY),
+            "unknown key id",
+        ),
+        other => problem(
+            StatusCode::BAD_REQUEST,
+            None,
+            &format!("encapsulated request rejected: {other}"),
+        ),
+    }
+}
+
+/// The inner request, as the router sees a plain one, marked [`Sealed`].
+fn inner_request(m: &Message) -> Option<Request<Body>> {
+    let c = m.control();
+    let method = Method::from_bytes(c.method()?).ok()?;
+    let path = std::str::from_utf8(c.path()?).ok()?;
+    let mut b = Request::builder().method(method).uri(path);
+    for f in m.header().iter() {
+        let name = HeaderName::from_bytes(f.name()).ok()?;
+        let value = HeaderValue::from_bytes(f.value()).ok()?;
+        b = b.header(name, value);
+    }
+    let mut req = b.body(Body::from(m.content().to_vec())).ok()?;
+    req.extensions_mut().insert(Sealed);
+    Some(req)
+}
+
+async fn relay(State(s): State<GatewayState>, headers: HeaderMap, body: Bytes) -> Response {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match media {
+        MEDIA_TYPE_REQUEST => relay_whole(s, body).await,
+        MEDIA_TYPE_CHUNKED_REQUEST => relay_chunked(s, body).await,
+        _ => problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            "expected message/ohttp-req or message/ohttp-chunked-req",
+        ),
+    }
+}
+
+async fn relay_whole(s: GatewayState, body: Bytes) -> Response {
+    let opened = match s.conf.lock_gateway().open_request(&body, SystemTime::now()) {
+        Ok(o) => o,
+        Err(e) => return rejected(&e),
+    };
+    let Some(req) = inner_request(&opened.message) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            None,
+            "inner request is not a valid HTTP request",
+        );
+    };
+    let Ok(resp) = s.app.oneshot(req).await;
+    let (parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "inner response failed",
+        );
+    };
+    let Ok(status) = veil_protocol::bhttp::StatusCode::try_from(parts.status.as_u16()) else {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, None, "inner status");
+    };
+    let mut msg = Message::response(status);
+    for (name, value) in &parts.headers {
+        msg.put_header(name.as_str().as_bytes(), value.as_bytes());
+    }
+    msg.write_content(collected.to_bytes());
+    match opened.seal_response(&msg, &mut os_rng()) {
+        Ok(sealed) => ([(header::CONTENT_TYPE, MEDIA_TYPE_RESPONSE)], sealed).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "sealing the response failed");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, None, "sealing failed")
+        }
+    }
+}
+
+/// Seals one piece of the indeterminate-length inner response as a chunk.
+fn seal(
+    sealer: &mut ChunkedResponseSealer,
+    piece: Result<Vec<u8>, veil_protocol::Error>,
+) -> Option<Bytes> {
+    piece
+        .and_then(|p| sealer.seal_chunk(&p))
+        .ok()
+        .map(Bytes::from)
+}
+
+async fn relay_chunked(s: GatewayState, body: Bytes) -> Response {
+    let opened = {
+        let mut g = s.conf.lock_gateway();
+        let padding = g.padding().clone();
+        match g.open_chunked_request(&body, SystemTime::now(), &mut os_rng()) {
+            Ok(o) => (o, padding),
+            Err(e) => return rejected(&e),
+        }
+    };
+    let (opened, padding) = opened;
+    let Some(req) = inner_request(&opened.message) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            None,
+            "inner request is not a valid HTTP request",
+        );
+    };
+    let Ok(resp) = s.app.oneshot(req).await;
+    let (parts, body) = resp.into_parts();
+    let sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+
+    let mut sealer = opened.response;
+    let mut encoder = IndeterminateResponseEncoder::new();
+    let fields: Vec<(Vec<u8>, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    let field_refs: Vec<(&[u8], &[u8])> = fields
+        .iter()
+        .map(|(n, v)| (n.as_slice(), v.as_slice()))
+        .collect();
+    let Some(head) = seal(
+        &mut sealer,
+        encoder.head(parts.status.as_u16(), &field_refs),
+    ) else {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, None, "sealing failed");
+    };
+    let prefix = futures_util::stream::iter([Bytes::from(opened.response_nonce), head]);
+
+    // Each body frame becomes one sealed chunk; the final chunk is sealed only after the inner
+    // body ended cleanly, so a server-side failure reads as truncation on the client.
+    // SSE events are padded one by one (a comment line); other bodies get zero padding at the
+    // end so the whole content reaches a size bucket.
+    let state = (
+        sealer,
+        encoder,
+        padding,
+        body.into_data_stream(),
+        0usize,
+        false,
+    );
+    let rest = futures_util::stream::unfold(
+        state,
+        move |(mut sealer, mut encoder, padding, mut frames, mut len, done)| async move {
+            if done {
+                return None;
+            }
+            match frames.next().await {
+                Some(Ok(frame)) => {
+                    let mut piece = frame.to_vec();
+                    if sse {
+                        padding.pad_sse(&mut piece);
+                    }
+                    len += piece.len();
+                    let chunk = seal(&mut sealer, encoder.content(&piece))?;
+                    Some((chunk, (sealer, encoder, padding, frames, len, false)))
+                }
+                Some(Err(_)) => None,
+                None => {
+                    let pad = if sse {
+                        0
+                    } else {
+                        padding.padded_len(len) - len
+                    };
+                    let last = encoder
+                        .finish(&[], pad)
+                        .and_then(|p| sealer.seal_final(&p))
+                        .ok()?;
+                    Some((
+                        Bytes::from(last),
+                        (sealer, encoder, padding, frames, len, true),
+                    ))
+                }
+            }
+        },
+    );
+    let stream = prefix
+        .chain(rest)
+        .map(Ok::<Bytes, std::convert::Infallible>);
+    (
+        [(header::CONTENT_TYPE, MEDIA_TYPE_CHUNKED_RESPONSE)],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}

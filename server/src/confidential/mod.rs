@@ -1,0 +1,187 @@
+//! The confidential transport: attested OHTTP gateway keys, evidence on demand, and the
+//! gateway that opens encrypted requests, runs them through the same router as plain
+//! ones (marked [`Sealed`](crate::api::Sealed)), and seals the answers.
+//!
+//! - `GET /.well-known/ohttp-gateway`: the key configurations (`application/ohttp-keys`).
+//! - `GET /v1/attestation?nonce=HEX`: [`veil_attest::Attestation`] whose REPORT_DATA binds the
+//!   current key configuration, the client's nonce and the server manifest.
+//! - `POST /.well-known/ohttp-gateway`: `message/ohttp-req` → `message/ohttp-res`, or
+//!   `message/ohttp-chunked-req` → streamed `message/ohttp-chunked-res`.
+//!
+//! Keys rotate per epoch ([`ConfidentialConfig::epoch`]); the previous key stays usable for a
+//! grace period. Evidence is produced only when a client asks for it with a nonce (bounded by
+//! a semaphore), never on the inference path.
+
+mod gateway;
+mod setup;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use veil_attest::attester::Attester;
+use veil_attest::{Attestation, ManifestClaims, ReportData};
+use veil_protocol::{DateWindow, Gateway, GatewayKey, SymmetricSuite, os_rng};
+
+pub use gateway::routes;
+pub use setup::{Tee, TeeOptions, attester, manifest_claims};
+
+/// Settings of the confidential transport.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ConfidentialConfig {
+    /// How long a gateway key is current.
+    pub epoch: Duration,
+    /// How long the previous key is still accepted after a rotation.
+    pub grace: Duration,
+    /// Evidence generations that may run at once (more get 429).
+    pub max_concurrent_attestations: usize,
+}
+
+impl Default for ConfidentialConfig {
+    fn default() -> Self {
+        Self {
+            epoch: Duration::from_secs(3600),
+            grace: Duration::from_secs(300),
+            max_concurrent_attestations: 2,
+        }
+    }
+}
+
+/// Why evidence could not be served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttestationError {
+    /// The nonce is not 64 hex characters.
+    #[error("nonce must be 64 hex characters (32 bytes)")]
+    BadNonce,
+    /// Too many evidence requests at once.
+    #[error("too many attestation requests in flight")]
+    Busy,
+    /// The TEE could not produce evidence.
+    #[error("evidence unavailable: {0}")]
+    Attester(#[from] veil_attest::attester::AttestError),
+    /// The gateway has no key (cannot happen after [`Confidential::new`]).
+    #[error("no gateway key")]
+    NoKey,
+}
+
+/// Gateway keys, the attester and the server manifest.
+#[derive(Debug)]
+pub struct Confidential {
+    gateway: Mutex<Gateway>,
+    attester: Arc<dyn Attester>,
+    manifest: ManifestClaims,
+    permits: tokio::sync::Semaphore,
+    config: ConfidentialConfig,
+    next_key_id: AtomicU8,
+}
+
+impl Confidential {
+    /// A transport with a fresh key (from the OS RNG).
+    pub fn new(
+        attester: Arc<dyn Attester>,
+        manifest: ManifestClaims,
+        config: ConfidentialConfig,
+    ) -> Self {
+        let c = Self {
+            gateway: Mutex::new(Gateway::new(DateWindow::default())),
+            attester,
+            manifest,
+            permits: tokio::sync::Semaphore::new(config.max_concurrent_attestations.max(1)),
+            config,
+            next_key_id: AtomicU8::new(1),
+        };
+        c.rotate();
+        c
+    }
+
+    fn gateway(&self) -> MutexGuard<'_, Gateway> {
+        // A panic while holding this lock leaves the gateway state intact (no partial
+        // updates span an unwind), so a poisoned lock is still usable.
+        self.gateway
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a new key epoch: a new key becomes current; the previous one stays accepted
+    /// until [`Confidential::retire_old`] removes it after the grace period.
+    pub fn rotate(&self) -> u8 {
+        let id = self.next_key_id.fetch_add(1, Ordering::Relaxed);
+        let key = GatewayKey::generate(id, &SymmetricSuite::ALL, &mut os_rng());
+        self.gateway().rotate(key);
+        tracing::info!(key_id = id, "gateway key rotated");
+        id
+    }
+
+    /// Drops every key but the current one.
+    pub fn retire_old(&self) {
+        let mut g = self.gateway();
+        let current = g.current_config().map(veil_protocol::KeyConfig::key_id);
+        let old: Vec<u8> = g
+            .key_configs()
+            .iter()
+            .map(veil_protocol::KeyConfig::key_id)
+            .filter(|id| Some(*id) != current)
+            .collect();
+        for id in old {
+            g.retire(id);
+        }
+    }
+
+    /// Rotates every epoch and retires the previous key after the grace period, forever.
+    pub async fn run_rotation(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.epoch).await;
+            self.rotate();
+            tokio::time::sleep(self.config.grace.min(self.config.epoch)).await;
+            self.retire_old();
+        }
+    }
+
+    /// The key configuration list served at `GET /.well-known/ohttp-gateway`.
+    pub fn ohttp_keys(&self) -> Vec<u8> {
+        self.gateway().ohttp_keys()
+    }
+
+    /// The attested manifest.
+    pub fn manifest(&self) -> &ManifestClaims {
+        &self.manifest
+    }
+
+    /// Evidence for `nonce_hex`, bound to the current key configuration and the manifest.
+    pub async fn attest(&self, nonce_hex: &str) -> Result<Attestation, AttestationError> {
+        let nonce: [u8; 32] = hex::decode(nonce_hex)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or(AttestationError::BadNonce)?;
+        let _permit = self
+            .permits
+            .try_acquire()
+            .map_err(|_| AttestationError::Busy)?;
+        let key_config = self
+            .gateway()
+            .current_config()
+            .map(veil_protocol::KeyConfig::encode)
+            .ok_or(AttestationError::NoKey)?;
+        let report_data = ReportData::new(
+            &key_config,
+            &nonce,
+            &self.manifest.server_manifest().digest(),
+        )
+        .map_err(|_| AttestationError::BadNonce)?;
+        let attester = self.attester.clone();
+        let evidence = tokio::task::spawn_blocking(move || attester.attest(&report_data.0))
+            .await
+            .map_err(|_| AttestationError::NoKey)??;
+        Ok(Attestation::new(
+            evidence,
+            key_config,
+            self.manifest.clone(),
+        ))
+    }
+
+    pub(crate) fn lock_gateway(&self) -> MutexGuard<'_, Gateway> {
+        self.gateway()
+    }
+}

@@ -1,0 +1,32 @@
+//! Veil inference server: an OpenAI-compatible HTTP API over a candle engine, serving a
+//! model whose files are pinned by a manifest.
+//!
+//! The flow: obtain the model ([`fetch::default_model`] or a [`model::ModelSource`]),
+//! verify and load it ([`model::LoadedModel::load`]), start the engine's worker, and serve
+//! [`api::router`]. Logs carry request ids, sizes, token counts and timings; never a
+//! prompt, a completion or a key.
+//!
+//! ```no_run
+//! use veil_server::{api, engine::EngineConfig, fetch, model::LoadedModel, serve};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let source = fetch::default_model(&mut |line| eprintln!("{line}"))?;
+//! let model = LoadedModel::load(&source, &candle_core::Device::Cpu)?;
+//! let api = api::ApiConfig { allow_plaintext: true, ..Default::default() };
+//! let (state, worker) = serve::app_state(model, EngineConfig::default(), api);
+//! worker.spawn()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, api::router(state)).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod chat;
+pub mod confidential;
+pub mod engine;
+mod error;
+pub mod fetch;
+pub mod model;
+pub mod serve;
+pub mod tokenizer;
+
+pub use error::{Error, Result};

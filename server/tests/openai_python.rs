@@ -1,0 +1,180 @@
+//! The real `openai` Python package against the real `veil-server` binary.
+//!
+//! Setup: a virtualenv under cargo's target tmp directory with a pinned `openai`
+//! (installed once, from the package index pip is configured with), the server started on
+//! a free loopback port with `--allow-plaintext`, then `tests/python/openai_client.py`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use veil_server::model::DEFAULT_MODEL_ID;
+
+const OPENAI_PIN: &str = "openai==3.57.0";
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let status = cmd.status().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(status.success(), "{what}: {status}");
+}
+
+/// The virtualenv, made once per test binary (the tests run in parallel).
+fn venv() -> PathBuf {
+    static VENV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(make_venv).clone()
+}
+
+fn make_venv() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openai-venv");
+    let python = dir.join("bin").join("python");
+    let marker = dir.join(format!("installed-{OPENAI_PIN}"));
+    if !marker.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let py = std::env::var("VEIL_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        run(
+            Command::new(py).args(["-m", "venv"]).arg(&dir),
+            "python3 -m venv",
+        );
+        run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg(OPENAI_PIN),
+            "pip install openai",
+        );
+        std::fs::write(&marker, b"").expect("marker");
+    }
+    python
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// Starts `veil-server serve` on a free loopback port with `extra` arguments; returns the
+/// process guard and its base URL.
+fn start_server(extra: &[&str]) -> (Server, String) {
+    let model_path = {
+        let s = common::source();
+        s.dir.join(&s.manifest.weights().expect("weights").0.name)
+    };
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_veil-server"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--tee", "simulated"])
+            .args(extra)
+            .arg("--model")
+            .arg(&model_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start veil-server"),
+    );
+    // The server prints `veil-server: listening on http://ADDR` once it accepts connections.
+    let stderr = server.0.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[server] {line}");
+            if !sent && let Some(addr) = line.split("listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("server listening within 120 s");
+    (server, base)
+}
+
+/// Runs the `openai` client script against `base_url` and asserts it succeeds.
+fn run_openai_script(python: &Path, base_url: &str, api_key: &str) {
+    let mut client = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_client.py"))
+        .env("OPENAI_BASE_URL", base_url)
+        .env("OPENAI_API_KEY", api_key)
+        .env("VEIL_MODEL", DEFAULT_MODEL_ID)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run the openai client script");
+    let status = wait_with_timeout(&mut client, Duration::from_secs(300))
+        .expect("openai client finished within 300 s");
+    assert!(status.success(), "openai client script failed: {status}");
+}
+
+#[test]
+fn openai_python_package_lists_chats_and_streams() {
+    let python = venv();
+    let (_server, base) = start_server(&["--allow-plaintext"]);
+    run_openai_script(
+        &python,
+        &format!("{base}/v1"),
+        "unused-by-plaintext-dev-server",
+    );
+}
+
+/// The product path: an unmodified `openai` client talks to `veil proxy` (in-process here),
+/// which attests the server, then encrypts every request through the OHTTP gateway of a
+/// server that refuses plaintext.
+#[test]
+fn openai_python_package_through_the_attested_encrypted_proxy() {
+    let python = venv();
+    let (_server, base) = start_server(&[]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let proxy = rt.block_on(async {
+        let policy = veil_attest::Policy::default().allow_simulated(true);
+        let upstream = std::sync::Arc::new(veil_client::proxy::Upstream::new(base.clone(), policy));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, veil_client::proxy::router(upstream)).await;
+        });
+        addr
+    });
+    // The server refuses the plain path...
+    let plain = Command::new(&python)
+        .args(["-c", &format!(
+            "import urllib.request,sys\ntry:\n urllib.request.urlopen(urllib.request.Request('{base}/v1/models'))\n sys.exit(1)\nexcept urllib.error.HTTPError as e:\n sys.exit(0 if e.code == 403 else 2)"
+        )])
+        .status()
+        .expect("python");
+    assert!(plain.success(), "plain request was not refused with 403");
+    // ...and the proxy's encrypted path serves the same client script.
+    run_openai_script(
+        &python,
+        &format!("http://{proxy}/v1"),
+        "sk-test-key-travels-encrypted",
+    );
+    drop(rt);
+}

@@ -1,0 +1,61 @@
+"""Drives a running veil-server with the unmodified `openai` package.
+
+Environment: OPENAI_BASE_URL (…/v1), OPENAI_API_KEY (any), VEIL_MODEL (the model id).
+Exits non-zero on the first failed assertion.
+"""
+
+import os
+
+import openai
+
+client = openai.OpenAI(timeout=120, max_retries=0)
+model = os.environ["VEIL_MODEL"]
+
+ids = [m.id for m in client.models.list()]
+assert model in ids, ids
+
+messages = [{"role": "user", "content": "What is the capital of France?"}]
+chat = client.chat.completions.create(
+    model=model, messages=messages, max_tokens=24, temperature=0
+)
+text = chat.choices[0].message.content
+assert isinstance(text, str) and text, chat
+assert chat.choices[0].finish_reason in ("stop", "length"), chat
+assert 0 < chat.usage.completion_tokens <= 24, chat.usage
+assert chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
+
+stream = client.chat.completions.create(
+    model=model,
+    messages=messages,
+    max_tokens=24,
+    temperature=0,
+    stream=True,
+    stream_options={"include_usage": True},
+)
+parts, finish, usage = [], None, None
+for chunk in stream:
+    if chunk.usage is not None:
+        usage = chunk.usage
+    for choice in chunk.choices:
+        if choice.delta.content:
+            parts.append(choice.delta.content)
+        if choice.finish_reason:
+            finish = choice.finish_reason
+assert "".join(parts) == text, ("".join(parts), text)
+assert finish == chat.choices[0].finish_reason, finish
+assert usage is not None and usage.completion_tokens == chat.usage.completion_tokens, usage
+
+completion = client.completions.create(
+    model=model, prompt="Once upon a time", max_tokens=8, temperature=0
+)
+assert completion.choices[0].finish_reason == "length", completion
+assert completion.usage.completion_tokens == 8, completion.usage
+assert completion.choices[0].text, completion
+
+try:
+    client.chat.completions.create(model="no-such-model", messages=messages)
+    raise AssertionError("unknown model accepted")
+except openai.NotFoundError as e:
+    assert e.status_code == 404
+
+print("openai client OK:", len(text), "characters,", chat.usage.completion_tokens, "tokens")
