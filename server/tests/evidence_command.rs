@@ -1,0 +1,95 @@
+//! `veil-server evidence`: which backend a host can use, and a bundle whose REPORT_DATA is
+//! the Veil transcript over the nonce and this binary's and the model's manifest.
+
+mod common;
+
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+use veil_attest::{Evidence, Policy, ReportData, ServerManifest, UnixTime, VerifyError, verify};
+
+fn evidence(args: &[&str]) -> std::process::Output {
+    let s = common::source();
+    let model = s.dir.join(&s.manifest.weights().expect("weights").0.name);
+    Command::new(env!("CARGO_BIN_EXE_veil-server"))
+        .arg("evidence")
+        .args(args)
+        .arg("--model")
+        .arg(model)
+        .output()
+        .expect("run veil-server evidence")
+}
+
+#[test]
+fn simulated_bundle_binds_nonce_binary_and_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle.json");
+    let nonce = [0x5a_u8; 32];
+    let r = evidence(&[
+        "--tee",
+        "simulated",
+        "--nonce",
+        &hex::encode(nonce),
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("backend simulated"));
+
+    let ev = Evidence::from_json(&std::fs::read(&out).expect("bundle")).expect("parses");
+    let binary: [u8; 32] =
+        Sha256::digest(std::fs::read(env!("CARGO_BIN_EXE_veil-server")).expect("binary")).into();
+    let manifest = ServerManifest {
+        binary_sha256: binary,
+        model_digest: common::source().manifest.digest(),
+    };
+    let rd = ReportData::new(&[], &nonce, &manifest.digest()).expect("rd");
+    let now = UnixTime(1_764_000_000);
+    assert_eq!(
+        verify(&ev, &Policy::default(), now),
+        Err(VerifyError::SimulatedRejected)
+    );
+    verify(
+        &ev,
+        &Policy::default()
+            .allow_simulated(true)
+            .expect_report_data(rd.0),
+        now,
+    )
+    .expect("bound");
+
+    let mut other = nonce;
+    other[31] ^= 1;
+    let rd2 = ReportData::new(&[], &other, &manifest.digest()).expect("rd");
+    assert!(matches!(
+        verify(
+            &ev,
+            &Policy::default()
+                .allow_simulated(true)
+                .expect_report_data(rd2.0),
+            now
+        ),
+        Err(VerifyError::ReportDataMismatch { .. })
+    ));
+}
+
+#[test]
+fn auto_names_what_is_missing_on_a_machine_without_a_tee() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle.json");
+    let r = evidence(&[
+        "--tee",
+        "auto",
+        "--tsm-root",
+        "/nonexistent/tsm",
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("no TEE found") && err.contains("/nonexistent/tsm"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
