@@ -349,13 +349,28 @@ impl Policy {
         })
     }
 
-    pub(crate) fn check_report_data(&self, got: &[u8; 64]) -> Result<(), VerifyError> {
+    /// Checks REPORT_DATA against the expected value, if any, and records the check.
+    pub(crate) fn check_report_data(
+        &self,
+        got: &[u8; 64],
+        checks: &mut crate::verdict::Checks,
+    ) -> Result<(), VerifyError> {
         match &self.report_data {
             Some(expected) if &expected.0 != got => Err(VerifyError::ReportDataMismatch {
                 expected: hex::encode(expected.0),
                 got: hex::encode(got),
             }),
-            _ => Ok(()),
+            Some(_) => {
+                checks.pass(crate::CheckName::ReportData, "equals the expected value");
+                Ok(())
+            }
+            None => {
+                checks.pass(
+                    crate::CheckName::ReportData,
+                    "not checked (no expected value)",
+                );
+                Ok(())
+            }
         }
     }
 }

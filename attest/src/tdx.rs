@@ -196,15 +196,7 @@ pub(crate) fn verify(
         ),
     );
 
-    policy.check_report_data(&td.report_data)?;
-    checks.pass(
-        CheckName::ReportData,
-        if policy.report_data.is_some() {
-            "equals the expected value"
-        } else {
-            "not checked (no expected value)"
-        },
-    );
+    policy.check_report_data(&td.report_data, checks)?;
 
     let m = |register, v: &[u8; 48]| Measurement {
         register,

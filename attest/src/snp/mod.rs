@@ -229,15 +229,7 @@ pub(crate) fn verify(
         );
     }
 
-    policy.check_report_data(&r.report_data)?;
-    checks.pass(
-        CheckName::ReportData,
-        if policy.report_data.is_some() {
-            "equals the expected value"
-        } else {
-            "not checked (no expected value)"
-        },
-    );
+    policy.check_report_data(&r.report_data, checks)?;
 
     Ok(Verdict {
         platform: Platform::SevSnp,

@@ -159,20 +159,28 @@ async fn relay(State(s): State<GatewayState>, headers: HeaderMap, body: Bytes) -
     }
 }
 
+/// Runs the inner request through the OpenAI router, as a [`Sealed`] request.
+async fn run_inner(app: &Router, message: &Message) -> Result<Response, Response> {
+    let Some(req) = inner_request(message) else {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            None,
+            "inner request is not a valid HTTP request",
+        ));
+    };
+    let Ok(resp) = app.clone().oneshot(req).await;
+    Ok(resp)
+}
+
 async fn relay_whole(s: GatewayState, body: Bytes) -> Response {
     let opened = match s.conf.lock_gateway().open_request(&body, SystemTime::now()) {
         Ok(o) => o,
         Err(e) => return rejected(&e),
     };
-    let Some(req) = inner_request(&opened.message) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            None,
-            "inner request is not a valid HTTP request",
-        );
+    let (parts, body) = match run_inner(&s.app, &opened.message).await {
+        Ok(r) => r.into_parts(),
+        Err(r) => return r,
     };
-    let Ok(resp) = s.app.oneshot(req).await;
-    let (parts, body) = resp.into_parts();
     let Ok(collected) = body.collect().await else {
         return problem(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -218,15 +226,10 @@ async fn relay_chunked(s: GatewayState, body: Bytes) -> Response {
         }
     };
     let (opened, padding) = opened;
-    let Some(req) = inner_request(&opened.message) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            None,
-            "inner request is not a valid HTTP request",
-        );
+    let (parts, body) = match run_inner(&s.app, &opened.message).await {
+        Ok(r) => r.into_parts(),
+        Err(r) => return r,
     };
-    let Ok(resp) = s.app.oneshot(req).await;
-    let (parts, body) = resp.into_parts();
     let sse = parts
         .headers
         .get(header::CONTENT_TYPE)
