@@ -55,7 +55,9 @@ enum Command {
         /// Largest request body in bytes.
         #[arg(long, default_value_t = ApiConfig::default().max_body_bytes)]
         max_body_bytes: usize,
-        /// How matrix weights are kept in memory (`q8_0`: several times faster on x86 CPUs).
+        /// How matrix weights are kept in memory: `stored` (default: answers bit-identical to
+        /// candle's reference on the verified weights) or `q8_0` (re-encoded at load, several
+        /// times faster on x86 CPUs, but answers may differ slightly).
         #[arg(long, value_enum, default_value = "stored")]
         weights: WeightFormat,
     },

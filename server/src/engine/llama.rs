@@ -190,9 +190,7 @@ impl Llama {
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let mut q = |n: &str| -> Result<QMatMul> {
-                Ok(QMatMul::from_qtensor(tensor(&format!(
-                    "blk.{i}.{n}.weight"
-                ))?)?)
+                matrix(tensor(&format!("blk.{i}.{n}.weight"))?, format, device)
             };
             let (wq, wk, wv, wo) = (q("attn_q")?, q("attn_k")?, q("attn_v")?, q("attn_output")?);
             let (gate, up, down) = (q("ffn_gate")?, q("ffn_up")?, q("ffn_down")?);
