@@ -12,8 +12,8 @@
 //! ```no_run
 //! use std::time::SystemTime;
 //! use veil_protocol::{Client, DateWindow, Gateway, GatewayKey, SymmetricSuite, build_request, os_rng};
-//! # fn main() -> Result<(), veil_protocol::Error> {
-//! let now = SystemTime::now();
+//! // `now` comes from the caller (the server or client reads its clock at the edge).
+//! fn round_trip(now: SystemTime) -> Result<(), veil_protocol::Error> {
 //! // Gateway: one key per epoch; its configuration bytes are what attestation binds.
 //! let mut gateway = Gateway::new(DateWindow::default());
 //! gateway.rotate(GatewayKey::generate(1, &SymmetricSuite::ALL, &mut os_rng()));
@@ -33,7 +33,10 @@
 //!
 //! // Client: a stream without its final chunk is reported as truncated.
 //! let plaintext = response_opener.open_all(&wire)?;
-//! # let _ = plaintext; Ok(()) }
+//! # let _ = plaintext;
+//! Ok(())
+//! }
+//! # fn main() {}
 //! ```
 
 mod chunked;
