@@ -28,7 +28,9 @@ mod binding;
 mod encoding;
 mod error;
 mod evidence;
+mod model_digest;
 mod policy;
+pub mod release;
 mod report_data;
 mod simulated;
 pub mod snp;
@@ -40,6 +42,9 @@ pub use error::VerifyError;
 pub use evidence::{
     Evidence, MAX_BUNDLE_LEN, MAX_CERT_LEN, MAX_QUOTE_LEN, SimulatedEvidence, SnpCerts,
     SnpEvidence, TdxEvidence,
+};
+pub use model_digest::{
+    MODEL_MANIFEST_DIGEST_DOMAIN, ModelFileRef, model_manifest_digest, model_manifest_digest_json,
 };
 pub use policy::{
     DigestReference, HexBytes, Measurement48, Policy, Reference, SnpPolicy, TcbPolicy, TdxPolicy,

@@ -82,6 +82,8 @@ pub struct Response {
     pub status: u16,
     /// Inner `content-type`, if any.
     pub content_type: Option<String>,
+    /// Every inner header field (names lowercase as sent, values lossily UTF-8).
+    pub headers: Vec<(String, String)>,
     /// Inner body.
     pub body: Vec<u8>,
 }
@@ -91,6 +93,7 @@ impl fmt::Debug for Response {
         f.debug_struct("Response")
             .field("status", &self.status)
             .field("content_type", &self.content_type)
+            .field("headers", &self.headers.len())
             .field("body_len", &self.body.len())
             .finish()
     }
@@ -247,9 +250,20 @@ impl Client {
                         .ok_or_else(|| Error::MalformedResponse("not a response".into()))?;
                     let content_type = veil_protocol::message::header(&msg, "content-type")
                         .map(|v| String::from_utf8_lossy(v).into_owned());
+                    let headers = msg
+                        .header()
+                        .iter()
+                        .map(|f| {
+                            (
+                                String::from_utf8_lossy(f.name()).into_owned(),
+                                String::from_utf8_lossy(f.value()).into_owned(),
+                            )
+                        })
+                        .collect();
                     return Ok(Response {
                         status,
                         content_type,
+                        headers,
                         body: msg.content().to_vec(),
                     });
                 }

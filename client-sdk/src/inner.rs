@@ -211,6 +211,26 @@ impl ResponseParser {
     }
 }
 
+/// An inner response as the fuzz entry point reports it: status, header fields, content.
+pub(crate) type ParsedResponse = (Option<u16>, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>);
+
+/// Feeds `pieces` in order, then ends the stream (as after the authenticated final chunk).
+pub(crate) fn parse_pieces(pieces: &[&[u8]]) -> Result<ParsedResponse, String> {
+    let mut p = ResponseParser::new();
+    let mut head = None;
+    let mut content = Vec::new();
+    let mut take = |parsed: Parsed| {
+        head = head.take().or(parsed.head);
+        content.extend(parsed.content);
+    };
+    for piece in pieces {
+        take(p.push(piece)?);
+    }
+    take(p.finish()?);
+    let (status, headers) = head.map_or((None, Vec::new()), |h| (Some(h.status), h.headers));
+    Ok((status, headers, content))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,3 +45,12 @@ pub use openai::{
 };
 pub use stream::{DONE, ResponseStream};
 pub use veil_attest::{Attestation, Policy, UnixTime, Verdict, VerifyError};
+
+/// Not part of the API: the fuzz entry point of the incremental inner-response parser
+/// (`fuzz/src/client.rs`). Feeds `pieces` of decrypted chunked-OHTTP plaintext in order,
+/// then ends the stream; returns the status, the header fields and the content, or why the
+/// inner response was refused.
+#[doc(hidden)]
+pub fn fuzz_inner_response(pieces: &[&[u8]]) -> Result<inner::ParsedResponse, String> {
+    inner::parse_pieces(pieces)
+}

@@ -5,13 +5,17 @@
 //! attestation failed before, or the gateway rotated its key). Verification and integrity
 //! failures become OpenAI-shaped error JSON; a stream that is tampered with or truncated
 //! mid-way ends with an OpenAI-shaped error event and never with `data: [DONE]`.
+//!
+//! Of the decrypted inner response's headers, only `content-type`, `retry-after` and the
+//! `x-ratelimit-*` budget reach the proxy's client (so that OpenAI clients back off as they
+//! would against OpenAI); nothing else of the inner head is passed on.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde_json::json;
@@ -98,6 +102,34 @@ fn error_response(e: &Error) -> Response {
     (status, axum::Json(error_json(e))).into_response()
 }
 
+/// The inner response headers passed on to the proxy's client: `content-type` (unless
+/// `with_content_type` is false), `retry-after` and `x-ratelimit-*`.
+fn passed_on(inner: &[(String, String)], with_content_type: bool) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in inner {
+        let name = name.to_ascii_lowercase();
+        let wanted = (with_content_type && name == "content-type")
+            || name == "retry-after"
+            || name.starts_with("x-ratelimit-");
+        if !wanted {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            out.append(n, v);
+        }
+    }
+    if with_content_type && !out.contains_key(header::CONTENT_TYPE) {
+        out.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    out
+}
+
 fn plain_error(status: StatusCode, message: &str) -> Response {
     let body = json!({"error": {"message": message, "type": "invalid_request_error"}});
     (status, axum::Json(body)).into_response()
@@ -145,11 +177,8 @@ async fn forward(
     } else {
         match client.send(&req).await {
             Ok(r) => {
-                let ct = r
-                    .content_type
-                    .unwrap_or_else(|| "application/json".to_owned());
                 let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
-                (status, [(header::CONTENT_TYPE, ct)], r.body).into_response()
+                (status, passed_on(&r.headers, true), r.body).into_response()
             }
             Err(e) => error_response(&e),
         }
@@ -163,15 +192,13 @@ async fn forward_stream(client: &Client, req: &Request) -> Response {
     };
     if !resp.is_success() {
         let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        let ct = resp
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "application/json".to_owned());
+        let headers = passed_on(&resp.headers, true);
         return match resp.collect().await {
-            Ok(body) => (status, [(header::CONTENT_TYPE, ct)], body).into_response(),
+            Ok(body) => (status, headers, body).into_response(),
             Err(e) => error_response(&e),
         };
     }
+    let headers = passed_on(&resp.headers, false);
     // After an error event the stream ends: never `[DONE]` after a failure.
     let events = resp.events().scan(false, |failed, e| {
         let line = match e {
@@ -185,6 +212,7 @@ async fn forward_stream(client: &Client, req: &Request) -> Response {
         std::future::ready(line.map(Ok::<_, std::convert::Infallible>))
     });
     (
+        headers,
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),

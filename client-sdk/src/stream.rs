@@ -77,6 +77,8 @@ pub struct ResponseStream {
     pub status: u16,
     /// Inner `content-type`, if any.
     pub content_type: Option<String>,
+    /// Every inner header field (names lowercase as sent, values lossily UTF-8).
+    pub headers: Vec<(String, String)>,
     state: State,
 }
 
@@ -116,6 +118,16 @@ impl ResponseStream {
             content_type: head
                 .header("content-type")
                 .map(|v| String::from_utf8_lossy(v).into_owned()),
+            headers: head
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        String::from_utf8_lossy(n).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect(),
             state,
         })
     }

@@ -4,7 +4,7 @@ mod support;
 
 use std::sync::Arc;
 
-use support::{ANSWER, Tamper, TestServer, policy};
+use support::{ANSWER, INNER_HEADERS, Tamper, TestServer, policy};
 use veil_attest::{Policy, Reference};
 use veil_client::proxy::{Upstream, router};
 
@@ -52,6 +52,41 @@ async fn proxy_reemits_json_and_sse_after_verification() {
         server.shared.authorizations.lock().expect("lock")[0],
         "Bearer sk-proxy"
     );
+}
+
+/// Posts a chat through the proxy; returns the status and the response headers.
+async fn post_headers(url: &str, body: serde_json::Value) -> (u16, reqwest::header::HeaderMap) {
+    veil_client::install_crypto_provider();
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sent");
+    (resp.status().as_u16(), resp.headers().clone())
+}
+
+#[tokio::test]
+async fn proxy_passes_on_retry_after_and_rate_limit_headers_only() {
+    let server = TestServer::start().await;
+    let proxy = start_proxy(&server.url, policy()).await;
+    let mut not_found = chat(false);
+    not_found["model"] = serde_json::json!("no-such-model");
+    for (what, body, status, content_type) in [
+        ("whole", chat(false), 200, "application/json"),
+        ("streamed", chat(true), 200, "text/event-stream"),
+        ("refused", not_found, 404, "application/json"),
+    ] {
+        let (got, headers) = post_headers(&proxy, body).await;
+        assert_eq!(got, status, "{what}");
+        let header = |n: &str| headers.get(n).map(|v| v.to_str().expect("ascii"));
+        for (name, value) in INNER_HEADERS {
+            let expected = (name != "x-internal-note").then_some(value);
+            assert_eq!(header(name), expected, "{what}: {name}");
+        }
+        assert_eq!(header("content-type"), Some(content_type), "{what}");
+    }
 }
 
 #[tokio::test]

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_fuzz::evidence_bundle(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_fuzz::attest::evidence_bundle(data));

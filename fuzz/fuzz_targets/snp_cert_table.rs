@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_fuzz::snp_cert_table(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_fuzz::attest::snp_cert_table(data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_fuzz::tdx_quote(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_fuzz::attest::tdx_quote(data));

@@ -1,112 +1,14 @@
-//! The fuzz entry points of `veil-attest`, one per parser of untrusted bytes.
+//! The fuzz entry points of Veil, one module per crate, one function per target.
 //!
-//! Shared by the cargo-fuzz targets (`fuzz_targets/*.rs`, nightly + libFuzzer) and by
-//! the stable smoke test `attest/tests/fuzz_smoke.rs`, which includes this file as a
-//! module with `#[path]` (so the fuzz crate stays out of the main workspace). It must
-//! therefore depend on nothing but `std` and `veil-attest`.
+//! Each module depends on `std` and its own crate only, because the stable smoke test of
+//! that crate (`<crate>/tests/fuzz_smoke.rs`) includes the module's file with `#[path]`:
 //!
-//! Every function must return normally for every input: a panic is a bug. Results are
-//! deliberately ignored; only panics, aborts, hangs and sanitizer reports count.
+//! - [`attest`]: `veil-attest` (evidence, certificates, policies);
+//! - [`protocol`]: `veil-protocol` (OHTTP key configurations, requests, chunks, Binary HTTP);
+//! - [`client`]: `veil-client` (the incremental inner-response parser).
+//!
+//! Every function must return normally for every input: a panic is a bug.
 
-use std::sync::OnceLock;
-
-use veil_attest::snp::{REPORT_LEN, parse_cert_table, split_certificates};
-use veil_attest::tdx::parse_td_report;
-use veil_attest::{
-    Evidence, Platform, Policy, SnpCerts, SnpEvidence, TdxEvidence, UnixTime, verify,
-};
-
-/// A genuine Milan VCEK (valid 2023-04-03 .. 2030-04-03), so mutated reports get past the
-/// certificate stage to the chain, validity, signature and TCB checks.
-pub const MILAN_VCEK: &[u8] =
-    include_bytes!("../../attest/tests/vectors/snp/milan-v2-virtee/vcek.der");
-/// The report that `MILAN_VCEK` signed (v2, VCEK).
-pub const MILAN_REPORT: &[u8] =
-    include_bytes!("../../attest/tests/vectors/snp/milan-v2-virtee/report.bin");
-/// A report signed by a VLEK (v3, AWS), for certificate tables that carry a VLEK.
-pub const VLEK_REPORT: &[u8] =
-    include_bytes!("../../attest/tests/vectors/snp/milan-v3-aws-vlek/report.bin");
-/// Genuine PCS collateral for the FMSPC b0c06f (valid 2025-06 .. 2025-07-19).
-pub const TDX_COLLATERAL: &[u8] =
-    include_bytes!("../../attest/tests/vectors/tdx/v4-b0c06f-phala/collateral.json");
-
-/// 2025-11-24T16:00:00Z: inside the validity of every SNP certificate vector.
-pub const SNP_NOW: UnixTime = UnixTime(1_764_000_000);
-/// 2025-06-21T10:00:00Z: inside the validity window of `TDX_COLLATERAL`.
-pub const TDX_NOW: UnixTime = UnixTime(1_750_500_000);
-
-fn milan_certs() -> &'static SnpCerts {
-    static CERTS: OnceLock<SnpCerts> = OnceLock::new();
-    CERTS.get_or_init(|| {
-        SnpCerts::classify([MILAN_VCEK.to_vec()]).expect("the Milan VCEK vector classifies")
-    })
-}
-
-fn tdx_evidence(quote: &[u8]) -> TdxEvidence {
-    // Parsing the 16 KiB collateral once, not per input, keeps the executions fast.
-    static EVIDENCE: OnceLock<TdxEvidence> = OnceLock::new();
-    let mut ev = EVIDENCE
-        .get_or_init(|| {
-            TdxEvidence::new(Vec::new(), TDX_COLLATERAL).expect("the TDX collateral vector parses")
-        })
-        .clone();
-    ev.quote = quote.to_vec();
-    ev
-}
-
-/// Verifies certificates taken from untrusted bytes against a genuine report.
-fn verify_snp_certs(certs: SnpCerts) {
-    let report = if certs.vlek.is_some() {
-        VLEK_REPORT
-    } else {
-        MILAN_REPORT
-    };
-    let ev = Evidence::SevSnp(SnpEvidence::new(report.to_vec(), certs));
-    let _ = verify(&ev, &Policy::default(), SNP_NOW);
-}
-
-/// `snp_report`: the bytes as an SEV-SNP attestation report.
-pub fn snp_report(data: &[u8]) {
-    let ev = Evidence::SevSnp(SnpEvidence::new(data.to_vec(), SnpCerts::default()));
-    let _ = verify(&ev, &Policy::default(), SNP_NOW);
-    if let Some(report) = data.get(..REPORT_LEN) {
-        let ev = Evidence::SevSnp(SnpEvidence::new(report.to_vec(), milan_certs().clone()));
-        let _ = verify(&ev, &Policy::default(), SNP_NOW);
-    }
-}
-
-/// `tdx_quote`: the bytes as a TDX DCAP quote, parsed alone and verified with genuine collateral.
-pub fn tdx_quote(data: &[u8]) {
-    let _ = parse_td_report(data);
-    let _ = verify(
-        &Evidence::Tdx(tdx_evidence(data)),
-        &Policy::default(),
-        TDX_NOW,
-    );
-}
-
-/// `snp_cert_table`: the bytes as an SEV-SNP certificate table (from the host) and as a
-/// certificate file (DER or PEM); certificates found are verified against a genuine report.
-pub fn snp_cert_table(data: &[u8]) {
-    let _ = parse_cert_table(data);
-    if let Ok(certs) = SnpCerts::from_cert_table(data) {
-        verify_snp_certs(certs);
-    }
-    if let Ok(ders) = split_certificates(data)
-        && let Ok(certs) = SnpCerts::classify(ders)
-    {
-        verify_snp_certs(certs);
-    }
-}
-
-/// `evidence_bundle`: the bytes as a JSON evidence bundle, and as a TOML policy.
-pub fn evidence_bundle(data: &[u8]) {
-    if let Ok(ev) = Evidence::from_json(data) {
-        let now = match ev.platform() {
-            Platform::Tdx => TDX_NOW,
-            _ => SNP_NOW,
-        };
-        let _ = verify(&ev, &Policy::default().allow_simulated(true), now);
-    }
-    let _ = Policy::from_toml(&String::from_utf8_lossy(data));
-}
+pub mod attest;
+pub mod client;
+pub mod protocol;

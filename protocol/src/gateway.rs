@@ -157,7 +157,7 @@ impl Gateway {
         live.replay.check(&enc, now)?;
         let date = date(message)?;
         window.check(date, now)?;
-        live.replay.insert(enc, date + window.window(), now)
+        live.replay.insert(enc, window.expiry(date), now)
     }
 
     /// Opens a `message/ohttp-req` body: key lookup, decapsulation, Binary HTTP parsing,

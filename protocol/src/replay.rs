@@ -2,7 +2,8 @@
 //! and a window on the inner request's `Date`. Both are sans-IO: `now` is passed in.
 //!
 //! An entry needs to live only until a replay of it would fail the `Date` check anyway
-//! (its `Date` plus the window), so the cache is bounded by request rate × window. When
+//! ([`DateWindow::expiry`]: its `Date` plus the window, plus the second the whole-second
+//! comparison rounds away), so the cache is bounded by request rate × window. When
 //! it is full of live entries it refuses new requests rather than forgetting old ones.
 
 use std::{
@@ -43,6 +44,14 @@ impl DateWindow {
     /// The window's half-width.
     pub fn window(&self) -> Duration {
         self.window
+    }
+
+    /// The first instant from which a request dated `date` fails [`check`](Self::check) for
+    /// good: `date` + window + 1 s, because the check compares whole seconds (a request
+    /// dated `D` still passes at `D + window + 0.9 s`). A replay-cache entry must live
+    /// until then, or a replay in that last second would pass both checks.
+    pub fn expiry(&self, date: SystemTime) -> SystemTime {
+        date + self.window + Duration::from_secs(1)
     }
 
     /// Checks that `date` lies within the window around `now`.
@@ -149,6 +158,16 @@ mod tests {
             w.check(t(1_000_061), now),
             Err(Error::StaleDate { skew_secs: 61, .. })
         ));
+    }
+
+    #[test]
+    fn expiry_is_the_first_instant_the_date_check_fails() {
+        let w = DateWindow::new(Duration::from_secs(60));
+        let date = t(1_000_000);
+        let last_ok = t(1_000_060) + Duration::from_millis(999);
+        assert!(w.check(date, last_ok).is_ok());
+        assert!(w.expiry(date) > last_ok);
+        assert!(w.check(date, w.expiry(date)).is_err());
     }
 
     #[test]

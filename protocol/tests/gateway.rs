@@ -88,6 +88,37 @@ fn rejects_replayed_enc() {
     );
 }
 
+/// Regression (found by the `ohttp_request` fuzz invariant "a replay is refused"): a
+/// request dated exactly one window before `now` was recorded as expiring at `now`, so its
+/// replay in that same second passed both the replay cache and the `Date` check.
+#[test]
+fn replay_at_the_edge_of_the_window_is_refused() {
+    let mut g = gateway(&[1]);
+    let config = g.current_config().expect("key").clone();
+    for (chunked, offset_ms) in [(false, 0), (true, 0), (false, 999), (true, 500)] {
+        let body = sealed(&config, at(NOW - 60), chunked);
+        let now = at(NOW) + Duration::from_millis(offset_ms);
+        let first = if chunked {
+            g.open_chunked_request(&body, now, &mut os_rng())
+                .map(|_| ())
+        } else {
+            g.open_request(&body, now).map(|_| ())
+        };
+        first.expect("the Date is at the edge of the window: accepted once");
+        let replay = if chunked {
+            g.open_chunked_request(&body, now, &mut os_rng())
+                .map(|_| ())
+        } else {
+            g.open_request(&body, now).map(|_| ())
+        };
+        assert_eq!(
+            replay,
+            Err(Error::Replay { key_id: 1 }),
+            "chunked {chunked}, +{offset_ms} ms"
+        );
+    }
+}
+
 #[test]
 fn replay_after_window_fails_on_date() {
     let mut g = gateway(&[1]);

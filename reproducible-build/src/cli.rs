@@ -8,9 +8,8 @@ mod release;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
-use veil_repro::manifest::{SignedManifest, key_bytes_from_hex};
+use veil_repro::manifest::{SignedManifest, public_key_from_hex};
 use veil_repro::snp::{SnpInputs, VmmType, launch_digest};
 use veil_repro::tdx::{PageAddOrder, TdxInputs, measure};
 use veil_repro::{DEFAULT_PACKAGE, initrd};
@@ -212,8 +211,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Cmd::Measure(m) => measure_cmd(m),
         Cmd::Manifest(args) => release::manifest(args),
         Cmd::VerifyManifest { manifest, pubkey } => {
-            let key = key_bytes_from_hex("public key", &read_text(&pubkey)?)?;
-            let key = VerifyingKey::from_bytes(&key).context("invalid Ed25519 public key")?;
+            let key = public_key_from_hex(&read_text(&pubkey)?)
+                .with_context(|| format!("{}", pubkey.display()))?;
             let bytes = read(&manifest)?;
             let signed = SignedManifest::verify(&bytes, &key)
                 .with_context(|| format!("{} does not verify", manifest.display()))?;

@@ -50,15 +50,12 @@ pub enum ReproError {
     #[error("initrd entry {0:?} is larger than 4 GiB")]
     InitrdEntryTooLarge(String),
 
-    /// A release manifest could not be parsed or is not in canonical form.
-    #[error("malformed release manifest: {0}")]
-    ManifestMalformed(String),
+    /// A release manifest is malformed, not canonical, or its signature does not verify
+    /// (the format and its checks are `veil_attest::release`).
+    #[error(transparent)]
+    Release(#[from] veil_attest::release::ReleaseError),
 
-    /// The release manifest's Ed25519 signature does not verify under the given key.
-    #[error("release manifest signature does not verify")]
-    ManifestSignatureInvalid,
-
-    /// A key or digest is not the expected hex length.
+    /// A key is not the expected hex length.
     #[error("invalid {what}: expected {expected} hex characters")]
     InvalidHex {
         /// Which value was invalid.

@@ -74,6 +74,16 @@ fn sign_then_verify_then_tamper() {
         d,
     ));
     assert!(verified.contains("ok: signature valid"));
+    // The release pins the model by the digest the server attests, not the file's hash.
+    let release: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("release.json")).expect("release"))
+            .expect("json");
+    let attested = veil_attest::model_manifest_digest("m", []);
+    assert_eq!(
+        release["manifest"]["model_manifest_digest"].as_str(),
+        Some(hex::encode(attested).as_str()),
+        "{release}"
+    );
 
     let mut bytes = std::fs::read(d.join("release.json")).expect("release");
     let pos = bytes

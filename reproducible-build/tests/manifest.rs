@@ -5,7 +5,8 @@ use ed25519_dalek::SigningKey;
 use veil_attest::{Evidence, Policy, SnpCerts, SnpEvidence, UnixTime, VerifyError, verify};
 use veil_repro::ReproError;
 use veil_repro::manifest::{
-    MANIFEST_VERSION, ReferenceValues, ReleaseManifest, SignedManifest, TdxReferenceValues,
+    MANIFEST_VERSION, ReferenceValues, ReleaseError, ReleaseManifest, SignedManifest,
+    TdxReferenceValues, sign,
 };
 
 /// MEASUREMENT of the real Milan report in `tests/vectors/snp/report.bin`.
@@ -20,7 +21,7 @@ fn manifest(snp: &str) -> ReleaseManifest {
     ReleaseManifest {
         version: MANIFEST_VERSION,
         binary_sha256: "11".repeat(32),
-        model_manifest_sha256: "22".repeat(32),
+        model_manifest_digest: "22".repeat(32),
         source_commit: "4df1d45".to_owned(),
         toolchain: "rustc 1.95.0".to_owned(),
         reference_values: ReferenceValues {
@@ -35,7 +36,7 @@ fn manifest(snp: &str) -> ReleaseManifest {
 }
 
 fn signed_file() -> Vec<u8> {
-    SignedManifest::sign(manifest(MILAN_MEASUREMENT), &key())
+    sign(manifest(MILAN_MEASUREMENT), &key())
         .expect("signs")
         .to_file_bytes()
         .expect("serializes")
@@ -80,7 +81,7 @@ fn a_changed_value_fails_the_signature_not_just_the_form() {
     let bad = file.replacen(&"11".repeat(32), &format!("21{}", "11".repeat(31)), 1);
     assert!(matches!(
         SignedManifest::verify(bad.as_bytes(), &key().verifying_key()),
-        Err(ReproError::ManifestSignatureInvalid)
+        Err(ReleaseError::SignatureInvalid)
     ));
 }
 
@@ -89,7 +90,7 @@ fn rejects_another_signers_key() {
     let other = SigningKey::from_bytes(&[8u8; 32]).verifying_key();
     assert!(matches!(
         SignedManifest::verify(&signed_file(), &other),
-        Err(ReproError::ManifestSignatureInvalid)
+        Err(ReleaseError::SignatureInvalid)
     ));
 }
 
@@ -98,8 +99,8 @@ fn refuses_to_sign_malformed_digests() {
     let mut m = manifest(MILAN_MEASUREMENT);
     m.binary_sha256 = "xyz".to_owned();
     assert!(matches!(
-        SignedManifest::sign(m, &key()),
-        Err(ReproError::InvalidHex { .. })
+        sign(m, &key()),
+        Err(ReproError::Release(ReleaseError::InvalidHex { .. }))
     ));
 }
 
@@ -112,7 +113,7 @@ fn milan_evidence() -> Evidence {
 }
 
 fn policy_from(snp_measurement: &str) -> Policy {
-    let file = SignedManifest::sign(manifest(snp_measurement), &key())
+    let file = sign(manifest(snp_measurement), &key())
         .expect("signs")
         .to_file_bytes()
         .expect("serializes");

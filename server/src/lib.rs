@@ -3,8 +3,11 @@
 //!
 //! The flow: obtain the model ([`fetch::default_model`] or a [`model::ModelSource`]),
 //! verify and load it ([`model::LoadedModel::load`]), start the engine's worker, and serve
-//! [`api::router`]. Logs carry request ids, sizes, token counts and timings; never a
-//! prompt, a completion or a key.
+//! [`api::router`]. `/v1/*` needs an API key from a [`keys::KeyStore`] (see [`api::Auth`]
+//! and [`serve::app_state_with_auth`]). `veil-server serve` accepts connections through
+//! [`listen::serve`] (slow-client timeouts, header and connection limits, graceful shutdown)
+//! and disables core dumps at start ([`core_dumps`]). Logs carry request ids, key ids, sizes,
+//! token counts and timings; never a prompt, a completion or a key.
 //!
 //! ```no_run
 //! use veil_server::{api, engine::EngineConfig, fetch, model::LoadedModel, serve};
@@ -22,9 +25,13 @@
 pub mod api;
 pub mod chat;
 pub mod confidential;
+pub mod core_dumps;
+pub mod deadline;
 pub mod engine;
 mod error;
 pub mod fetch;
+pub mod keys;
+pub mod listen;
 pub mod model;
 pub mod serve;
 pub mod tokenizer;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::api::{ApiConfig, AppState, Shared};
+use crate::api::{ApiConfig, AppState, Auth, Shared};
 use crate::engine::{Engine, EngineConfig, Worker};
 use crate::model::LoadedModel;
 
@@ -23,8 +23,19 @@ pub fn device() -> crate::Result<candle_core::Device> {
     Ok(candle_core::Device::cuda_if_available(0)?)
 }
 
-/// The router state and the engine worker for `model`; spawn the worker, serve the state.
+/// The router state and the engine worker for `model`, with NO API keys ([`Auth::Disabled`]:
+/// tests, benchmarks, `serve --no-auth`); spawn the worker, serve the state.
 pub fn app_state(model: LoadedModel, engine: EngineConfig, api: ApiConfig) -> (AppState, Worker) {
+    app_state_with_auth(model, engine, api, Auth::Disabled)
+}
+
+/// As [`app_state`], with the given API key policy.
+pub fn app_state_with_auth(
+    model: LoadedModel,
+    engine: EngineConfig,
+    api: ApiConfig,
+    auth: Auth,
+) -> (AppState, Worker) {
     let context_length = model.llama.config().context_length;
     let tokenizer = Arc::new(model.tokenizer);
     let (engine, worker) = Engine::new(Arc::new(model.llama), tokenizer.clone(), engine);
@@ -39,6 +50,8 @@ pub fn app_state(model: LoadedModel, engine: EngineConfig, api: ApiConfig) -> (A
         context_length,
         created,
         config: api,
+        auth,
+        drain: crate::api::Drain::default(),
     }));
     (state, worker)
 }

@@ -20,6 +20,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 
+use crate::chat::PromptSegment;
 use crate::error::{Error, Result};
 
 type Inner = tokenizers::Tokenizer;
@@ -31,6 +32,8 @@ const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 /// A byte-level BPE tokenizer with the GGUF's vocabulary, merges and special tokens.
 pub struct Tokenizer {
     inner: Inner,
+    /// The same tokenizer with control-token text treated as plain text (for message content).
+    inner_text: Inner,
     /// Raw bytes of every token; empty for control tokens (never printed).
     token_bytes: Vec<Vec<u8>>,
     /// Control tokens by id.
@@ -160,6 +163,9 @@ impl Tokenizer {
             .add_special_tokens(specials)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
 
+        let mut inner_text = inner.clone();
+        inner_text.set_encode_special_tokens(true);
+
         let token_bytes = tokens
             .iter()
             .zip(&control)
@@ -187,6 +193,7 @@ impl Tokenizer {
             .unwrap_or(false);
         Ok(Self {
             inner,
+            inner_text,
             token_bytes,
             control,
             end_of_generation,
@@ -206,6 +213,25 @@ impl Tokenizer {
         let mut ids = Vec::with_capacity(enc.len() + 1);
         ids.extend(self.add_bos);
         ids.extend_from_slice(enc.get_ids());
+        Ok(ids)
+    }
+
+    /// Token ids of a rendered chat prompt: control tokens are matched in the template's
+    /// segments only; in message content, text such as `<|im_start|>` is tokenized as the
+    /// characters it is, so a message cannot open or close a turn. BOS first if the model
+    /// asks for one.
+    pub fn encode_prompt(&self, segments: &[PromptSegment]) -> Result<Vec<u32>> {
+        let mut ids: Vec<u32> = self.add_bos.into_iter().collect();
+        for segment in segments {
+            let (tokenizer, text) = match segment {
+                PromptSegment::Template(t) => (&self.inner, t),
+                PromptSegment::Content(t) => (&self.inner_text, t),
+            };
+            let enc = tokenizer
+                .encode_fast(text.as_str(), false)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            ids.extend_from_slice(enc.get_ids());
+        }
         Ok(ids)
     }
 

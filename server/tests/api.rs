@@ -304,6 +304,7 @@ async fn every_error_has_its_status_and_the_server_keeps_serving() {
         ApiConfig {
             allow_plaintext: true,
             max_body_bytes: 64 * 1024,
+            ..ApiConfig::default()
         },
     );
     worker.spawn().expect("worker thread");

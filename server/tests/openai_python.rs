@@ -1,8 +1,9 @@
 //! The real `openai` Python package against the real `veil-server` binary.
 //!
 //! Setup: a virtualenv under cargo's target tmp directory with a pinned `openai`
-//! (installed once, from the package index pip is configured with), the server started on
-//! a free loopback port with `--allow-plaintext`, then `tests/python/openai_client.py`.
+//! (installed once, from the package index pip is configured with), an API key made with
+//! `veil-server keys create`, the server started on a free loopback port with that key
+//! database, then `tests/python/openai_client.py` with the key (and a wrong one, refused).
 
 mod common;
 
@@ -77,6 +78,28 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process:
     None
 }
 
+/// A key database in `dir` with one key, made by `veil-server keys create`; returns the
+/// database path and the key.
+fn create_key(dir: &Path) -> (PathBuf, String) {
+    let db = dir.join("keys.sqlite3");
+    let out = Command::new(env!("CARGO_BIN_EXE_veil-server"))
+        .args(["keys", "create", "--name", "openai-python", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run veil-server keys create");
+    assert!(
+        out.status.success(),
+        "keys create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout)
+        .expect("UTF-8 key")
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("veil_sk_"), "a Veil key");
+    (db, key)
+}
+
 /// Starts `veil-server serve` on a free loopback port with `extra` arguments; returns the
 /// process guard and its base URL.
 fn start_server(extra: &[&str]) -> (Server, String) {
@@ -134,12 +157,11 @@ fn run_openai_script(python: &Path, base_url: &str, api_key: &str) {
 #[test]
 fn openai_python_package_lists_chats_and_streams() {
     let python = venv();
-    let (_server, base) = start_server(&["--allow-plaintext"]);
-    run_openai_script(
-        &python,
-        &format!("{base}/v1"),
-        "unused-by-plaintext-dev-server",
-    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, key) = create_key(dir.path());
+    let db = db.to_str().expect("UTF-8 path");
+    let (_server, base) = start_server(&["--allow-plaintext", "--db", db]);
+    run_openai_script(&python, &format!("{base}/v1"), &key);
 }
 
 /// The product path: an unmodified `openai` client talks to `veil proxy` (in-process here),
@@ -148,7 +170,9 @@ fn openai_python_package_lists_chats_and_streams() {
 #[test]
 fn openai_python_package_through_the_attested_encrypted_proxy() {
     let python = venv();
-    let (_server, base) = start_server(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, key) = create_key(dir.path());
+    let (_server, base) = start_server(&["--db", db.to_str().expect("UTF-8 path")]);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let proxy = rt.block_on(async {
         let policy = veil_attest::Policy::default().allow_simulated(true);
@@ -170,11 +194,8 @@ fn openai_python_package_through_the_attested_encrypted_proxy() {
         .status()
         .expect("python");
     assert!(plain.success(), "plain request was not refused with 403");
-    // ...and the proxy's encrypted path serves the same client script.
-    run_openai_script(
-        &python,
-        &format!("http://{proxy}/v1"),
-        "sk-test-key-travels-encrypted",
-    );
+    // ...and the proxy's encrypted path serves the same client script; the key travels
+    // inside the encryption.
+    run_openai_script(&python, &format!("http://{proxy}/v1"), &key);
     drop(rt);
 }

@@ -36,6 +36,15 @@ pub const COMPLETION_MARKER: &str = "COMPLETION-SECRET-c0ffee";
 /// The completion text the test server answers with.
 pub const ANSWER: [&str; 3] = ["Hello", " from ", COMPLETION_MARKER];
 
+/// Header fields of every inner answer besides `content-type`: what `veil proxy` passes on
+/// (`retry-after`, `x-ratelimit-*`) and what it must not (`x-internal-note`).
+pub const INNER_HEADERS: [(&str, &str); 4] = [
+    ("retry-after", "7"),
+    ("x-ratelimit-remaining-tokens", "42"),
+    ("x-ratelimit-reset-tokens", "6m0s"),
+    ("x-internal-note", "not-for-clients"),
+];
+
 /// What the tamper layer does to the next exchange.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Tamper {
@@ -272,6 +281,9 @@ async fn gateway_post(State(s): State<Arc<Shared>>, headers: HeaderMap, body: By
         let (status, ctype, pieces) = answer(&s, &opened.message);
         let mut msg = Message::response(BStatus::try_from(status).expect("status"));
         msg.put_header("content-type", ctype);
+        for (n, v) in INNER_HEADERS {
+            msg.put_header(n, v);
+        }
         msg.write_content(pieces.concat());
         let mut sealed = opened.seal_response(&msg, &mut os_rng()).expect("seal");
         if tamper == Tamper::FlipResponseByte {
@@ -297,9 +309,13 @@ async fn gateway_post(State(s): State<Arc<Shared>>, headers: HeaderMap, body: By
     let (status, ctype, pieces) = answer(&s, &opened.message);
     let mut enc = IndeterminateResponseEncoder::new();
     let mut wire = vec![opened.response_nonce.clone()];
-    let head = enc
-        .head(status, &[(b"content-type", ctype.as_bytes())])
-        .expect("head");
+    let mut fields: Vec<(&[u8], &[u8])> = vec![(b"content-type", ctype.as_bytes())];
+    fields.extend(
+        INNER_HEADERS
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+    );
+    let head = enc.head(status, &fields).expect("head");
     wire.push(opened.response.seal_chunk(&head).expect("seal"));
     for mut p in pieces {
         if ctype == "text/event-stream" {

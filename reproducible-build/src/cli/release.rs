@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use ed25519_dalek::SigningKey;
 use veil_repro::manifest::{
-    MANIFEST_VERSION, ReferenceValues, ReleaseManifest, SignedManifest, TdxReferenceValues,
-    key_bytes_from_hex,
+    MANIFEST_VERSION, ReferenceValues, ReleaseManifest, TdxReferenceValues, key_bytes_from_hex,
+    sign,
 };
 
 use super::{ManifestArgs, output_of, read, read_text, sha256_hex, write};
@@ -32,7 +32,12 @@ pub(super) fn manifest(args: ManifestArgs) -> Result<()> {
     let manifest = ReleaseManifest {
         version: MANIFEST_VERSION,
         binary_sha256: sha256_hex(&read(&args.binary)?),
-        model_manifest_sha256: sha256_hex(&read(&args.model_manifest)?),
+        // The canonical digest the server attests (`veil_attest::model_manifest_digest`),
+        // not the hash of the file's bytes.
+        model_manifest_digest: hex::encode(
+            veil_attest::model_manifest_digest_json(&read(&args.model_manifest)?)
+                .with_context(|| format!("{}", args.model_manifest.display()))?,
+        ),
         source_commit,
         toolchain,
         reference_values: ReferenceValues {
@@ -46,7 +51,7 @@ pub(super) fn manifest(args: ManifestArgs) -> Result<()> {
     };
     let seed = key_bytes_from_hex("secret key", &read_text(&args.sign_key)?)?;
     let key = SigningKey::from_bytes(&seed);
-    let signed = SignedManifest::sign(manifest, &key)?;
+    let signed = sign(manifest, &key)?;
     let bytes = signed.to_file_bytes()?;
     write(&args.out, &bytes)?;
     println!("{}  {}", sha256_hex(&bytes), args.out.display());

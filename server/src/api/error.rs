@@ -6,6 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::keys::{AuthError, RateLimited, TokenBudget};
+
 /// An error answered to the client as `{"error": {message, type, param, code}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -21,6 +23,8 @@ pub struct ApiError {
     pub param: Option<&'static str>,
     /// Seconds for `Retry-After`, on 429 and 503.
     pub retry_after: Option<u32>,
+    /// The caller's token budget, for the `x-ratelimit-*-tokens` headers.
+    pub budget: Option<TokenBudget>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +50,7 @@ impl ApiError {
             code: None,
             param: None,
             retry_after: None,
+            budget: None,
         }
     }
 
@@ -93,6 +98,42 @@ impl ApiError {
         }
     }
 
+    /// 400: more generated tokens asked for than this server allows per request.
+    pub fn max_tokens_too_large(limit: usize) -> Self {
+        Self {
+            code: Some("max_tokens_too_large"),
+            ..Self::invalid_param(
+                "max_tokens",
+                format!(
+                    "max_tokens is too large: this server generates at most {limit} tokens per request"
+                ),
+            )
+        }
+    }
+
+    /// 400: more chat messages than this server accepts.
+    pub fn too_many_messages(limit: usize) -> Self {
+        Self {
+            code: Some("too_many_messages"),
+            ..Self::invalid_param(
+                "messages",
+                format!("too many messages: at most {limit} per request"),
+            )
+        }
+    }
+
+    /// 408: the request body did not arrive in time.
+    pub fn request_timeout() -> Self {
+        Self {
+            code: Some("request_timeout"),
+            ..Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "the request body was not received in time",
+            )
+        }
+    }
+
     /// 403: plaintext requests are refused by this server.
     pub fn plaintext_refused() -> Self {
         Self {
@@ -103,6 +144,49 @@ impl ApiError {
                 "this server refuses unencrypted requests; send them through the encrypted \
                  (Oblivious HTTP) endpoint",
             )
+        }
+    }
+
+    /// 401: no API key, or not an active one. The message never quotes the key.
+    pub fn invalid_api_key(why: &AuthError) -> Self {
+        let message = match why {
+            AuthError::Missing => {
+                "You didn't provide an API key. Send it in the Authorization header: \
+                 Authorization: Bearer veil_sk_..."
+            }
+            AuthError::Revoked => "The API key provided has been revoked.",
+            _ => "Incorrect API key provided.",
+        };
+        Self {
+            code: Some("invalid_api_key"),
+            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", message)
+        }
+    }
+
+    /// 429: over the key's token rate or concurrency (OpenAI's `tokens`/`requests` types).
+    pub fn rate_limited(why: &RateLimited) -> Self {
+        let (kind, budget, retry) = match why {
+            RateLimited::Tokens {
+                budget,
+                retry_after,
+                ..
+            } => (
+                "tokens",
+                Some(*budget),
+                Some(super::auth::whole_seconds(*retry_after).max(1)),
+            ),
+            RateLimited::TooLarge { budget, .. } => ("tokens", Some(*budget), None),
+            RateLimited::Concurrency { budget, .. } => ("requests", *budget, Some(1)),
+        };
+        let mut message = format!("{why}.");
+        if let Some(secs) = retry {
+            message.push_str(&format!(" Please try again in {secs}s."));
+        }
+        Self {
+            code: Some("rate_limit_exceeded"),
+            retry_after: retry.map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
+            budget,
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, kind, message)
         }
     }
 
@@ -155,6 +239,19 @@ impl ApiError {
         }
     }
 
+    /// 503: the server is shutting down (its grace period for answers is over).
+    pub fn shutting_down() -> Self {
+        Self {
+            code: Some("server_shutting_down"),
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "the server is shutting down; retry after the time in Retry-After",
+            )
+        }
+    }
+
     /// 500: generation failed.
     pub fn internal() -> Self {
         Self::new(
@@ -202,6 +299,13 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(budget) = &self.budget {
+            super::auth::put_budget(res.headers_mut(), budget);
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }

@@ -2,15 +2,17 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
 
+use super::auth::{Caller, put_budget};
 use super::error::ApiError;
+use super::generation::{Generation, Step};
 use super::stream::{ChunkWriter, Endpoint, sse};
 use super::types::{
     ChatChoice, ChatCompletion, ChatCompletionRequest, CompletionRequest, Content,
@@ -19,7 +21,8 @@ use super::types::{
 };
 use super::{AppState, Shared};
 use crate::chat::ChatMessage;
-use crate::engine::{FinishReason, GenEvent, GenRequest, SamplingParams, SubmitError, Usage};
+use crate::engine::{FinishReason, GenRequest, SamplingParams, SubmitError, Usage};
+use crate::keys::Ticket;
 
 /// Tokens generated when a legacy completion request names no `max_tokens` (OpenAI's default).
 const COMPLETION_DEFAULT_MAX_TOKENS: usize = 16;
@@ -44,6 +47,7 @@ pub(super) async fn models(State(state): State<AppState>) -> Json<ModelList> {
 
 pub(super) async fn chat(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let id = format!(
@@ -51,29 +55,40 @@ pub(super) async fn chat(
         rand::random::<u64>(),
         rand::random::<u64>()
     );
-    let res = chat_inner(&state, body, &id).await;
+    let caller = caller.map(|Extension(c)| c);
+    let res = chat_inner(&state, caller.as_ref(), body, &id).await;
     respond(&id, res)
 }
 
 async fn chat_inner(
     state: &AppState,
+    caller: Option<&Caller>,
     body: Result<Bytes, BytesRejection>,
     id: &str,
 ) -> Result<Response, ApiError> {
     {
         let (req, body_bytes) = parse::<ChatCompletionRequest>(body)?;
         check_model(&state.0, &req.fields)?;
-        let messages = chat_messages(req.messages)?;
-        let text = state.0.template.render(&messages, true).map_err(|_| {
-            ApiError::invalid_param(
-                "messages",
-                "the messages do not fit the model's chat template",
-            )
+        let messages = chat_messages(req.messages, state.0.config.max_messages)?;
+        // Rendered as segments so that control tokens come only from the template: text
+        // such as `<|im_start|>` inside a message is tokenized as text (no forged turns).
+        let segments = state
+            .0
+            .template
+            .render_prompt(&messages, true)
+            .map_err(|_| {
+                ApiError::invalid_param(
+                    "messages",
+                    "the messages do not fit the model's chat template",
+                )
+            })?;
+        let prompt = state.0.tokenizer.encode_prompt(&segments).map_err(|_| {
+            ApiError::invalid_param("messages", "the messages could not be tokenized")
         })?;
-        let prompt = encode(&state.0, &text)?;
         let max = req.fields.max_completion_tokens.or(req.fields.max_tokens);
         run(
             &state.0,
+            caller,
             id,
             Endpoint::Chat,
             &req.fields,
@@ -88,6 +103,7 @@ async fn chat_inner(
 
 pub(super) async fn completions(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let id = format!(
@@ -95,12 +111,14 @@ pub(super) async fn completions(
         rand::random::<u64>(),
         rand::random::<u64>()
     );
-    let res = completions_inner(&state, body, &id).await;
+    let caller = caller.map(|Extension(c)| c);
+    let res = completions_inner(&state, caller.as_ref(), body, &id).await;
     respond(&id, res)
 }
 
 async fn completions_inner(
     state: &AppState,
+    caller: Option<&Caller>,
     body: Result<Bytes, BytesRejection>,
     id: &str,
 ) -> Result<Response, ApiError> {
@@ -135,6 +153,7 @@ async fn completions_inner(
         let default = Some(COMPLETION_DEFAULT_MAX_TOKENS);
         run(
             &state.0,
+            caller,
             id,
             Endpoint::Completion,
             &req.fields,
@@ -167,7 +186,13 @@ fn respond(id: &str, res: Result<Response, ApiError>) -> Response {
 }
 
 fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<(T, usize), ApiError> {
-    let body = body.map_err(|r| ApiError::from_status(r.status(), r.body_text()))?;
+    let body = body.map_err(|r| {
+        if crate::deadline::timed_out(&r) {
+            ApiError::request_timeout()
+        } else {
+            ApiError::from_status(r.status(), r.body_text())
+        }
+    })?;
     let req = serde_json::from_slice(&body).map_err(|e| ApiError::malformed_json(&e))?;
     Ok((req, body.len()))
 }
@@ -182,12 +207,16 @@ fn check_model(state: &Shared, fields: &GenerationFields) -> Result<(), ApiError
 
 fn chat_messages(
     messages: Vec<super::types::RequestMessage>,
+    max_messages: usize,
 ) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::invalid_param(
             "messages",
             "messages must not be empty",
         ));
+    }
+    if messages.len() > max_messages {
+        return Err(ApiError::too_many_messages(max_messages));
     }
     messages
         .into_iter()
@@ -237,13 +266,15 @@ fn encode(state: &Shared, text: &str) -> Result<Vec<u32>, ApiError> {
         .map_err(|_| ApiError::invalid_param("prompt", "the prompt could not be tokenized"))
 }
 
-/// Validates the parameters, queues the generation, and answers.
+/// Validates the parameters, admits the request under the caller's limits, queues the
+/// generation, answers, and charges the caller its tokens.
 #[expect(
     clippy::too_many_arguments,
     reason = "the request's parts, passed from two handlers"
 )]
 async fn run(
     state: &Shared,
+    caller: Option<&Caller>,
     id: &str,
     endpoint: Endpoint,
     fields: &GenerationFields,
@@ -279,6 +310,7 @@ async fn run(
     }
     let context = state.context_length;
     let room = context.saturating_sub(prompt.len());
+    let limit = state.config.max_tokens_limit;
     let max_tokens = match max_tokens {
         Some(0) => {
             return Err(ApiError::invalid_param(
@@ -287,7 +319,7 @@ async fn run(
             ));
         }
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        None => default_max.map_or(room, |d| d.min(room)),
+        None => default_max.unwrap_or(limit).min(limit).min(room),
     };
     if room == 0 || max_tokens > room {
         return Err(ApiError::context_overflow(
@@ -295,6 +327,9 @@ async fn run(
             prompt.len(),
             max_tokens.max(1),
         ));
+    }
+    if max_tokens > limit {
+        return Err(ApiError::max_tokens_too_large(limit));
     }
     let stream = fields.stream.unwrap_or(false);
     let include_usage = fields
@@ -314,12 +349,24 @@ async fn run(
             ignore_eos: fields.ignore_eos,
         },
     };
-    let events = state.engine.submit(request).map_err(|e| match e {
-        SubmitError::QueueFull => ApiError::queue_full(),
-        SubmitError::Stopped => ApiError::unavailable(),
-    })?;
+    // Prompt tokens are known here; the completion is charged when it ends.
+    let mut ticket = caller.map(|c| c.admit(prompt_tokens)).transpose()?;
+    let budget = ticket.as_ref().and_then(Ticket::budget);
+    let events = match state.engine.submit(request) {
+        Ok(events) => events,
+        Err(e) => {
+            if let Some(t) = ticket {
+                t.release();
+            }
+            return Err(match e {
+                SubmitError::QueueFull => ApiError::queue_full(),
+                SubmitError::Stopped => ApiError::unavailable(),
+            });
+        }
+    };
     tracing::info!(
         request_id = id,
+        key_id = caller.map(|c| c.key.id.0),
         body_bytes,
         prompt_tokens,
         max_tokens,
@@ -332,11 +379,45 @@ async fn run(
         created: unix_now(),
         model: state.model_id.clone(),
     };
-    if stream {
-        return Ok(sse(events, writer, include_usage).into_response());
+    let generation = Generation::new(
+        id,
+        events,
+        state.config.output_filter.clone(),
+        state.drain.clone(),
+        prompt_tokens,
+    );
+    let mut response = if stream {
+        sse(generation, writer, include_usage, ticket).into_response()
+    } else {
+        let (text, reason, usage) = match collect(generation, ticket.as_mut()).await {
+            Ok(done) => done,
+            Err(e) => {
+                if let Some(t) = ticket {
+                    t.release();
+                }
+                return Err(e);
+            }
+        };
+        if let Some(t) = ticket {
+            t.finish(usage.prompt_tokens, usage.completion_tokens);
+        }
+        whole(endpoint, writer, text, reason, usage)
+    };
+    if let Some(b) = &budget {
+        put_budget(response.headers_mut(), b);
     }
-    let (text, reason, usage) = collect(events).await?;
-    Ok(match endpoint {
+    Ok(response)
+}
+
+/// The non-streamed answer.
+fn whole(
+    endpoint: Endpoint,
+    writer: ChunkWriter,
+    text: String,
+    reason: FinishReason,
+    usage: Usage,
+) -> Response {
+    match endpoint {
         Endpoint::Chat => Json(ChatCompletion {
             id: writer.id,
             object: "chat.completion",
@@ -368,18 +449,29 @@ async fn run(
             usage: Some(UsageBody::from(usage)),
         })
         .into_response(),
-    })
+    }
 }
 
+/// Reads the generation to its end, through the output filter.
 async fn collect(
-    mut events: tokio::sync::mpsc::UnboundedReceiver<GenEvent>,
+    mut generation: Generation,
+    mut ticket: Option<&mut Ticket>,
 ) -> Result<(String, FinishReason, Usage), ApiError> {
     let mut text = String::new();
-    while let Some(ev) = events.recv().await {
-        match ev {
-            GenEvent::Text(t) => text.push_str(&t),
-            GenEvent::Done(reason, usage) => return Ok((text, reason, usage)),
-            GenEvent::Failed(_) => break,
+    while let Some(step) = generation.next().await {
+        match step {
+            Step::Text(t) => {
+                text.push_str(&t);
+                if let Some(t) = ticket.as_deref_mut() {
+                    t.sent_text();
+                }
+            }
+            Step::Done(rest, reason, usage) => {
+                text.push_str(&rest);
+                return Ok((text, reason, usage));
+            }
+            Step::Failed => return Err(ApiError::internal()),
+            Step::Drained => return Err(ApiError::shutting_down()),
         }
     }
     Err(ApiError::internal())

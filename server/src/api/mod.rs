@@ -1,15 +1,29 @@
 //! The OpenAI-compatible HTTP API: [`router`] over an [`AppState`].
 //!
 //! Plain requests to `/v1/*` are refused with 403 unless the server allows plaintext;
-//! the encrypted (OHTTP) path will mark the requests it opened with [`Sealed`].
-//! `/healthz` always answers.
+//! the encrypted (OHTTP) path marks the requests it opened with [`Sealed`]. Then, plain or
+//! sealed alike, `/v1/*` needs an active API key unless [`Auth::Disabled`] (401), and the
+//! key's limits apply (429). `/healthz` always answers.
+//!
+//! Input limits ([`ApiConfig`]): the body size (413), the number of chat messages (400), a
+//! ceiling on `max_tokens` (400). Generated text passes the [`OutputFilter`], if one is
+//! configured, before it leaves (`finish_reason: "content_filter"` on a match).
 
+mod auth;
+mod deny_list;
+mod drain;
 mod error;
+mod filter;
+mod generation;
 mod handlers;
 mod stream;
 pub mod types;
 
+pub use auth::Auth;
+pub use deny_list::{DenyList, DenyListError};
+pub use drain::Drain;
 pub use error::ApiError;
+pub use filter::OutputFilter;
 
 use std::sync::Arc;
 
@@ -28,12 +42,19 @@ use crate::tokenizer::Tokenizer;
 pub struct Sealed;
 
 /// Policy knobs of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Serve unencrypted requests (development, tests).
     pub allow_plaintext: bool,
     /// Largest request body, in bytes (413 above).
     pub max_body_bytes: usize,
+    /// Most messages in one chat request (400 above).
+    pub max_messages: usize,
+    /// Most tokens one request may ask to generate (400 above); also the default when a
+    /// chat request names no `max_tokens`.
+    pub max_tokens_limit: usize,
+    /// The filter generated text passes before it is sent (none by default).
+    pub output_filter: Option<Arc<dyn OutputFilter>>,
 }
 
 impl Default for ApiConfig {
@@ -41,6 +62,9 @@ impl Default for ApiConfig {
         Self {
             allow_plaintext: false,
             max_body_bytes: 1 << 20,
+            max_messages: 256,
+            max_tokens_limit: 4096,
+            output_filter: None,
         }
     }
 }
@@ -62,18 +86,27 @@ pub struct Shared {
     pub created: u64,
     /// API policy.
     pub config: ApiConfig,
+    /// Who may call `/v1/*`, and their limits.
+    pub auth: Auth,
+    /// Started when the shutdown grace period is over: ends the answers still generating.
+    pub drain: Drain,
 }
 
 /// Shared state of the router.
 #[derive(Debug, Clone)]
 pub struct AppState(pub Arc<Shared>);
 
-/// The application: every route, the body limit, the plaintext policy.
+/// The application: every route, the body limit, the plaintext policy, the API keys.
 pub fn router(state: AppState) -> Router {
+    // The last layer runs first: plaintext policy, then the key.
     let v1 = Router::new()
         .route("/v1/models", get(handlers::models))
         .route("/v1/chat/completions", post(handlers::chat))
         .route("/v1/completions", post(handlers::completions))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             refuse_plaintext,

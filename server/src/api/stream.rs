@@ -5,11 +5,12 @@ use std::convert::Infallible;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::error::ApiError;
+use super::generation::{Generation, Step};
 use super::types::{ChatChunk, ChunkChoice, Delta, TextChoice, TextCompletion, UsageBody};
-use crate::engine::{FinishReason, GenEvent, Usage};
+use crate::engine::{FinishReason, Usage};
+use crate::keys::Ticket;
 
 /// Which endpoint's chunk format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,50 +127,69 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 struct State {
-    events: UnboundedReceiver<GenEvent>,
+    generation: Generation,
     writer: ChunkWriter,
     include_usage: bool,
     pending: VecDeque<String>,
-    ended: bool,
+    ticket: Option<Ticket>,
 }
 
-/// The SSE response for a queued generation. Dropping it (the client went away) drops
-/// `events`, which cancels the generation.
+/// The SSE response for a queued generation. Dropping it (the client went away) drops the
+/// generation, which cancels it, and `ticket`, which charges the tokens generated so far.
+/// A finished stream (an output filter match included) charges its counts; a failed one
+/// charges nothing; one ended by the shutdown drain charges what was generated.
 pub(crate) fn sse(
-    events: UnboundedReceiver<GenEvent>,
+    generation: Generation,
     writer: ChunkWriter,
     include_usage: bool,
+    ticket: Option<Ticket>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let pending = writer.start().into_iter().collect();
     let state = State {
-        events,
+        generation,
         writer,
         include_usage,
         pending,
-        ended: false,
+        ticket,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(data) = st.pending.pop_front() {
                 return Some((Ok(Event::default().data(data)), st));
             }
-            if st.ended {
-                return None;
-            }
-            match st.events.recv().await {
-                Some(GenEvent::Text(t)) => st.pending.push_back(st.writer.text(t)),
-                Some(GenEvent::Done(reason, usage)) => {
+            match st.generation.next().await? {
+                Step::Text(t) => {
+                    if !t.is_empty() {
+                        st.pending.push_back(st.writer.text(t));
+                    }
+                    if let Some(t) = st.ticket.as_mut() {
+                        t.sent_text();
+                    }
+                }
+                Step::Done(rest, reason, usage) => {
+                    if let Some(t) = st.ticket.take() {
+                        t.finish(usage.prompt_tokens, usage.completion_tokens);
+                    }
+                    if !rest.is_empty() {
+                        st.pending.push_back(st.writer.text(rest));
+                    }
                     st.pending.push_back(st.writer.finish(reason));
                     if st.include_usage {
                         st.pending.push_back(st.writer.usage(usage));
                     }
                     st.pending.push_back("[DONE]".to_owned());
-                    st.ended = true;
                 }
-                Some(GenEvent::Failed(_)) | None => {
+                Step::Failed => {
+                    if let Some(t) = st.ticket.take() {
+                        t.release();
+                    }
                     // No [DONE]: the client sees the stream end with an error object.
                     st.pending.push_back(ApiError::internal().json());
-                    st.ended = true;
+                }
+                Step::Drained => {
+                    // Charged what was generated (the ticket's drop); no [DONE] either.
+                    drop(st.ticket.take());
+                    st.pending.push_back(ApiError::shutting_down().json());
                 }
             }
         }

@@ -172,7 +172,7 @@ pub struct ChatChoice {
     pub message: ResponseMessage,
     /// Always null.
     pub logprobs: Option<()>,
-    /// `stop` or `length`.
+    /// `stop`, `length` or `content_filter`.
     pub finish_reason: &'static str,
 }
 
@@ -244,7 +244,7 @@ pub struct TextChoice {
     pub text: String,
     /// Always null.
     pub logprobs: Option<()>,
-    /// `stop`/`length` at the end; null while streaming.
+    /// `stop`/`length`/`content_filter` at the end; null while streaming.
     pub finish_reason: Option<&'static str>,
 }
 

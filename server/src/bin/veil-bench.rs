@@ -43,6 +43,8 @@ struct Args {
 const PROMPT: &str = "The history of the printing press begins";
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread starts: candle's thread count, counted once (see veil-kernels).
+    veil_kernels::settle_thread_count();
     let args = Args::parse();
     if args.tokens < 2 {
         bail!("--tokens must be at least 2");

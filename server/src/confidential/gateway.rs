@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -143,7 +144,22 @@ fn inner_request(m: &Message) -> Option<Request<Body>> {
     Some(req)
 }
 
-async fn relay(State(s): State<GatewayState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn relay(
+    State(s): State<GatewayState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if crate::deadline::timed_out(&r) => {
+            return problem(
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                "the request body was not received in time",
+            );
+        }
+        Err(r) => return problem(r.status(), None, "the request body could not be read"),
+    };
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -8,9 +8,11 @@
 
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 use candle_transformers::utils::repeat_kv;
+use veil_kernels::Q41Matrix;
 
 use crate::error::{Error, Result};
 
@@ -37,15 +39,42 @@ pub struct LlamaConfig {
     pub rope_base: f32,
 }
 
+/// A weight matrix: candle's `QMatMul`, or Veil's Q4_1 kernel where it applies (same
+/// results, bit for bit; see `q4_1.rs`).
+#[derive(Debug)]
+enum Matrix {
+    Candle(QMatMul),
+    Q4_1(Q41Matrix),
+}
+
+impl Matrix {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Candle(q) => q.forward(x),
+            Self::Q4_1(m) => {
+                let mut shape = x.dims().to_vec();
+                let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let rows = x.len() / shape.last().copied().unwrap_or(1).max(1);
+                let mut out = vec![0f32; rows * m.rows()];
+                m.matmul(&x, &mut out);
+                if let Some(last) = shape.last_mut() {
+                    *last = m.rows();
+                }
+                Tensor::from_vec(out, shape, &Device::Cpu)
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    wq: Matrix,
+    wk: Matrix,
+    wv: Matrix,
+    wo: Matrix,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
 }
@@ -57,7 +86,7 @@ pub struct Llama {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Matrix,
     cos: Tensor,
     sin: Tensor,
     device: Device,
@@ -119,15 +148,22 @@ pub enum WeightFormat {
     Q8_0,
 }
 
-/// A matrix for `QMatMul`, re-encoded if `format` asks for it.
-fn matrix(t: QTensor, format: WeightFormat, device: &Device) -> Result<QMatMul> {
+/// A weight matrix, re-encoded if `format` asks for it; stored Q4_1 on a CPU with AVX2 goes
+/// to Veil's kernel.
+fn matrix(t: QTensor, format: WeightFormat, device: &Device) -> Result<Matrix> {
+    if format == WeightFormat::Stored
+        && device.is_cpu()
+        && let Some(m) = Q41Matrix::from_qtensor(&t)?
+    {
+        return Ok(Matrix::Q4_1(m));
+    }
     let t = match format {
         WeightFormat::Q8_0 if t.dtype() == GgmlDType::Q4_1 => {
             QTensor::quantize(&t.dequantize(device)?, GgmlDType::Q8_0)?
         }
         _ => t,
     };
-    Ok(QMatMul::from_qtensor(t)?)
+    Ok(Matrix::Candle(QMatMul::from_qtensor(t)?))
 }
 
 fn md_f32(ct: &Content, key: &str) -> Option<f32> {
@@ -189,7 +225,7 @@ impl Llama {
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, cfg.rms_eps)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
-            let mut q = |n: &str| -> Result<QMatMul> {
+            let mut q = |n: &str| -> Result<Matrix> {
                 matrix(tensor(&format!("blk.{i}.{n}.weight"))?, format, device)
             };
             let (wq, wk, wv, wo) = (q("attn_q")?, q("attn_k")?, q("attn_v")?, q("attn_output")?);

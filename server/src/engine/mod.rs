@@ -60,6 +60,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens`, or the context length.
     Length,
+    /// The API's output filter withheld the rest of the completion (never set by the engine).
+    ContentFilter,
 }
 
 impl FinishReason {
@@ -68,6 +70,7 @@ impl FinishReason {
         match self {
             Self::Stop => "stop",
             Self::Length => "length",
+            Self::ContentFilter => "content_filter",
         }
     }
 }

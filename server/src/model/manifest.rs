@@ -5,12 +5,11 @@
 //! which weights answer it.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
 /// Domain separator of the canonical encoding hashed by [`ModelManifest::digest`].
-pub const MANIFEST_DIGEST_DOMAIN: &[u8] = b"veil-model-manifest-v1";
+pub const MANIFEST_DIGEST_DOMAIN: &[u8] = veil_attest::MODEL_MANIFEST_DIGEST_DOMAIN;
 
 /// Largest manifest accepted, in bytes (checked before parsing).
 pub const MAX_MANIFEST_LEN: usize = 64 * 1024;
@@ -174,33 +173,15 @@ impl ModelManifest {
     /// It does not depend on JSON formatting, key order or file order, and two manifests
     /// with the same digest name the same bytes under the same names.
     pub fn digest(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(MANIFEST_DIGEST_DOMAIN);
-        put_str(&mut h, &self.id);
-        let mut files: Vec<&ManifestFile> = self.files.iter().collect();
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        h.update(u32_len(files.len()).to_be_bytes());
-        for f in files {
-            put_str(&mut h, &f.name);
-            h.update(f.size.to_be_bytes());
-            // Validated manifests hold 64 hex digits; anything else hashes as its text, so an
-            // unvalidated manifest still gets a distinct (never a colliding) digest.
-            match hex::decode(&f.sha256) {
-                Ok(raw) if raw.len() == 32 => h.update(raw),
-                _ => put_str(&mut h, &f.sha256),
-            }
-        }
-        h.finalize().into()
+        veil_attest::model_manifest_digest(
+            &self.id,
+            self.files.iter().map(|f| veil_attest::ModelFileRef {
+                name: &f.name,
+                size: f.size,
+                sha256: &f.sha256,
+            }),
+        )
     }
-}
-
-fn put_str(h: &mut Sha256, s: &str) {
-    h.update(u32_len(s.len()).to_be_bytes());
-    h.update(s.as_bytes());
-}
-
-fn u32_len(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The default model's id, as clients name it.

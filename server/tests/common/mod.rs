@@ -7,13 +7,16 @@
     reason = "each test binary uses a different part"
 )]
 
+pub mod binary;
+pub mod keyed;
+
 use std::sync::OnceLock;
 
 use candle_core::Device;
-use veil_server::api::{ApiConfig, AppState};
+use veil_server::api::{ApiConfig, AppState, Auth};
 use veil_server::engine::{EngineConfig, WeightFormat, Worker};
 use veil_server::model::{LoadedModel, ModelSource, VerifiedWeights};
-use veil_server::serve::app_state;
+use veil_server::serve::{app_state, app_state_with_auth};
 
 /// The default model's source (fetched once per machine).
 pub fn source() -> &'static ModelSource {
@@ -49,4 +52,9 @@ pub fn app(engine: EngineConfig) -> (AppState, Worker) {
 /// Router state with the given API policy, and its (not yet started) worker.
 pub fn app_with(engine: EngineConfig, api: ApiConfig) -> (AppState, Worker) {
     app_state(load(), engine, api)
+}
+
+/// Router state with the given API policy and API key policy, and its (not yet started) worker.
+pub fn app_with_auth(engine: EngineConfig, api: ApiConfig, auth: Auth) -> (AppState, Worker) {
+    app_state_with_auth(load(), engine, api, auth)
 }

@@ -1,6 +1,6 @@
 """Drives a running veil-server with the unmodified `openai` package.
 
-Environment: OPENAI_BASE_URL (…/v1), OPENAI_API_KEY (any), VEIL_MODEL (the model id).
+Environment: OPENAI_BASE_URL (…/v1), OPENAI_API_KEY (a Veil API key), VEIL_MODEL (the model id).
 Exits non-zero on the first failed assertion.
 """
 
@@ -10,6 +10,15 @@ import openai
 
 client = openai.OpenAI(timeout=120, max_retries=0)
 model = os.environ["VEIL_MODEL"]
+
+# A wrong key is refused with OpenAI's 401 (the client raises AuthenticationError).
+wrong = openai.OpenAI(api_key="veil_sk_" + "0" * 43, timeout=120, max_retries=0)
+try:
+    wrong.models.list()
+    raise AssertionError("a wrong API key was accepted")
+except openai.AuthenticationError as e:
+    assert e.status_code == 401, e
+    assert getattr(e, "code", "invalid_api_key") == "invalid_api_key", e
 
 ids = [m.id for m in client.models.list()]
 assert model in ids, ids

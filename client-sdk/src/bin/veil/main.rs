@@ -2,6 +2,7 @@
 
 mod attest;
 mod chat;
+mod policy;
 mod proxy;
 mod verify;
 
@@ -28,6 +29,8 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Chat interactively with a verified server.
     Chat(chat::ChatArgs),
+    /// Write a policy from a signed release manifest, or (trust on first use) from evidence.
+    Policy(policy::PolicyArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Attest(args) => attest::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Policy(args) => policy::run(args),
     };
     match result {
         Ok(code) => code,

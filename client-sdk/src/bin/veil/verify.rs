@@ -81,7 +81,7 @@ enum Source {
     },
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut buf = Vec::new();
     f.take(MAX_BUNDLE_LEN as u64 + 1)
@@ -153,8 +153,9 @@ fn load_policy(args: &VerifyArgs) -> Result<Policy> {
     Ok(policy.allow_debug(debug))
 }
 
-fn now(args: &VerifyArgs) -> Result<UnixTime> {
-    match &args.now {
+/// `--now` if given (RFC 3339), else the system clock.
+pub(crate) fn now_or_clock(now: Option<&str>) -> Result<UnixTime> {
+    match now {
         Some(s) => Ok(UnixTime::parse_rfc3339(s)?),
         None => {
             let secs = std::time::SystemTime::now()
@@ -166,7 +167,7 @@ fn now(args: &VerifyArgs) -> Result<UnixTime> {
     }
 }
 
-fn parse_nonce(hex_str: &str) -> Result<[u8; 32]> {
+pub(crate) fn parse_nonce(hex_str: &str) -> Result<[u8; 32]> {
     let v = hex::decode(hex_str).context("--nonce is not hex")?;
     <[u8; 32]>::try_from(v)
         .map_err(|_| anyhow::anyhow!("--nonce must be 32 bytes (64 hex characters)"))
@@ -242,7 +243,7 @@ fn attestation_source(args: &VerifyArgs) -> Result<Option<(Attestation, [u8; 32]
 
 pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let policy = load_policy(args)?;
-    let now = now(args)?;
+    let now = now_or_clock(args.now.as_deref())?;
     let (evidence, result, attested) = match attestation_source(args)? {
         Some((a, nonce)) => {
             let result = audit_attestation(&a, &policy, &nonce, now);

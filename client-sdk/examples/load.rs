@@ -1,0 +1,265 @@
+//! A bounded load test of a Veil server on loopback, through the verified, encrypted path.
+//!
+//! `--clients N` tasks each attest once, then stream short chat completions back to back for
+//! `--seconds S`; one more task mixes in bad traffic (garbage OHTTP bodies, a malformed inner
+//! JSON request, an oversized request body). Prints requests, errors among the valid ones,
+//! time to first token (p50/p99), and the server's resident memory before and after (from
+//! `/proc/PID/status`, with `--pid`). Refuses non-loopback URLs.
+//!
+//! ```sh
+//! veil-server serve --tee simulated --no-auth --queue 256 &
+//! cargo run --release -p veil-client --example load -- --url http://127.0.0.1:8080 \
+//!     --allow-simulated --clients 64 --seconds 60 --pid $!
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use veil_client::{ChatMessage, ChatRequest, Client, Policy, Request};
+
+struct Args {
+    url: String,
+    clients: usize,
+    seconds: u64,
+    pid: Option<u32>,
+    api_key: Option<String>,
+    allow_simulated: bool,
+    max_tokens: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        url: String::new(),
+        clients: 64,
+        seconds: 60,
+        pid: None,
+        api_key: None,
+        allow_simulated: false,
+        max_tokens: 16,
+    };
+    let mut it = std::env::args().skip(1);
+    let num = |v: Option<String>, what: &str| -> Result<u64, String> {
+        v.and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{what} needs a number"))
+    };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--url" => a.url = it.next().ok_or("--url needs a value")?,
+            "--clients" => a.clients = num(it.next(), "--clients")? as usize,
+            "--seconds" => a.seconds = num(it.next(), "--seconds")?,
+            "--max-tokens" => a.max_tokens = num(it.next(), "--max-tokens")?,
+            "--pid" => a.pid = Some(num(it.next(), "--pid")? as u32),
+            "--api-key" => a.api_key = it.next(),
+            "--allow-simulated" => a.allow_simulated = true,
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    let host = a
+        .url
+        .strip_prefix("http://")
+        .and_then(|r| r.split(['/', ':']).next())
+        .unwrap_or("");
+    if !(host == "localhost" || host.starts_with("127.") || host == "[") {
+        return Err("--url must be an http:// loopback address (127.0.0.0/8 or localhost)".into());
+    }
+    if a.clients == 0 || a.clients > 1024 || a.seconds == 0 || a.seconds > 3600 {
+        return Err("--clients must be 1..=1024 and --seconds 1..=3600".into());
+    }
+    Ok(a)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    bad_sent: AtomicU64,
+    bad_refused: AtomicU64,
+    bad_accepted: AtomicU64,
+    tokens: AtomicU64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// One client: attest once, then stream completions until `deadline`; time to first token
+/// of each.
+async fn client_loop(
+    client: Client,
+    model: String,
+    max_tokens: u64,
+    deadline: Instant,
+    tally: Arc<Tally>,
+) -> Vec<Duration> {
+    let mut ttft = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        n += 1;
+        let mut req = ChatRequest::new(
+            model.clone(),
+            vec![ChatMessage::user(format!("Name a colour. ({n})"))],
+        );
+        req.sampling.max_tokens = Some(max_tokens);
+        let started = Instant::now();
+        let mut first = None;
+        let result = async {
+            let mut stream = client.chat_stream(&req).await?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                let text = chunk
+                    .choices
+                    .first()
+                    .is_some_and(|c| c.delta.content.as_deref().is_some_and(|t| !t.is_empty()));
+                if text {
+                    // The server sends one content chunk per decoded piece of text.
+                    tally.tokens.fetch_add(1, Ordering::Relaxed);
+                    first.get_or_insert_with(|| started.elapsed());
+                }
+            }
+            Ok::<(), veil_client::Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tally.ok.fetch_add(1, Ordering::Relaxed);
+                ttft.extend(first);
+            }
+            Err(e) => {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("load: valid request failed: {e}");
+            }
+        }
+    }
+    ttft
+}
+
+/// Bad traffic until `deadline`: each must be refused with a 4xx, never served.
+async fn bad_loop(url: String, client: Client, deadline: Instant, tally: Arc<Tally>) {
+    let http = reqwest::Client::new();
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        i += 1;
+        let refused = match i % 3 {
+            0 => {
+                // Garbage where an OHTTP request belongs.
+                let body: Vec<u8> = (0..512u32).map(|b| (b * 31 + i as u32) as u8).collect();
+                http.post(format!("{url}/.well-known/ohttp-gateway"))
+                    .header("content-type", "message/ohttp-req")
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_client_error())
+            }
+            1 => {
+                // A sealed, well-formed OHTTP request whose inner JSON is malformed.
+                let req = Request::post_json("/v1/chat/completions", b"{\"model\": [".to_vec());
+                client
+                    .send(&req)
+                    .await
+                    .is_ok_and(|r| (400..500).contains(&r.status))
+            }
+            _ => {
+                // A body far over any limit.
+                http.post(format!("{url}/.well-known/ohttp-gateway"))
+                    .header("content-type", "message/ohttp-req")
+                    .body(vec![0u8; 8 << 20])
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_client_error())
+            }
+        };
+        tally.bad_sent.fetch_add(1, Ordering::Relaxed);
+        if refused {
+            tally.bad_refused.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tally.bad_accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args = parse_args()?;
+    veil_client::install_crypto_provider();
+    let policy = Policy::default().allow_simulated(args.allow_simulated);
+    let rss_before = args.pid.and_then(rss_kib);
+    let mut clients = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        let mut c = Client::connect(&args.url, policy.clone())
+            .await
+            .map_err(|e| format!("attesting {}: {e}", args.url))?;
+        if let Some(k) = &args.api_key {
+            c = c.with_api_key(k.clone());
+        }
+        clients.push(c);
+    }
+    let model = clients[0].attested().attestation.manifest.model_id.clone();
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let bad = tokio::spawn(bad_loop(
+        args.url.clone(),
+        clients[0].clone(),
+        deadline,
+        tally.clone(),
+    ));
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|c| {
+            tokio::spawn(client_loop(
+                c,
+                model.clone(),
+                args.max_tokens,
+                deadline,
+                tally.clone(),
+            ))
+        })
+        .collect();
+    let mut ttft = Vec::new();
+    for t in tasks {
+        ttft.extend(t.await.map_err(|e| e.to_string())?);
+    }
+    bad.await.map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed().as_secs_f64();
+    // Let the server settle (finished sequences freed) before the second reading.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = args.pid.and_then(rss_kib);
+    ttft.sort();
+    let ok = tally.ok.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed);
+    let report = serde_json::json!({
+        "clients": args.clients,
+        "seconds": elapsed,
+        "valid_requests": ok + failed,
+        "valid_errors": failed,
+        "content_chunks": tally.tokens.load(Ordering::Relaxed),
+        "aggregate_chunks_per_s": tally.tokens.load(Ordering::Relaxed) as f64 / elapsed,
+        "ttft_ms_p50": percentile(&ttft, 0.50),
+        "ttft_ms_p99": percentile(&ttft, 0.99),
+        "bad_requests": tally.bad_sent.load(Ordering::Relaxed),
+        "bad_refused_4xx": tally.bad_refused.load(Ordering::Relaxed),
+        "bad_not_refused": tally.bad_accepted.load(Ordering::Relaxed),
+        "server_rss_kib_before": rss_before,
+        "server_rss_kib_after": rss_after,
+    });
+    println!("{report:#}");
+    if failed > 0 || tally.bad_accepted.load(Ordering::Relaxed) > 0 {
+        return Err("valid requests failed or bad requests were not refused".into());
+    }
+    Ok(())
+}

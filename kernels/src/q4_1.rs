@@ -1,0 +1,364 @@
+//! Q4_1 weight matrices times f32 activations, on x86-64 with AVX2, with the same result as
+//! candle's `QMatMul`, bit for bit.
+//!
+//! candle 0.11 has no SIMD kernel for Q4_1: its generic `vec_dot` for Q4_1 × Q8_1 is most
+//! of a SmolLM2 decode step. The result of that generic kernel is defined by its order of
+//! floating-point operations: for each 32-element block, an exact integer dot product
+//! `sumi`, then `sumf += sumi as f32 * d_x * d_y + m_x * s_y`, block after block. This kernel
+//! keeps that order exactly and gets its speed elsewhere:
+//!
+//! - the integer dot products run 32 lanes wide (`vpmaddubsw`/`vpmaddwd`), which is exact;
+//! - eight weight rows are interleaved at load ([`Q41Matrix`]), so eight outputs advance
+//!   block by block in the eight lanes of one AVX register, each lane doing exactly the
+//!   scalar sequence above (separate multiplies and adds: no FMA contraction, which would
+//!   round differently);
+//! - the activations are quantized to Q8_1 by candle's own code (`BlockQ8_1::from_float`),
+//!   and the rows of work are spread over candle's own thread pool.
+//!
+//! Where AVX2 is not available at run time, or a matrix's shape does not fit (rows not a
+//! multiple of 8), [`Q41Matrix::from_qtensor`] says so and the caller keeps candle's `QMatMul`.
+
+use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
+use candle_core::quantized::{GgmlDType, QTensor};
+use half::f16;
+
+/// Elements per Q4_1 / Q8_1 block.
+const QK: usize = 32;
+/// Bytes of one Q4_1 block as stored: `d: f16, m: f16, qs: [u8; 16]`.
+const Q4_1_BLOCK_BYTES: usize = 20;
+/// Bytes of one Q8_1 block: `d: f16, s: f16, qs: [i8; 32]`.
+const Q8_1_BLOCK_BYTES: usize = 36;
+/// Rows interleaved together.
+const ROWS: usize = 8;
+/// Activation rows computed together against one group's weights.
+const TILE: usize = 4;
+
+/// One block of eight interleaved rows: their scales and minimums as f32 (exact
+/// conversions of the stored f16), and their 16 bytes of packed nibbles each.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Block8 {
+    d: [f32; ROWS],
+    m: [f32; ROWS],
+    qs: [[u8; QK / 2]; ROWS],
+}
+
+/// A Q4_1 matrix of `n` rows (outputs) by `k` columns (inputs), eight rows interleaved.
+pub struct Q41Matrix {
+    n: usize,
+    k: usize,
+    /// `n / 8` groups of `k / 32` blocks.
+    blocks: Vec<Block8>,
+}
+
+impl std::fmt::Debug for Q41Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Q41Matrix")
+            .field("n", &self.n)
+            .field("k", &self.k)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One activation row's block, as the kernel reads it.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct ActBlock {
+    qs: [i8; QK],
+    d: f32,
+    s: f32,
+}
+
+impl Q41Matrix {
+    /// Whether this machine can run the kernel.
+    pub fn supported() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Repacks a Q4_1 `QTensor` of shape `(n, k)`; `None` if it is not Q4_1, its shape does not
+    /// fit the kernel, or the CPU lacks AVX2.
+    pub fn from_qtensor(t: &QTensor) -> candle_core::Result<Option<Self>> {
+        if t.dtype() != GgmlDType::Q4_1 || !Self::supported() {
+            return Ok(None);
+        }
+        let Ok((n, k)) = t.shape().dims2() else {
+            return Ok(None);
+        };
+        if n % ROWS != 0 || k % QK != 0 || n == 0 || k == 0 {
+            return Ok(None);
+        }
+        let raw = t.data()?;
+        let kb = k / QK;
+        if raw.len() != n * kb * Q4_1_BLOCK_BYTES {
+            return Ok(None);
+        }
+        let mut blocks = Vec::with_capacity(n / ROWS * kb);
+        for g in 0..n / ROWS {
+            for b in 0..kb {
+                let mut out = Block8 {
+                    d: [0.0; ROWS],
+                    m: [0.0; ROWS],
+                    qs: [[0; QK / 2]; ROWS],
+                };
+                for r in 0..ROWS {
+                    let at = ((g * ROWS + r) * kb + b) * Q4_1_BLOCK_BYTES;
+                    let src = &raw[at..at + Q4_1_BLOCK_BYTES];
+                    out.d[r] = f16::from_le_bytes([src[0], src[1]]).to_f32();
+                    out.m[r] = f16::from_le_bytes([src[2], src[3]]).to_f32();
+                    out.qs[r].copy_from_slice(&src[4..]);
+                }
+                blocks.push(out);
+            }
+        }
+        Ok(Some(Self { n, k, blocks }))
+    }
+
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// `dst[i * n + j]` = row `j` of the matrix · row `i` of `lhs` (`lhs.len() / k` rows), as
+    /// candle's `QMatMul::forward` computes it; the work is spread over candle's thread pool.
+    pub fn matmul(&self, lhs: &[f32], dst: &mut [f32]) {
+        let (n, k) = (self.n, self.k);
+        let kb = k / QK;
+        let m = lhs.len() / k;
+        assert_eq!(m * k, lhs.len(), "lhs is not a whole number of rows");
+        assert!(dst.len() >= m * n, "dst too small");
+        let acts = quantize_rows(lhs, m, k);
+        let groups = n / ROWS;
+        let tiles = m.div_ceil(TILE);
+        let dst_addr = dst.as_mut_ptr() as usize;
+        // Work items are (row tile, group of 8 matrix rows): a group's weights are read once
+        // per tile of up to TILE activation rows (a batch of sequences, or prompt tokens).
+        let work = |range: std::ops::Range<usize>| {
+            for item in range {
+                let (tile, g) = (item / groups, item % groups);
+                let first = tile * TILE;
+                let count = TILE.min(m - first);
+                let mut rows: [&[ActBlock]; TILE] = [&[]; TILE];
+                for (i, r) in rows.iter_mut().take(count).enumerate() {
+                    *r = &acts[(first + i) * kb..(first + i + 1) * kb];
+                }
+                let w = &self.blocks[g * kb..(g + 1) * kb];
+                let out = dot8_tile(w, &rows[..count]);
+                for (i, o) in out.iter().take(count).enumerate() {
+                    // SAFETY: each (tile, group) item writes its own 8 elements of each of its
+                    // rows of `dst`, which is at least m * n long (asserted above) and
+                    // outlives the pool's execution; no two items write the same element.
+                    unsafe {
+                        let p = (dst_addr as *mut f32).add((first + i) * n + g * ROWS);
+                        std::ptr::copy_nonoverlapping(o.as_ptr(), p, ROWS);
+                    }
+                }
+            }
+        };
+        candle_core::utils::barrier_pool().execute_chunked(tiles * groups, work);
+    }
+}
+
+/// Quantizes each row of `lhs` with candle's own Q8_1 code (so the blocks are exactly the
+/// ones candle's matmul would use), then unpacks them for the kernel.
+fn quantize_rows(lhs: &[f32], m: usize, k: usize) -> Vec<ActBlock> {
+    let kb = k / QK;
+    let mut q8 = vec![BlockQ8_1::zeros(); kb];
+    let mut out = Vec::with_capacity(m * kb);
+    for row in lhs.chunks_exact(k) {
+        BlockQ8_1::from_float(row, &mut q8);
+        // SAFETY: BlockQ8_1 is `repr(C)` { d: f16, s: f16, qs: [i8; 32] }, 36 bytes (candle
+        // asserts the size at compile time); reading its bytes is reading initialized memory.
+        let bytes: &[u8] =
+            unsafe { std::slice::from_raw_parts(q8.as_ptr().cast::<u8>(), kb * Q8_1_BLOCK_BYTES) };
+        for b in bytes.chunks_exact(Q8_1_BLOCK_BYTES) {
+            let mut qs = [0i8; QK];
+            for (q, &byte) in qs.iter_mut().zip(&b[4..]) {
+                *q = byte as i8;
+            }
+            out.push(ActBlock {
+                qs,
+                d: f16::from_le_bytes([b[0], b[1]]).to_f32(),
+                s: f16::from_le_bytes([b[2], b[3]]).to_f32(),
+            });
+        }
+    }
+    debug_assert_eq!(out.len(), m * kb);
+    out
+}
+
+/// For each of up to [`TILE`] activation rows, its eight dot products with the eight
+/// interleaved rows of `w`.
+fn dot8_tile(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TILE] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: matrices are only built where AVX2 was detected (`from_qtensor`).
+        unsafe { dot8_tile_avx2(w, rows) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut out = [[0f32; ROWS]; TILE];
+        for (o, a) in out.iter_mut().zip(rows) {
+            *o = dot8_scalar(w, a);
+        }
+        out
+    }
+}
+
+/// The reference order of operations (candle's generic `vec_dot` for Q4_1 × Q8_1), lane by
+/// lane; used by tests and off x86-64.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn dot8_scalar(w: &[Block8], a: &[ActBlock]) -> [f32; ROWS] {
+    let mut sumf = [0f32; ROWS];
+    for (wb, ab) in w.iter().zip(a) {
+        for (r, sum) in sumf.iter_mut().enumerate() {
+            let mut sumi = 0i32;
+            for j in 0..QK / 2 {
+                let v0 = i32::from(wb.qs[r][j] & 0x0F);
+                let v1 = i32::from(wb.qs[r][j] >> 4);
+                sumi += v0 * i32::from(ab.qs[j]) + v1 * i32::from(ab.qs[j + QK / 2]);
+            }
+            *sum += sumi as f32 * wb.d[r] * ab.d + wb.m[r] * ab.s;
+        }
+    }
+    sumf
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot8_tile_avx2(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TILE] {
+    use std::arch::x86_64::*;
+    let mask = _mm_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); TILE];
+    let rows = &rows[..rows.len().min(TILE)];
+    for (b, wb) in w.iter().enumerate() {
+        // The eight rows' 32 nibbles each, unpacked once for every activation row of the tile.
+        let mut x = [_mm256_setzero_si256(); ROWS];
+        for (r, xr) in x.iter_mut().enumerate() {
+            // SAFETY: reads the 16 bytes of `wb.qs[r]` (unaligned load, in bounds).
+            let q = unsafe { _mm_loadu_si128(wb.qs[r].as_ptr().cast()) };
+            let lo = _mm_and_si128(q, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
+            *xr = _mm256_set_m128i(hi, lo);
+        }
+        // SAFETY: reads the 8 f32 of `wb.d` and of `wb.m` (unaligned loads, in bounds).
+        let (d, m) = unsafe {
+            (
+                _mm256_loadu_ps(wb.d.as_ptr()),
+                _mm256_loadu_ps(wb.m.as_ptr()),
+            )
+        };
+        for (a, acc) in rows.iter().zip(acc.iter_mut()) {
+            let ab = &a[b];
+            // SAFETY: reads the 32 bytes of `ab.qs` (unaligned load, in bounds).
+            let y = unsafe { _mm256_loadu_si256(ab.qs.as_ptr().cast()) };
+            // u8 nibbles (0..=15) times i8: pairs sum to at most 2 * 15 * 128 in magnitude,
+            // well inside i16, so the saturating add never saturates: exact.
+            let p: [__m256i; ROWS] =
+                std::array::from_fn(|r| _mm256_madd_epi16(_mm256_maddubs_epi16(x[r], y), ones));
+            let h01 = _mm256_hadd_epi32(p[0], p[1]);
+            let h23 = _mm256_hadd_epi32(p[2], p[3]);
+            let h45 = _mm256_hadd_epi32(p[4], p[5]);
+            let h67 = _mm256_hadd_epi32(p[6], p[7]);
+            let h0123 = _mm256_hadd_epi32(h01, h23);
+            let h4567 = _mm256_hadd_epi32(h45, h67);
+            let sumi = _mm256_add_epi32(
+                _mm256_permute2x128_si256::<0x20>(h0123, h4567),
+                _mm256_permute2x128_si256::<0x31>(h0123, h4567),
+            );
+            // ((sumi * d_x) * d_y) + (m_x * s_y), then added to the running sum: the scalar
+            // kernel's order, with no fused multiply-add.
+            let t = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d),
+                _mm256_set1_ps(ab.d),
+            );
+            let u = _mm256_mul_ps(m, _mm256_set1_ps(ab.s));
+            *acc = _mm256_add_ps(*acc, _mm256_add_ps(t, u));
+        }
+    }
+    let mut out = [[0f32; ROWS]; TILE];
+    for (o, a) in out.iter_mut().zip(acc) {
+        // SAFETY: writes the 8 f32 of `o` (unaligned store, in bounds).
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), a) };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::QMatMul;
+    use candle_core::{Device, Module, Tensor};
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// Decode (one row) and prefill (several rows) shapes of SmolLM2's matrices, and a
+    /// multiple-of-8 row count that is not a multiple of candle's 4-column quads' worth.
+    #[test]
+    fn equals_candle_bit_for_bit() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let mut seed = 7u64;
+        for (m, n, k) in [
+            (1, 64, 576),
+            (3, 1536, 576),
+            (1, 576, 1536),
+            (7, 192, 576),
+            (2, 8, 64),
+        ] {
+            let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) * 0.1).collect();
+            let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) * 3.0).collect();
+            let q = QTensor::quantize(&Tensor::from_vec(w, (n, k), &dev)?, GgmlDType::Q4_1)?;
+            let mat = Q41Matrix::from_qtensor(&q)?.expect("AVX2 (x86-64-v3 is the build target)");
+            let xt = Tensor::from_vec(x.clone(), (m, k), &dev)?;
+            let want: Vec<f32> = QMatMul::from_qtensor(q)?
+                .forward(&xt)?
+                .flatten_all()?
+                .to_vec1()?;
+            let mut got = vec![0f32; m * n];
+            mat.matmul(&x, &mut got);
+            let differing = want
+                .iter()
+                .zip(&got)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(differing, 0, "({m},{n},{k}): {differing} outputs differ");
+            // The scalar statement of the order of operations agrees as well.
+            let acts = quantize_rows(&x, m, k);
+            let kb = k / QK;
+            let scalar = dot8_scalar(&mat.blocks[..kb], &acts[..kb]);
+            assert!(
+                scalar
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn declines_what_it_cannot_compute() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::zeros((12, 64), candle_core::DType::F32, &dev)?;
+        // 12 rows: not a multiple of 8.
+        assert!(Q41Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q4_1)?)?.is_none());
+        // Another block type.
+        let w = Tensor::zeros((16, 64), candle_core::DType::F32, &dev)?;
+        assert!(Q41Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0)?)?.is_none());
+        Ok(())
+    }
+}

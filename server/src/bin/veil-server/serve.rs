@@ -1,0 +1,275 @@
+//! `veil-server serve`: its flags, its API key policy, and the run: load, listen, shut down.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use veil_server::api::{self, ApiConfig, Auth, DenyList, OutputFilter};
+use veil_server::confidential::{self, Confidential, ConfidentialConfig, Tee};
+use veil_server::engine::{EngineConfig, WeightFormat};
+use veil_server::keys::{KeyStore, Limiter};
+use veil_server::listen::{self, ListenConfig};
+use veil_server::model::LoadedModel;
+use veil_server::serve::app_state_with_auth;
+
+use crate::{TeeArgs, db_path, source};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A model directory with manifest.json, or the default model's GGUF file.
+    /// Without it, the default model is fetched (pinned, cached) on first run.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Trusted-execution backend that produces evidence (`simulated`: NO hardware protection).
+    #[arg(long, value_enum, default_value = "auto")]
+    tee: Tee,
+    #[command(flatten)]
+    tee_options: TeeArgs,
+    /// Serve unencrypted requests (development and tests only).
+    #[arg(long)]
+    allow_plaintext: bool,
+    /// Key database [default: $XDG_DATA_HOME/veil/keys.sqlite3, else
+    /// ~/.local/share/veil/keys.sqlite3]. It must exist and hold an active key.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_auth")]
+    db: Option<PathBuf>,
+    /// Serve /v1/* WITHOUT API keys or limits: anyone who reaches the server may use it
+    /// (local demos only).
+    #[arg(long)]
+    no_auth: bool,
+    /// Sequences decoded together.
+    #[arg(long, default_value_t = EngineConfig::default().max_batch)]
+    max_batch: usize,
+    /// Requests that may wait before new ones get 429.
+    #[arg(long, default_value_t = EngineConfig::default().queue_capacity)]
+    queue: usize,
+    /// How matrix weights are kept in memory: `stored` (default: answers bit-identical to
+    /// candle's reference on the verified weights) or `q8_0` (re-encoded at load, several
+    /// times faster on x86 CPUs, but answers may differ slightly).
+    #[arg(long, value_enum, default_value = "stored")]
+    weights: WeightFormat,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+/// Input limits, slow-client timeouts and shutdown.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Largest request body in bytes (413 above).
+    #[arg(long, default_value_t = ApiConfig::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Most messages in one chat request (400 above).
+    #[arg(long, default_value_t = ApiConfig::default().max_messages)]
+    max_messages: usize,
+    /// Most tokens one request may generate: a larger max_tokens gets 400; a chat request
+    /// without max_tokens generates up to this many.
+    #[arg(long, value_name = "TOKENS", default_value_t = ApiConfig::default().max_tokens_limit)]
+    max_tokens_limit: usize,
+    /// Seconds a client has to send a whole request head; also how long an idle keep-alive
+    /// connection is kept. Slower clients are disconnected.
+    #[arg(long, value_name = "SECS", default_value_t = ListenConfig::default().header_read_timeout.as_secs_f64())]
+    header_read_timeout: f64,
+    /// Seconds a client has to send a whole request body after its head (408 after).
+    #[arg(long, value_name = "SECS", default_value_t = ListenConfig::default().body_read_timeout.as_secs_f64())]
+    body_read_timeout: f64,
+    /// Largest request head in bytes, request line included (431 above).
+    #[arg(long, default_value_t = ListenConfig::default().max_header_bytes)]
+    max_header_bytes: usize,
+    /// Most header fields in one request (431 above).
+    #[arg(long, default_value_t = ListenConfig::default().max_headers)]
+    max_headers: usize,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = ListenConfig::default().max_connections)]
+    max_connections: usize,
+    /// On SIGTERM or Ctrl-C: seconds in-flight requests and streams get to finish before the
+    /// rest are ended (a stream with an error event); then the server exits 0.
+    #[arg(long, value_name = "SECS", default_value_t = ListenConfig::default().shutdown_grace.as_secs_f64())]
+    shutdown_grace: f64,
+}
+
+/// The output filter: off unless a deny word or list is given.
+#[derive(clap::Args, Debug)]
+struct FilterArgs {
+    /// Withhold this word or phrase from completions, in any case, also inside longer
+    /// words (repeatable). A completion ends before it with finish_reason "content_filter".
+    #[arg(long, value_name = "WORD")]
+    deny_word: Vec<String>,
+    /// As --deny-word, for every line of FILE (blank lines are skipped).
+    #[arg(long, value_name = "FILE")]
+    deny_list: Option<PathBuf>,
+}
+
+fn seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{flag} must be a positive number of seconds"))
+}
+
+impl LimitArgs {
+    fn listen_config(&self) -> anyhow::Result<ListenConfig> {
+        let counts = [
+            self.max_body_bytes,
+            self.max_messages,
+            self.max_tokens_limit,
+            self.max_header_bytes,
+            self.max_headers,
+            self.max_connections,
+        ];
+        if counts.contains(&0) {
+            bail!(
+                "--max-body-bytes, --max-messages, --max-tokens-limit, --max-header-bytes, \
+                 --max-headers and --max-connections must be positive"
+            );
+        }
+        Ok(ListenConfig {
+            header_read_timeout: seconds("header-read-timeout", self.header_read_timeout)?,
+            body_read_timeout: seconds("body-read-timeout", self.body_read_timeout)?,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            max_connections: self.max_connections,
+            shutdown_grace: seconds("shutdown-grace", self.shutdown_grace)?,
+        })
+    }
+}
+
+impl FilterArgs {
+    fn output_filter(self) -> anyhow::Result<Option<Arc<dyn OutputFilter>>> {
+        let mut entries = self.deny_word;
+        if let Some(path) = &self.deny_list {
+            entries.extend(DenyList::read_entries(path)?);
+        } else if entries.is_empty() {
+            return Ok(None);
+        }
+        let list = DenyList::new(entries)?;
+        // The entries are operator data, but a log is no place for them: only the count.
+        tracing::info!(entries = list.len(), "output filter: deny list");
+        Ok(Some(Arc::new(list)))
+    }
+}
+
+/// The API key policy of `serve`: checked before anything slow starts.
+fn serve_auth(db: Option<PathBuf>, no_auth: bool) -> anyhow::Result<Auth> {
+    if no_auth {
+        tracing::warn!(
+            "authentication DISABLED (--no-auth): anyone who reaches the server may use it"
+        );
+        return Ok(Auth::Disabled);
+    }
+    let path = db_path(db)?;
+    let hint = |path: &Path| {
+        format!(
+            "create a key with `veil-server keys create --name NAME --db {}`, or pass --no-auth \
+             (local demos only)",
+            path.display()
+        )
+    };
+    if !path.exists() {
+        bail!("no key database at {}: {}", path.display(), hint(&path));
+    }
+    let store = KeyStore::open(&path)
+        .with_context(|| format!("opening the key database {}", path.display()))?;
+    let active = store.active_keys()?;
+    if active == 0 {
+        bail!("no active API key in {}: {}", path.display(), hint(&path));
+    }
+    tracing::info!(db = %path.display(), active_keys = active, "API keys required");
+    Ok(Auth::ApiKeys(Limiter::new(Arc::new(store))))
+}
+
+/// Watches SIGTERM and SIGINT (Ctrl-C) from now on; the future resolves on either. Called
+/// before the server says it listens, so that no signal after that is missed.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutdown requested");
+    })
+}
+
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let auth = serve_auth(args.db, args.no_auth)?;
+    let listen_config = args.limits.listen_config()?;
+    let output_filter = args.filter.output_filter()?;
+    let (attester, why) = confidential::attester(args.tee, &args.tee_options.options())
+        .context("choosing the TEE backend (use --tee simulated for a demo without hardware)")?;
+    if args.tee == Tee::Simulated {
+        tracing::warn!(
+            "TEE platform is SIMULATED: no hardware protection, evidence is software-signed"
+        );
+    }
+    tracing::info!(backend = attester.name(), reason = %why, "attestation backend");
+    let source = source(args.model)?;
+    let started = Instant::now();
+    eprintln!(
+        "veil-server: verifying and loading {} ...",
+        source.manifest.id
+    );
+    let device = veil_server::serve::device()?;
+    tracing::info!(device = ?device, "compute device");
+    let verified = source.verify().context("verifying the model")?;
+    let model = LoadedModel::from_verified(&verified, &device, args.weights)
+        .context("loading the model")?;
+    drop(verified);
+    let digest = hex::encode(model.manifest.digest());
+    tracing::info!(
+        model = %model.manifest.id,
+        manifest_digest = %digest,
+        load_ms = started.elapsed().as_millis() as u64,
+        "model verified and loaded"
+    );
+    let engine = EngineConfig {
+        max_batch: args.max_batch,
+        queue_capacity: args.queue,
+    };
+    let api_config = ApiConfig {
+        allow_plaintext: args.allow_plaintext,
+        max_body_bytes: args.limits.max_body_bytes,
+        max_messages: args.limits.max_messages,
+        max_tokens_limit: args.limits.max_tokens_limit,
+        output_filter,
+    };
+    if args.allow_plaintext {
+        tracing::warn!("plaintext requests ALLOWED (--allow-plaintext)");
+    }
+    let claims = confidential::manifest_claims(&model.manifest.id, model.manifest.digest())
+        .context("hashing the server binary")?;
+    tracing::info!(binary_sha256 = %hex::encode(claims.binary_sha256), "server manifest");
+    let (state, worker) = app_state_with_auth(model, engine, api_config, auth);
+    worker.spawn().context("starting the engine thread")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listen_addr = args.listen;
+    rt.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        let listener = tokio::net::TcpListener::bind(listen_addr)
+            .await
+            .with_context(|| format!("binding {listen_addr}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "listening");
+        eprintln!("veil-server: listening on http://{addr}");
+        let conf = Arc::new(Confidential::new(
+            attester,
+            claims,
+            ConfidentialConfig::default(),
+        ));
+        tokio::spawn(conf.clone().run_rotation());
+        let drain = state.0.drain.clone();
+        let app = confidential::routes(conf, api::router(state));
+        let stopped = listen::serve(listener, app, listen_config, shutdown, drain).await?;
+        tracing::info!(?stopped, "stopped");
+        anyhow::Ok(())
+    })
+}
