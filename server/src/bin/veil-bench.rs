@@ -45,6 +45,9 @@ const PROMPT: &str = "The history of the printing press begins";
 fn main() -> anyhow::Result<()> {
     // Before any thread starts: candle's thread count, counted once (see veil-kernels).
     veil_kernels::settle_thread_count();
+    // reqwest is built without a default TLS provider where the workspace's client (which
+    // brings ring) is built alongside; loopback HTTP needs none, but the client insists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     if args.tokens < 2 {
         bail!("--tokens must be at least 2");
