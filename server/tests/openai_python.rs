@@ -7,25 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use veil_server::model::DEFAULT_MODEL_ID;
 
 const OPENAI_PIN: &str = "openai==3.57.0";
-
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn run(cmd: &mut Command, what: &str) {
     let status = cmd.status().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -82,60 +70,15 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process:
 /// database path and the key.
 fn create_key(dir: &Path) -> (PathBuf, String) {
     let db = dir.join("keys.sqlite3");
-    let out = Command::new(env!("CARGO_BIN_EXE_veil-server"))
-        .args(["keys", "create", "--name", "openai-python", "--db"])
-        .arg(&db)
-        .output()
-        .expect("run veil-server keys create");
-    assert!(
-        out.status.success(),
-        "keys create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout)
-        .expect("UTF-8 key")
-        .trim()
-        .to_owned();
-    assert!(key.starts_with("veil_sk_"), "a Veil key");
+    let key = common::binary::create_key(&db, "openai-python");
     (db, key)
 }
 
-/// Starts `veil-server serve` on a free loopback port with `extra` arguments; returns the
-/// process guard and its base URL.
-fn start_server(extra: &[&str]) -> (Server, String) {
-    let model_path = {
-        let s = common::source();
-        s.dir.join(&s.manifest.weights().expect("weights").0.name)
-    };
-    let mut server = Server(
-        Command::new(env!("CARGO_BIN_EXE_veil-server"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--tee", "simulated"])
-            .args(extra)
-            .arg("--model")
-            .arg(&model_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start veil-server"),
-    );
-    // The server prints `veil-server: listening on http://ADDR` once it accepts connections.
-    let stderr = server.0.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[server] {line}");
-            if !sent && let Some(addr) = line.split("listening on ").nth(1) {
-                let _ = tx.send(addr.trim().to_owned());
-                sent = true;
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("server listening within 120 s");
+/// Starts `veil-server serve` in `dir` on a free loopback port with `extra` arguments
+/// (stderr in `dir/server.log`); returns the process guard and its base URL.
+fn start_server(extra: &[&str], dir: &Path) -> (common::binary::ServerProcess, String) {
+    let server = common::binary::start(extra, dir, &dir.join("server.log"), "info");
+    let base = server.base.clone();
     (server, base)
 }
 
@@ -160,7 +103,7 @@ fn openai_python_package_lists_chats_and_streams() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, key) = create_key(dir.path());
     let db = db.to_str().expect("UTF-8 path");
-    let (_server, base) = start_server(&["--allow-plaintext", "--db", db]);
+    let (_server, base) = start_server(&["--allow-plaintext", "--db", db], dir.path());
     run_openai_script(&python, &format!("{base}/v1"), &key);
 }
 
@@ -172,7 +115,7 @@ fn openai_python_package_through_the_attested_encrypted_proxy() {
     let python = venv();
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, key) = create_key(dir.path());
-    let (_server, base) = start_server(&["--db", db.to_str().expect("UTF-8 path")]);
+    let (_server, base) = start_server(&["--db", db.to_str().expect("UTF-8 path")], dir.path());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let proxy = rt.block_on(async {
         let policy = veil_attest::Policy::default().allow_simulated(true);
