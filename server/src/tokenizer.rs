@@ -14,6 +14,8 @@
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::AddedToken;
+use tokenizers::DecoderWrapper;
+use tokenizers::ModelWrapper;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -22,6 +24,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 
 use crate::chat::PromptSegment;
 use crate::error::{Error, Result};
+use crate::model::HfTokenizerConfig;
 
 type Inner = tokenizers::Tokenizer;
 
@@ -157,12 +160,79 @@ impl Tokenizer {
             .iter()
             .zip(&types)
             .filter(|(_, t)| matches!(**t, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
-            .map(|(tok, _)| AddedToken::from(tok.clone(), true))
+            // USER_DEFINED tokens are matched whole even in message content (llama.cpp
+            // parses them with or without `parse_special`); only CONTROL tokens are special.
+            .map(|(tok, &t)| AddedToken::from(tok.clone(), t == TOKEN_TYPE_CONTROL))
             .collect();
         inner
             .add_special_tokens(specials)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
 
+        let eos_id = meta_u32(ct, "tokenizer.ggml.eos_token_id");
+        let bos_id = meta_u32(ct, "tokenizer.ggml.bos_token_id");
+        let add_bos = ct
+            .metadata
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().ok())
+            .unwrap_or(false);
+        // Decoding never goes through `tokenizers`; the decoder is set so that
+        // [`Tokenizer::hf_json`] writes a complete byte-level tokenizer.
+        inner.with_decoder(Some(ByteLevel::default()));
+        Self::from_parts(inner, &tokens, control, eos_id, bos_id, add_bos)
+    }
+
+    /// Builds the tokenizer from a Hugging Face `tokenizer.json` and the special tokens of
+    /// its `tokenizer_config.json`. Only byte-level BPE (a `ByteLevel` decoder: GPT-2,
+    /// SmolLM, Llama 3, Qwen) is accepted; tokens marked `special` are control tokens.
+    pub fn from_hf_json(json: &[u8], config: &HfTokenizerConfig) -> Result<Self> {
+        let inner = Inner::from_bytes(json)
+            .map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))?;
+        if !matches!(inner.get_model(), ModelWrapper::BPE(_))
+            || !matches!(inner.get_decoder(), Some(DecoderWrapper::ByteLevel(_)))
+        {
+            return Err(Error::Tokenizer(
+                "tokenizer.json: only byte-level BPE tokenizers are supported".to_owned(),
+            ));
+        }
+        let added = inner.get_added_tokens_decoder();
+        let n = inner.get_vocab_size(true);
+        let max_id = added.keys().copied().max().map_or(0, |m| m as usize + 1);
+        let n = n.max(max_id);
+        let mut tokens = Vec::with_capacity(n);
+        let mut control = Vec::with_capacity(n);
+        for id in 0..n {
+            let id = u32::try_from(id).map_err(|_| too_many())?;
+            tokens.push(inner.id_to_token(id).unwrap_or_default());
+            control.push(added.get(&id).is_some_and(|t| t.special));
+        }
+        let id_of = |text: &Option<String>| -> Result<Option<u32>> {
+            match text {
+                None => Ok(None),
+                Some(t) => inner.token_to_id(t).map(Some).ok_or_else(|| {
+                    Error::Tokenizer(format!("special token `{t}` is not in the vocabulary"))
+                }),
+            }
+        };
+        let eos_id = id_of(&config.eos_token)?;
+        let bos_id = id_of(&config.bos_token)?;
+        Self::from_parts(
+            inner,
+            &tokens,
+            control,
+            eos_id,
+            bos_id,
+            config.add_bos_token,
+        )
+    }
+
+    fn from_parts(
+        inner: Inner,
+        tokens: &[String],
+        control: Vec<bool>,
+        eos_id: Option<u32>,
+        bos_id: Option<u32>,
+        add_bos: bool,
+    ) -> Result<Self> {
         let mut inner_text = inner.clone();
         inner_text.set_encode_special_tokens(true);
 
@@ -172,8 +242,6 @@ impl Tokenizer {
             .map(|(t, &c)| if c { Vec::new() } else { byte_level_bytes(t) })
             .collect();
 
-        let eos_id = meta_u32(ct, "tokenizer.ggml.eos_token_id");
-        let bos_id = meta_u32(ct, "tokenizer.ggml.bos_token_id");
         let mut end_of_generation: Vec<u32> = eos_id.into_iter().collect();
         for name in ["<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end|>"] {
             if let Some(id) = tokens.iter().position(|t| t == name)
@@ -186,11 +254,6 @@ impl Tokenizer {
             }
         }
         let text_of = |id: Option<u32>| id.and_then(|i| tokens.get(i as usize)).cloned();
-        let add_bos = ct
-            .metadata
-            .get("tokenizer.ggml.add_bos_token")
-            .and_then(|v| v.to_bool().ok())
-            .unwrap_or(false);
         Ok(Self {
             inner,
             inner_text,
@@ -201,6 +264,14 @@ impl Tokenizer {
             eos: text_of(eos_id),
             add_bos: if add_bos { bos_id } else { None },
         })
+    }
+
+    /// This tokenizer as a Hugging Face `tokenizer.json` (for writing a safetensors
+    /// directory of a GGUF model; [`Tokenizer::from_hf_json`] reads it back).
+    pub fn hf_json(&self) -> Result<String> {
+        self.inner
+            .to_string(false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
     /// Token ids of `text`, with control tokens written in the text (e.g. `<|im_start|>`)

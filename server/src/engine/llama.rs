@@ -16,6 +16,8 @@ use veil_kernels::Q41Matrix;
 
 use crate::error::{Error, Result};
 
+mod safetensors;
+
 /// Shape of the network, from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -39,18 +41,20 @@ pub struct LlamaConfig {
     pub rope_base: f32,
 }
 
-/// A weight matrix: candle's `QMatMul`, or Veil's Q4_1 kernel where it applies (same
-/// results, bit for bit; see `q4_1.rs`).
+/// A weight matrix: candle's `QMatMul`, Veil's Q4_1 kernel where it applies (same
+/// results as `QMatMul`, bit for bit; see `veil-kernels`), or dense f32 (safetensors).
 #[derive(Debug)]
 enum Matrix {
     Candle(QMatMul),
     Q4_1(Q41Matrix),
+    Dense(candle_nn::Linear),
 }
 
 impl Matrix {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Self::Candle(q) => q.forward(x),
+            Self::Dense(l) => l.forward(x),
             Self::Q4_1(m) => {
                 let mut shape = x.dims().to_vec();
                 let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;

@@ -3,8 +3,11 @@
 //! Every load reads each file once, checks its size, SHA-256 and format against the
 //! manifest, and builds the model from exactly those verified bytes.
 
+mod hf;
 mod manifest;
 mod verify;
+
+pub use hf::{HfConfig, HfTokenizerConfig, REQUIRED_SIDE_FILES};
 
 pub use manifest::{
     DEFAULT_MODEL_FILE, DEFAULT_MODEL_ID, DEFAULT_MODEL_SHA256, DEFAULT_MODEL_SIZE, FileKind,
@@ -12,6 +15,7 @@ pub use manifest::{
 };
 pub use verify::{GGUF_MAGIC, verify_file};
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
@@ -84,16 +88,20 @@ impl ModelSource {
         }
     }
 
-    /// Reads every file once and verifies it; returns the weights' verified bytes.
+    /// Reads every file once and verifies it; returns the verified bytes of the weights and
+    /// of the JSON side files.
     pub fn verify(&self) -> Result<VerifiedWeights> {
         self.manifest.validate()?;
         let mut weights = None;
+        let mut side_files = BTreeMap::new();
         for file in &self.manifest.files {
             let path = self.dir.join(&file.name);
             let bytes = read_capped(&path, file)?;
             let kind = verify_file(file, &bytes)?;
             if kind.is_weights() {
                 weights = Some((kind, bytes));
+            } else {
+                side_files.insert(file.name.clone(), bytes);
             }
         }
         let (kind, bytes) =
@@ -102,6 +110,7 @@ impl ModelSource {
             manifest: self.manifest.clone(),
             kind,
             bytes,
+            side_files,
         })
     }
 }
@@ -134,15 +143,24 @@ pub struct VerifiedWeights {
     pub kind: FileKind,
     /// The verified bytes.
     pub bytes: Vec<u8>,
+    /// The verified JSON side files (`config.json`, …), by name.
+    pub side_files: BTreeMap<String, Vec<u8>>,
 }
 
 impl VerifiedWeights {
+    /// A verified side file the manifest must list.
+    pub fn side_file(&self, name: &str) -> Result<&[u8]> {
+        self.side_files.get(name).map(Vec::as_slice).ok_or_else(|| {
+            Error::InvalidManifest(format!(
+                "a safetensors model needs `{name}` in its manifest"
+            ))
+        })
+    }
+
     /// Parses the GGUF container (header, metadata, tensor index).
     pub fn gguf(&self) -> Result<(gguf_file::Content, Cursor<&[u8]>)> {
         if self.kind != FileKind::Gguf {
-            return Err(Error::Model(
-                "safetensors weights verify, but this engine loads GGUF only for now".to_owned(),
-            ));
+            return Err(Error::Model("the weights are not GGUF".to_owned()));
         }
         let mut reader = Cursor::new(self.bytes.as_slice());
         let content = gguf_file::Content::read(&mut reader)
@@ -158,9 +176,9 @@ pub struct LoadedModel {
     pub manifest: ModelManifest,
     /// The network.
     pub llama: Llama,
-    /// The tokenizer from the GGUF metadata.
+    /// The tokenizer (GGUF metadata, or `tokenizer.json`).
     pub tokenizer: Tokenizer,
-    /// The chat template from the GGUF metadata.
+    /// The chat template (GGUF metadata, or `tokenizer_config.json`).
     pub template: ChatTemplate,
 }
 
@@ -170,16 +188,55 @@ impl LoadedModel {
         Self::from_verified(&source.verify()?, device, WeightFormat::Stored)
     }
 
-    /// Loads verified weights.
+    /// Loads verified weights: a GGUF file, or a Hugging Face Llama directory (safetensors
+    /// weights with `config.json`, `tokenizer.json` and `tokenizer_config.json`).
     pub fn from_verified(
         weights: &VerifiedWeights,
         device: &Device,
         format: WeightFormat,
     ) -> Result<Self> {
+        if weights.kind == FileKind::Safetensors {
+            return Self::from_safetensors(weights, device, format);
+        }
         let (content, mut reader) = weights.gguf()?;
         let tokenizer = Tokenizer::from_gguf(&content)?;
         let template = ChatTemplate::from_gguf(&content, &tokenizer)?;
         let llama = Llama::from_gguf(&content, &mut reader, device, format)?;
+        Ok(Self {
+            manifest: weights.manifest.clone(),
+            llama,
+            tokenizer,
+            template,
+        })
+    }
+}
+
+impl LoadedModel {
+    fn from_safetensors(
+        weights: &VerifiedWeights,
+        device: &Device,
+        format: WeightFormat,
+    ) -> Result<Self> {
+        let [config, tokenizer_json, tokenizer_config] =
+            REQUIRED_SIDE_FILES.map(|name| weights.side_file(name));
+        let config = HfConfig::from_json(config?)?;
+        let tokenizer_config = HfTokenizerConfig::from_json(tokenizer_config?)?;
+        let tokenizer = Tokenizer::from_hf_json(tokenizer_json?, &tokenizer_config)?;
+        let template = ChatTemplate::new(
+            tokenizer_config.chat_template.clone(),
+            tokenizer.bos_token().unwrap_or_default(),
+            tokenizer.eos_token().unwrap_or_default(),
+        )?;
+        let tensors = candle_core::safetensors::load_buffer(&weights.bytes, device)
+            .map_err(|e| Error::Model(format!("safetensors: {e}")))?;
+        let llama = Llama::from_safetensors(&config, tensors, device, format)?;
+        if tokenizer.vocab_size() > llama.config().vocab_size {
+            return Err(Error::Model(format!(
+                "the tokenizer has {} tokens, the embedding {} rows",
+                tokenizer.vocab_size(),
+                llama.config().vocab_size
+            )));
+        }
         Ok(Self {
             manifest: weights.manifest.clone(),
             llama,

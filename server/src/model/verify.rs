@@ -41,25 +41,33 @@ fn check_magic(name: &str, kind: FileKind, bytes: &[u8]) -> Result<()> {
             reason: reason.to_owned(),
         })
     };
-    // Pickle protocol 2+ starts with 0x80 <version>; torch's zip archives with "PK".
-    if bytes.first() == Some(&0x80) || bytes.starts_with(b"PK\x03\x04") {
-        return refuse("content is a pickle or a zip archive");
-    }
     match kind {
-        FileKind::Gguf if !bytes.starts_with(GGUF_MAGIC) => refuse("no GGUF magic"),
+        // A safetensors file starts with its header's length (8 bytes, little-endian), so
+        // its first byte may be anything, 0x80 included: the header itself is checked.
         FileKind::Safetensors => {
-            // 8-byte little-endian header length, then a JSON object.
-            let header_ok = bytes
+            let header = bytes
                 .get(..8)
                 .and_then(|l| <[u8; 8]>::try_from(l).ok())
                 .map(u64::from_le_bytes)
-                .is_some_and(|len| len < bytes.len() as u64 && bytes.get(8) == Some(&b'{'));
-            if header_ok {
+                .and_then(|len| usize::try_from(len).ok())
+                .and_then(|len| bytes.get(8..8usize.checked_add(len)?));
+            let is_object = header.is_some_and(|h| {
+                serde_json::from_slice::<serde_json::Value>(h).is_ok_and(|v| v.is_object())
+            });
+            return if is_object {
                 Ok(())
             } else {
                 refuse("no safetensors header")
-            }
+            };
         }
+        // Pickle protocol 2+ starts with 0x80 <version>; torch's zip archives with "PK".
+        _ if bytes.first() == Some(&0x80) || bytes.starts_with(b"PK\x03\x04") => {
+            return refuse("content is a pickle or a zip archive");
+        }
+        _ => {}
+    }
+    match kind {
+        FileKind::Gguf if !bytes.starts_with(GGUF_MAGIC) => refuse("no GGUF magic"),
         FileKind::Json if serde_json::from_slice::<serde_json::Value>(bytes).is_err() => {
             refuse("not JSON")
         }
@@ -124,5 +132,15 @@ mod tests {
         verify_file(&entry("m.safetensors", &st), &st).expect("valid header");
         let bad = b"\xff\xff\xff\xff\xff\xff\xff\xff{}";
         assert!(verify_file(&entry("m.safetensors", bad), bad).is_err());
+        // A header of 0x80 (or 0x180, …) bytes starts with 0x80, like a pickle: still valid.
+        let mut st = 0x80u64.to_le_bytes().to_vec();
+        st.extend_from_slice(format!("{{{:126}}}", "").as_bytes());
+        st.extend_from_slice(b"tensor bytes");
+        verify_file(&entry("m.safetensors", &st), &st).expect("header length 0x80");
+        // A header that is not a JSON object, or runs past the end, is refused.
+        let mut st = 4u64.to_le_bytes().to_vec();
+        st.extend_from_slice(b"[1]");
+        let err = verify_file(&entry("m.safetensors", &st), &st).expect_err("short");
+        assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err}");
     }
 }
