@@ -153,7 +153,7 @@ async fn bad_loop(url: String, client: Client, deadline: Instant, tally: Arc<Tal
     let mut i = 0u64;
     while Instant::now() < deadline {
         i += 1;
-        let refused = match i % 3 {
+        let outcome: Result<u16, String> = match i % 3 {
             0 => {
                 // Garbage where an OHTTP request belongs.
                 let body: Vec<u8> = (0..512u32).map(|b| (b * 31 + i as u32) as u8).collect();
@@ -162,7 +162,8 @@ async fn bad_loop(url: String, client: Client, deadline: Instant, tally: Arc<Tal
                     .body(body)
                     .send()
                     .await
-                    .is_ok_and(|r| r.status().is_client_error())
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| format!("garbage OHTTP: {e}"))
             }
             1 => {
                 // A sealed, well-formed OHTTP request whose inner JSON is malformed.
@@ -170,7 +171,8 @@ async fn bad_loop(url: String, client: Client, deadline: Instant, tally: Arc<Tal
                 client
                     .send(&req)
                     .await
-                    .is_ok_and(|r| (400..500).contains(&r.status))
+                    .map(|r| r.status)
+                    .map_err(|e| format!("malformed inner JSON: {e}"))
             }
             _ => {
                 // A body far over any limit.
@@ -179,7 +181,15 @@ async fn bad_loop(url: String, client: Client, deadline: Instant, tally: Arc<Tal
                     .body(vec![0u8; 8 << 20])
                     .send()
                     .await
-                    .is_ok_and(|r| r.status().is_client_error())
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| format!("oversized body: {e:?}"))
+            }
+        };
+        let refused = match outcome {
+            Ok(status) => (400..500).contains(&status),
+            Err(e) => {
+                eprintln!("load: bad request not answered: {e}");
+                false
             }
         };
         tally.bad_sent.fetch_add(1, Ordering::Relaxed);

@@ -15,6 +15,10 @@
 //!   and requests in flight (streams included) may finish within `shutdown_grace`. Then
 //!   [`Drain`] ends the remaining answers (a stream ends with an error event), and after
 //!   at most [`FLUSH_AFTER_DRAIN`] more, whatever is left is dropped.
+//! - A connection closes with a lingering close ([`linger`]): a client still sending a body
+//!   the server refused early (413) reads the answer instead of a reset.
+
+pub mod linger;
 
 use std::future::Future;
 use std::io;
@@ -123,7 +127,8 @@ where
             let req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout)));
             app.clone().oneshot(req)
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(linger::LingeringClose::new(stream));
+        let conn = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 // hyper's messages name the failure (timeout, head too large), never content.

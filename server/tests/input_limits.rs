@@ -237,6 +237,35 @@ async fn a_body_sent_too_slowly_gets_408() {
 }
 
 #[tokio::test]
+async fn a_client_still_sending_an_oversized_body_reads_the_413() {
+    let addr = serve(ApiConfig::default(), ListenConfig::default()).await;
+    // Eight times the 1 MiB limit: far more than the socket buffers hold, so the server
+    // answers while the client is still writing.
+    let body = vec![b' '; 8 << 20];
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("head");
+    // Like an HTTP client: the whole body first, then the answer. Without a lingering close
+    // the server resets the connection and this write fails with a broken pipe.
+    s.write_all(&body)
+        .await
+        .expect("the server drains the refused body instead of resetting");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out))
+        .await
+        .expect("answered in time")
+        .expect("the answer arrives, no reset");
+    let r = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(status(&r), 413, "{r}");
+    assert!(json_body(&r)["error"]["message"].is_string(), "{r}");
+    still_serves(addr).await;
+}
+
+#[tokio::test]
 async fn too_many_messages_and_max_tokens_over_the_ceiling_get_400() {
     let addr = serve(
         ApiConfig {
