@@ -7,11 +7,16 @@
 //! `sumi`, then `sumf += sumi as f32 * d_x * d_y + m_x * s_y`, block after block. This kernel
 //! keeps that order exactly and gets its speed elsewhere:
 //!
-//! - the integer dot products run 32 lanes wide (`vpmaddubsw`/`vpmaddwd`), which is exact;
-//! - eight weight rows are interleaved at load ([`Q41Matrix`]), so eight outputs advance
-//!   block by block in the eight lanes of one AVX register, each lane doing exactly the
-//!   scalar sequence above (separate multiplies and adds: no FMA contraction, which would
-//!   round differently);
+//! - eight weight rows are interleaved at load ([`Q41Matrix`]): a 32-byte chunk holds four
+//!   stored bytes of each row, so its low nibbles are four consecutive elements of each of
+//!   the eight rows and its high nibbles the four elements sixteen further on. Multiplied
+//!   (`vpmaddubsw`) by the matching four activation bytes broadcast to every lane, and summed
+//!   vertically over a block's eight such products (i16 sums stay below 8 · 2 · 15 · 128 =
+//!   30 720: exact), then paired (`vpmaddwd`), lane `r` holds row `r`'s exact `sumi`. No
+//!   horizontal reductions;
+//! - the eight outputs then advance block by block in the eight lanes of one AVX register,
+//!   each lane doing exactly the scalar sequence above (separate multiplies and adds: no FMA
+//!   contraction, which would round differently);
 //! - the activations are quantized to Q8_1 by candle's own code (`BlockQ8_1::from_float`),
 //!   and the rows of work are spread over candle's own thread pool.
 //!
@@ -33,14 +38,26 @@ const ROWS: usize = 8;
 /// Activation rows computed together against one group's weights.
 const TILE: usize = 4;
 
+/// Chunks of 32 bytes per block of eight rows.
+const CHUNKS: usize = QK / 2 / 4;
+
 /// One block of eight interleaved rows: their scales and minimums as f32 (exact
-/// conversions of the stored f16), and their 16 bytes of packed nibbles each.
+/// conversions of the stored f16), and their stored bytes: `q[c][4r + t]` is byte `4c + t`
+/// of row `r` (low nibble: element `4c + t`; high nibble: element `16 + 4c + t`).
 #[derive(Clone, Copy)]
 #[repr(C, align(32))]
 struct Block8 {
     d: [f32; ROWS],
     m: [f32; ROWS],
-    qs: [[u8; QK / 2]; ROWS],
+    q: [[u8; 4 * ROWS]; CHUNKS],
+}
+
+impl Block8 {
+    /// Stored byte `j` (0..16) of row `r`.
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    fn byte(&self, r: usize, j: usize) -> u8 {
+        self.q[j / 4][4 * r + j % 4]
+    }
 }
 
 /// A Q4_1 matrix of `n` rows (outputs) by `k` columns (inputs), eight rows interleaved.
@@ -105,14 +122,16 @@ impl Q41Matrix {
                 let mut out = Block8 {
                     d: [0.0; ROWS],
                     m: [0.0; ROWS],
-                    qs: [[0; QK / 2]; ROWS],
+                    q: [[0; 4 * ROWS]; CHUNKS],
                 };
                 for r in 0..ROWS {
                     let at = ((g * ROWS + r) * kb + b) * Q4_1_BLOCK_BYTES;
                     let src = &raw[at..at + Q4_1_BLOCK_BYTES];
                     out.d[r] = f16::from_le_bytes([src[0], src[1]]).to_f32();
                     out.m[r] = f16::from_le_bytes([src[2], src[3]]).to_f32();
-                    out.qs[r].copy_from_slice(&src[4..]);
+                    for (c, chunk) in out.q.iter_mut().enumerate() {
+                        chunk[4 * r..4 * r + 4].copy_from_slice(&src[4 + 4 * c..8 + 4 * c]);
+                    }
                 }
                 blocks.push(out);
             }
@@ -220,8 +239,8 @@ fn dot8_scalar(w: &[Block8], a: &[ActBlock]) -> [f32; ROWS] {
         for (r, sum) in sumf.iter_mut().enumerate() {
             let mut sumi = 0i32;
             for j in 0..QK / 2 {
-                let v0 = i32::from(wb.qs[r][j] & 0x0F);
-                let v1 = i32::from(wb.qs[r][j] >> 4);
+                let v0 = i32::from(wb.byte(r, j) & 0x0F);
+                let v1 = i32::from(wb.byte(r, j) >> 4);
                 sumi += v0 * i32::from(ab.qs[j]) + v1 * i32::from(ab.qs[j + QK / 2]);
             }
             *sum += sumi as f32 * wb.d[r] * ab.d + wb.m[r] * ab.s;
@@ -236,19 +255,19 @@ fn dot8_scalar(w: &[Block8], a: &[ActBlock]) -> [f32; ROWS] {
 #[target_feature(enable = "avx2")]
 unsafe fn dot8_tile_avx2(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TILE] {
     use std::arch::x86_64::*;
-    let mask = _mm_set1_epi8(0x0F);
+    let mask = _mm256_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); TILE];
     let rows = &rows[..rows.len().min(TILE)];
     for (b, wb) in w.iter().enumerate() {
-        // The eight rows' 32 nibbles each, unpacked once for every activation row of the tile.
-        let mut x = [_mm256_setzero_si256(); ROWS];
-        for (r, xr) in x.iter_mut().enumerate() {
-            // SAFETY: reads the 16 bytes of `wb.qs[r]` (unaligned load, in bounds).
-            let q = unsafe { _mm_loadu_si128(wb.qs[r].as_ptr().cast()) };
-            let lo = _mm_and_si128(q, mask);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
-            *xr = _mm256_set_m128i(hi, lo);
+        // x[j]: elements 4j..4j+4 of each of the eight rows (one row per 32-bit lane),
+        // unpacked once for every activation row of the tile.
+        let mut x = [_mm256_setzero_si256(); 2 * CHUNKS];
+        for (c, chunk) in wb.q.iter().enumerate() {
+            // SAFETY: reads the 32 bytes of `chunk` (unaligned load, in bounds).
+            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
+            x[c] = _mm256_and_si256(v, mask);
+            x[c + CHUNKS] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
         }
         // SAFETY: reads the 8 f32 of `wb.d` and of `wb.m` (unaligned loads, in bounds).
         let (d, m) = unsafe {
@@ -259,22 +278,21 @@ unsafe fn dot8_tile_avx2(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TI
         };
         for (a, acc) in rows.iter().zip(acc.iter_mut()) {
             let ab = &a[b];
-            // SAFETY: reads the 32 bytes of `ab.qs` (unaligned load, in bounds).
-            let y = unsafe { _mm256_loadu_si256(ab.qs.as_ptr().cast()) };
-            // u8 nibbles (0..=15) times i8: pairs sum to at most 2 * 15 * 128 in magnitude,
-            // well inside i16, so the saturating add never saturates: exact.
-            let p: [__m256i; ROWS] =
-                std::array::from_fn(|r| _mm256_madd_epi16(_mm256_maddubs_epi16(x[r], y), ones));
-            let h01 = _mm256_hadd_epi32(p[0], p[1]);
-            let h23 = _mm256_hadd_epi32(p[2], p[3]);
-            let h45 = _mm256_hadd_epi32(p[4], p[5]);
-            let h67 = _mm256_hadd_epi32(p[6], p[7]);
-            let h0123 = _mm256_hadd_epi32(h01, h23);
-            let h4567 = _mm256_hadd_epi32(h45, h67);
-            let sumi = _mm256_add_epi32(
-                _mm256_permute2x128_si256::<0x20>(h0123, h4567),
-                _mm256_permute2x128_si256::<0x31>(h0123, h4567),
+            // u8 nibbles (0..=15) times i8, pairs summed: at most 2 * 15 * 128 = 3840 in
+            // magnitude, so `vpmaddubsw` never saturates; eight of them summed in i16 stay
+            // within 30 720: exact.
+            let p: [__m256i; 2 * CHUNKS] = std::array::from_fn(|j| {
+                // SAFETY: reads activation bytes 4j..4j+4 of the block (in bounds, j < 8).
+                let y =
+                    unsafe { std::ptr::read_unaligned(ab.qs.as_ptr().add(4 * j).cast::<i32>()) };
+                _mm256_maddubs_epi16(x[j], _mm256_set1_epi32(y))
+            });
+            let s = _mm256_add_epi16(
+                _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3])),
+                _mm256_add_epi16(_mm256_add_epi16(p[4], p[5]), _mm256_add_epi16(p[6], p[7])),
             );
+            // Lane r: row r's exact integer dot product over the block.
+            let sumi = _mm256_madd_epi16(s, ones);
             // ((sumi * d_x) * d_y) + (m_x * s_y), then added to the running sum: the scalar
             // kernel's order, with no fused multiply-add.
             let t = _mm256_mul_ps(

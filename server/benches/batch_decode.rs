@@ -1,0 +1,71 @@
+//! Decode steps of the batched engine at 1, 4 and 8 sequences, without HTTP or sampling:
+//! where concurrency does or does not pay. Prints per-step time and aggregate tokens/s at
+//! each batch size, and the ratios to one sequence, measured in the same run.
+//!
+//! Run with: `cargo bench -p veil-server --bench batch_decode` (`-- --steps N --batch B`:
+//! only that batch size, for profiling).
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use veil_server::engine::{KvCache, WeightFormat, argmax};
+use veil_server::model::LoadedModel;
+
+const PROMPT: &str = "The history of the printing press begins";
+
+fn main() -> anyhow::Result<()> {
+    veil_kernels::settle_thread_count();
+    let mut steps = 64usize;
+    let mut only = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--steps" => steps = args.next().context("--steps N")?.parse()?,
+            "--batch" => only = Some(args.next().context("--batch B")?.parse::<usize>()?),
+            "--bench" => {}
+            other => anyhow::bail!("unexpected argument {other:?}"),
+        }
+    }
+    let source = veil_server::fetch::default_model(&mut |l| eprintln!("batch_decode: {l}"))?;
+    let model = LoadedModel::from_verified(
+        &source.verify()?,
+        &candle_core::Device::Cpu,
+        WeightFormat::Stored,
+    )?;
+    let llama = &model.llama;
+    let prompt = model.tokenizer.encode(PROMPT)?;
+    let sizes: Vec<usize> = only.map_or_else(|| vec![1, 4, 8], |b| vec![b]);
+    let mut per_size = Vec::new();
+    for &b in &sizes {
+        // Each sequence prefilled alone, then decoded together.
+        let mut caches: Vec<KvCache> = (0..b).map(|_| llama.new_cache()).collect();
+        let mut next = Vec::with_capacity(b);
+        for c in &mut caches {
+            let logits = llama.forward(&[&prompt], &mut [c])?;
+            next.push(argmax(&logits.get(0)?)?);
+        }
+        let started = Instant::now();
+        for _ in 0..steps {
+            let tokens: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
+            let tokens: Vec<&[u32]> = tokens.iter().map(|t| t.as_slice()).collect();
+            let mut refs: Vec<&mut KvCache> = caches.iter_mut().collect();
+            let logits = llama.forward(&tokens, &mut refs)?;
+            for (i, n) in next.iter_mut().enumerate() {
+                *n = argmax(&logits.get(i)?)?;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let tok_s = (b * steps) as f64 / secs;
+        println!(
+            "batch {b}: {:.2} ms/step, {tok_s:.1} tok/s aggregate",
+            secs * 1e3 / steps as f64
+        );
+        per_size.push((b, tok_s));
+    }
+    if let Some(&(_, one)) = per_size.iter().find(|(b, _)| *b == 1) {
+        for &(b, t) in &per_size {
+            println!("aggregate at {b} / at 1: {:.2}", t / one);
+        }
+    }
+    Ok(())
+}
