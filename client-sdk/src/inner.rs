@@ -5,8 +5,12 @@
 
 use veil_protocol::message::decode_message;
 
-/// Cap on one field section or one content chunk before it is buffered.
-const MAX_PIECE: u64 = 16 << 20;
+/// Cap on one content chunk before it is buffered.
+const MAX_CHUNK: u64 = 16 << 20;
+/// Cap on one field section (header or trailer), in encoded bytes.
+const MAX_FIELD_SECTION: usize = 64 << 10;
+/// Cap on a whole known-length response, buffered until the final chunk.
+const MAX_KNOWN_LENGTH: usize = 64 << 20;
 
 /// What a push produced.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -46,10 +50,16 @@ enum State {
 }
 
 /// Feeds plaintext in, takes the head and content out.
+///
+/// Each piece (a field line, a content chunk) is parsed once, when it is complete: input is
+/// never re-scanned, so the work is linear in the bytes received however they are split.
 #[derive(Debug)]
 pub(crate) struct ResponseParser {
     buf: Vec<u8>,
     state: State,
+    /// Field lines of the section being parsed, and its encoded size so far.
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+    section_len: usize,
 }
 
 fn varint(b: &[u8]) -> Option<(u64, usize)> {
@@ -63,42 +73,30 @@ fn varint(b: &[u8]) -> Option<(u64, usize)> {
     Some((v, len))
 }
 
-/// Parses one length-prefixed byte string; `Ok(None)` if more input is needed.
-fn string(b: &[u8]) -> Result<Option<(&[u8], usize)>, String> {
+/// Parses one length-prefixed byte string of at most `max` bytes; `Ok(None)` if more input
+/// is needed.
+fn string(b: &[u8], max: u64) -> Result<Option<(&[u8], usize)>, String> {
     let Some((len, n)) = varint(b) else {
         return Ok(None);
     };
-    if len > MAX_PIECE {
+    if len > max {
         return Err(format!("field or chunk of {len} bytes over the limit"));
     }
     let end = n + len as usize;
     Ok(b.get(n..end).map(|s| (s, end)))
 }
 
-/// Parses a whole field section; `Ok(None)` if more input is needed.
-type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-fn fields(b: &[u8]) -> Result<Option<(Fields, usize)>, String> {
-    let mut at = 0;
-    let mut out = Vec::new();
-    loop {
-        let rest = b.get(at..).unwrap_or_default();
-        match rest.first() {
-            None => return Ok(None),
-            Some(0) => return Ok(Some((out, at + 1))),
-            Some(_) => {}
-        }
-        let Some((name, n)) = string(rest)? else {
-            return Ok(None);
-        };
-        let Some((value, m)) = string(rest.get(n..).unwrap_or_default())? else {
-            return Ok(None);
-        };
-        out.push((name.to_vec(), value.to_vec()));
-        at += n + m;
-        if at as u64 > MAX_PIECE {
-            return Err("field section over the limit".into());
-        }
-    }
+/// Parses one field line (name, value); `Ok(None)` if more input is needed.
+type FieldLine<'a> = (&'a [u8], &'a [u8], usize);
+fn field_line(b: &[u8]) -> Result<Option<FieldLine<'_>>, String> {
+    let max = MAX_FIELD_SECTION as u64;
+    let Some((name, n)) = string(b, max)? else {
+        return Ok(None);
+    };
+    let Some((value, m)) = string(b.get(n..).unwrap_or_default(), max)? else {
+        return Ok(None);
+    };
+    Ok(Some((name, value, n + m)))
 }
 
 impl ResponseParser {
@@ -106,40 +104,56 @@ impl ResponseParser {
         Self {
             buf: Vec::new(),
             state: State::Framing,
+            fields: Vec::new(),
+            section_len: 0,
         }
     }
 
     /// Feeds plaintext; returns what became complete.
     pub(crate) fn push(&mut self, data: &[u8]) -> Result<Parsed, String> {
+        if self.state == State::KnownLength && self.buf.len() + data.len() > MAX_KNOWN_LENGTH {
+            return Err(format!("response over {MAX_KNOWN_LENGTH} bytes"));
+        }
         self.buf.extend_from_slice(data);
         let mut out = Parsed::default();
+        let mut at = 0;
+        let result = self.parse(&mut at, &mut out);
+        // Consumed bytes leave the buffer once per push, not once per piece.
+        self.buf.drain(..at);
+        result.map(|()| out)
+    }
+
+    fn parse(&mut self, at: &mut usize, out: &mut Parsed) -> Result<(), String> {
         loop {
-            let b = self.buf.as_slice();
+            let b = self.buf.get(*at..).unwrap_or_default();
             let consumed = match self.state {
-                State::KnownLength => return Ok(out),
+                State::KnownLength => {
+                    if self.buf.len() > MAX_KNOWN_LENGTH {
+                        return Err(format!("response over {MAX_KNOWN_LENGTH} bytes"));
+                    }
+                    return Ok(());
+                }
                 State::Padding => {
                     if b.iter().any(|&x| x != 0) {
                         return Err("non-zero padding".into());
                     }
-                    self.buf.clear();
-                    return Ok(out);
+                    b.len()
                 }
                 State::Framing => match varint(b) {
-                    None => return Ok(out),
+                    None => return Ok(()),
                     Some((3, n)) => {
                         self.state = State::Status;
                         n
                     }
                     Some((1, _)) => {
                         self.state = State::KnownLength;
-                        return Ok(out);
+                        continue;
                     }
                     Some((f, _)) => return Err(format!("framing indicator {f} is not a response")),
                 },
                 State::Status => match varint(b) {
-                    None => return Ok(out),
-                    Some((s @ 100..=199, n)) => {
-                        let _ = s;
+                    None => return Ok(()),
+                    Some((100..=199, n)) => {
                         self.state = State::Informational;
                         n
                     }
@@ -150,33 +164,54 @@ impl ResponseParser {
                     Some((s, _)) => return Err(format!("invalid status {s}")),
                 },
                 State::Informational | State::Headers(_) | State::Trailers => {
-                    let Some((f, n)) = fields(b)? else {
-                        return Ok(out);
-                    };
-                    self.state = match self.state {
-                        State::Informational => State::Status,
-                        State::Headers(status) => {
-                            out.head = Some(Head { status, headers: f });
-                            State::Content
+                    if b.first() == Some(&0) {
+                        // The end of the section.
+                        let fields = std::mem::take(&mut self.fields);
+                        self.section_len = 0;
+                        self.state = match self.state {
+                            State::Informational => State::Status,
+                            State::Headers(status) => {
+                                out.head = Some(Head {
+                                    status,
+                                    headers: fields,
+                                });
+                                State::Content
+                            }
+                            _ => State::Padding,
+                        };
+                        1
+                    } else {
+                        let Some((name, value, n)) = field_line(b)? else {
+                            if self.section_len + b.len() > MAX_FIELD_SECTION {
+                                return Err("field section over the limit".into());
+                            }
+                            return Ok(());
+                        };
+                        self.section_len += n;
+                        if self.section_len > MAX_FIELD_SECTION {
+                            return Err("field section over the limit".into());
                         }
-                        _ => State::Padding,
-                    };
-                    n
+                        self.fields.push((name.to_vec(), value.to_vec()));
+                        n
+                    }
                 }
                 State::Content => {
                     if b.first() == Some(&0) {
                         self.state = State::Trailers;
                         1
                     } else {
-                        let Some((chunk, n)) = string(b)? else {
-                            return Ok(out);
+                        let Some((chunk, n)) = string(b, MAX_CHUNK)? else {
+                            return Ok(());
                         };
                         out.content.extend_from_slice(chunk);
                         n
                     }
                 }
             };
-            self.buf.drain(..consumed);
+            if consumed == 0 {
+                return Ok(());
+            }
+            *at += consumed;
         }
     }
 
@@ -185,7 +220,9 @@ impl ResponseParser {
         match self.state {
             State::Padding => Ok(Parsed::default()),
             // Trailers may be omitted entirely at the end (RFC 9292 §3.8).
-            State::Trailers if self.buf.is_empty() => Ok(Parsed::default()),
+            State::Trailers if self.buf.is_empty() && self.fields.is_empty() => {
+                Ok(Parsed::default())
+            }
             State::KnownLength => {
                 let msg = decode_message(&self.buf).map_err(|e| e.to_string())?;
                 let status = msg
@@ -257,6 +294,41 @@ mod tests {
         assert_eq!(head.status, 200);
         assert_eq!(head.header("Content-Type"), Some(&b"text/event-stream"[..]));
         assert_eq!(content, b"data: one\n\ndata: two\n\n");
+    }
+
+    #[test]
+    fn refuses_a_field_section_over_the_limit_before_it_is_complete() {
+        let mut enc = IndeterminateResponseEncoder::new();
+        let value = vec![b'x'; 1 << 10];
+        let many: Vec<(&[u8], &[u8])> = (0..80).map(|_| (&b"x-pad"[..], &value[..])).collect();
+        let wire = enc.head(200, &many).expect("head");
+        let mut p = ResponseParser::new();
+        // 80 KiB of header fields in 1 KiB pieces: refused once the section passes 64 KiB.
+        let mut refused = None;
+        for (i, piece) in wire.chunks(1 << 10).enumerate() {
+            if let Err(e) = p.push(piece) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = refused.expect("refused");
+        assert_eq!(e, "field section over the limit");
+        assert!((63..=65).contains(&i), "refused at piece {i}");
+    }
+
+    #[test]
+    fn refuses_a_known_length_response_over_the_limit() {
+        let mut p = ResponseParser::new();
+        // Framing indicator 1: a known-length response, buffered until the end.
+        p.push(&[1]).expect("framing");
+        let mb = vec![0u8; 1 << 20];
+        for _ in 0..63 {
+            p.push(&mb).expect("under the limit");
+        }
+        assert_eq!(
+            p.push(&mb).expect_err("over"),
+            format!("response over {} bytes", 64 << 20)
+        );
     }
 
     #[test]
