@@ -8,5 +8,5 @@
 mod q4_1;
 mod threads;
 
-pub use q4_1::Q41Matrix;
+pub use q4_1::{Q41Kernel, Q41Matrix};
 pub use threads::settle_thread_count;
