@@ -1,12 +1,13 @@
 //! `veil-bench`: raw candle generation speed vs. the server's streamed speed, and
-//! aggregate throughput at 1, 4 and 8 concurrent streams.
+//! aggregate throughput at 1, 4 and 8 concurrent streams, with each level's time to first
+//! token (mean and worst over its streams, from request to the first text chunk).
 //!
 //! Run with: `cargo run --release -p veil-server --bin veil-bench -- --model PATH [--tokens N] [--json]`
 //! (without `--model`, the default model is fetched into the cache).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use candle_core::Device;
@@ -39,6 +40,9 @@ struct Args {
     #[arg(long, value_enum, default_value = "stored")]
     weights: WeightFormat,
 }
+
+/// Aggregate tokens per second at one stream count, and each stream's time to first token.
+type Level = (f64, Vec<Duration>);
 
 const PROMPT: &str = "The history of the printing press begins";
 
@@ -84,7 +88,7 @@ fn main() -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         // Warm-up (first-call allocations), not measured.
         stream_once(&client, &url, &model_id, 8).await?;
-        let single = aggregate(&client, &url, &model_id, args.tokens, 1).await?;
+        let (single, _) = aggregate(&client, &url, &model_id, args.tokens, 1).await?;
         let mut concurrent = Vec::new();
         for n in [1usize, 4, 8] {
             concurrent.push((
@@ -96,10 +100,12 @@ fn main() -> anyhow::Result<()> {
     })?;
     let ratio = server / raw;
     if args.json {
-        let by_streams: serde_json::Map<String, serde_json::Value> = concurrent
-            .iter()
-            .map(|(n, t)| (n.to_string(), serde_json::json!(round(*t))))
-            .collect();
+        let by_streams = |f: &dyn Fn(&Level) -> f64| {
+            concurrent
+                .iter()
+                .map(|(n, r)| (n.to_string(), serde_json::json!(round(f(r)))))
+                .collect::<serde_json::Map<String, serde_json::Value>>()
+        };
         println!(
             "{}",
             serde_json::json!({
@@ -108,7 +114,9 @@ fn main() -> anyhow::Result<()> {
                 "raw_tok_s": round(raw),
                 "server_tok_s": round(server),
                 "ratio": (ratio * 1000.0).round() / 1000.0,
-                "concurrent_tok_s": by_streams,
+                "concurrent_tok_s": by_streams(&|r| r.0),
+                "ttft_ms_mean": by_streams(&|r| mean_ms(&r.1)),
+                "ttft_ms_max": by_streams(&|r| max_ms(&r.1)),
             })
         );
     } else {
@@ -117,11 +125,23 @@ fn main() -> anyhow::Result<()> {
         println!("raw candle loop:             {raw:.1} tok/s");
         println!("server, streamed over HTTP:  {server:.1} tok/s");
         println!("ratio server/raw:            {ratio:.3}");
-        for (n, t) in &concurrent {
-            println!("aggregate at {n} stream(s):    {t:.1} tok/s");
+        for (n, (t, ttft)) in &concurrent {
+            println!(
+                "aggregate at {n} stream(s):    {t:.1} tok/s, time to first token {:.1} ms mean, {:.1} ms worst",
+                mean_ms(ttft),
+                max_ms(ttft)
+            );
         }
     }
     Ok(())
+}
+
+fn mean_ms(d: &[Duration]) -> f64 {
+    d.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e3 / d.len().max(1) as f64
+}
+
+fn max_ms(d: &[Duration]) -> f64 {
+    d.iter().max().map_or(0.0, |m| m.as_secs_f64() * 1e3)
 }
 
 fn round(x: f64) -> f64 {
@@ -157,13 +177,15 @@ fn raw_candle(
     run(tokens)
 }
 
-/// Tokens per second of one streamed completion of exactly `tokens` tokens.
+/// Completion tokens of one streamed completion of exactly `tokens` tokens, and the time from
+/// sending the request to its first text chunk.
 async fn stream_once(
     client: &reqwest::Client,
     url: &str,
     model: &str,
     tokens: usize,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, Duration)> {
+    let sent = Instant::now();
     let body = serde_json::json!({
         "model": model, "prompt": PROMPT, "max_tokens": tokens, "temperature": 0,
         "stream": true, "stream_options": {"include_usage": true}, "ignore_eos": true,
@@ -180,8 +202,12 @@ async fn stream_once(
     }
     let mut stream = res.bytes_stream();
     let mut buf = Vec::new();
+    let mut first = None;
     while let Some(chunk) = stream.next().await {
         buf.extend_from_slice(&chunk?);
+        if first.is_none() && has_text_chunk(&buf) {
+            first = Some(sent.elapsed());
+        }
     }
     let text = String::from_utf8_lossy(&buf);
     if !text.contains("data: [DONE]") {
@@ -193,17 +219,31 @@ async fn stream_once(
         .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
         .find_map(|v| v.get("usage")?.get("completion_tokens")?.as_u64())
         .context("no usage chunk")?;
-    Ok(usize::try_from(usage)?)
+    Ok((usize::try_from(usage)?, first.context("no text chunk")?))
 }
 
-/// Aggregate tokens per second of `streams` concurrent completions.
+/// Whether an SSE chunk with non-empty completion text has arrived.
+fn has_text_chunk(buf: &[u8]) -> bool {
+    String::from_utf8_lossy(buf)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .any(|v| {
+            v["choices"][0]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+}
+
+/// Aggregate tokens per second of `streams` concurrent completions, and each one's time to
+/// first token.
 async fn aggregate(
     client: &reqwest::Client,
     url: &Arc<String>,
     model: &str,
     tokens: usize,
     streams: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Level> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..streams {
@@ -213,8 +253,11 @@ async fn aggregate(
         }));
     }
     let mut total = 0;
+    let mut ttft = Vec::with_capacity(streams);
     for t in tasks {
-        total += t.await??;
+        let (n, first) = t.await??;
+        total += n;
+        ttft.push(first);
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    Ok((total as f64 / start.elapsed().as_secs_f64(), ttft))
 }
