@@ -216,6 +216,7 @@ fn safetensors_llama_matches_candle_llama() {
         .expect("prefill");
     let want = run_ref(PROMPT, 0, &mut cache);
     let d = max_abs_diff(&got, &want);
+    eprintln!("prefill: largest logit difference from candle's llama {d:e}");
     assert!(d < 1e-3, "prefill logits differ by {d}");
     let mut next = argmax(&want).expect("argmax");
     assert_eq!(argmax(&got).expect("argmax"), next);
