@@ -7,6 +7,7 @@
 //! Q4_1), renamed to `LlamaForCausalLM` names, and each head's query/key rows put back in
 //! rotate-half order (the inverse of llama.cpp's conversion). candle's `models::llama`
 //! reads that layout natively, so it is an independent reference for the loader.
+//! `VEIL_WRITE_HF_DIR=DIR` also writes the directory to `DIR`.
 
 mod common;
 
@@ -166,6 +167,14 @@ fn hf_dir() -> &'static Path {
             tokenizer_config.to_string().as_bytes(),
         );
         write_manifest(dir.path());
+        // For trying the directory by hand (`veil-server serve --model DIR`, `veil-bench`).
+        if let Some(out) = std::env::var_os("VEIL_WRITE_HF_DIR") {
+            std::fs::create_dir_all(&out).expect("create VEIL_WRITE_HF_DIR");
+            for entry in std::fs::read_dir(dir.path()).expect("list") {
+                let entry = entry.expect("entry");
+                std::fs::copy(entry.path(), Path::new(&out).join(entry.file_name())).expect("copy");
+            }
+        }
         dir
     })
     .path()
