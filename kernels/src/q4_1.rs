@@ -308,66 +308,112 @@ fn dot8_scalar(w: &[Block8], a: &[ActBlock]) -> [f32; ROWS] {
     sumf
 }
 
+/// A block's eight rows unpacked: `x[j]` holds elements 4j..4j+4 of each row (one row per
+/// 32-bit lane), and the rows' scales and minimums.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn unpack(
+    wb: &Block8,
+) -> (
+    [std::arch::x86_64::__m256i; 2 * CHUNKS],
+    std::arch::x86_64::__m256,
+    std::arch::x86_64::__m256,
+) {
+    use std::arch::x86_64::*;
+    let mask = _mm256_set1_epi8(0x0F);
+    let mut x = [_mm256_setzero_si256(); 2 * CHUNKS];
+    for (c, chunk) in wb.q.iter().enumerate() {
+        // SAFETY: reads the 32 bytes of `chunk` (unaligned load, in bounds).
+        let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
+        x[c] = _mm256_and_si256(v, mask);
+        x[c + CHUNKS] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+    }
+    // SAFETY: reads the 8 f32 of `wb.d` and of `wb.m` (unaligned loads, in bounds).
+    let (d, m) = unsafe {
+        (
+            _mm256_loadu_ps(wb.d.as_ptr()),
+            _mm256_loadu_ps(wb.m.as_ptr()),
+        )
+    };
+    (x, d, m)
+}
+
+/// Activation bytes 4j..4j+4 of a block, broadcast to every 32-bit lane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn broadcast4(ab: &ActBlock, j: usize) -> std::arch::x86_64::__m256i {
+    let bytes = [
+        ab.qs[4 * j],
+        ab.qs[4 * j + 1],
+        ab.qs[4 * j + 2],
+        ab.qs[4 * j + 3],
+    ];
+    std::arch::x86_64::_mm256_set1_epi32(i32::from_le_bytes(bytes.map(|b| b as u8)))
+}
+
+/// `acc += ((sumi * d_x) * d_y) + (m_x * s_y)`: the scalar kernel's order, with no fused
+/// multiply-add.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn accumulate(
+    acc: &mut std::arch::x86_64::__m256,
+    sumi: std::arch::x86_64::__m256i,
+    d: std::arch::x86_64::__m256,
+    m: std::arch::x86_64::__m256,
+    ab: &ActBlock,
+) {
+    use std::arch::x86_64::*;
+    let t = _mm256_mul_ps(
+        _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d),
+        _mm256_set1_ps(ab.d),
+    );
+    let u = _mm256_mul_ps(m, _mm256_set1_ps(ab.s));
+    *acc = _mm256_add_ps(*acc, _mm256_add_ps(t, u));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn store(acc: [std::arch::x86_64::__m256; TILE]) -> [[f32; ROWS]; TILE] {
+    let mut out = [[0f32; ROWS]; TILE];
+    for (o, a) in out.iter_mut().zip(acc) {
+        // SAFETY: writes the 8 f32 of `o` (unaligned store, in bounds).
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(o.as_mut_ptr(), a) };
+    }
+    out
+}
+
 /// # Safety
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn dot8_tile_avx2(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TILE] {
     use std::arch::x86_64::*;
-    let mask = _mm256_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); TILE];
     let rows = &rows[..rows.len().min(TILE)];
     for (b, wb) in w.iter().enumerate() {
-        // x[j]: elements 4j..4j+4 of each of the eight rows (one row per 32-bit lane),
-        // unpacked once for every activation row of the tile.
-        let mut x = [_mm256_setzero_si256(); 2 * CHUNKS];
-        for (c, chunk) in wb.q.iter().enumerate() {
-            // SAFETY: reads the 32 bytes of `chunk` (unaligned load, in bounds).
-            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
-            x[c] = _mm256_and_si256(v, mask);
-            x[c + CHUNKS] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-        }
-        // SAFETY: reads the 8 f32 of `wb.d` and of `wb.m` (unaligned loads, in bounds).
-        let (d, m) = unsafe {
-            (
-                _mm256_loadu_ps(wb.d.as_ptr()),
-                _mm256_loadu_ps(wb.m.as_ptr()),
-            )
-        };
+        // Unpacked once for every activation row of the tile.
+        let (x, d, m) = unpack(wb);
         for (a, acc) in rows.iter().zip(acc.iter_mut()) {
             let ab = &a[b];
             // u8 nibbles (0..=15) times i8, pairs summed: at most 2 * 15 * 128 = 3840 in
             // magnitude, so `vpmaddubsw` never saturates; eight of them summed in i16 stay
             // within 30 720: exact.
-            let p: [__m256i; 2 * CHUNKS] = std::array::from_fn(|j| {
-                // SAFETY: reads activation bytes 4j..4j+4 of the block (in bounds, j < 8).
-                let y =
-                    unsafe { std::ptr::read_unaligned(ab.qs.as_ptr().add(4 * j).cast::<i32>()) };
-                _mm256_maddubs_epi16(x[j], _mm256_set1_epi32(y))
-            });
+            let p: [__m256i; 2 * CHUNKS] =
+                std::array::from_fn(|j| _mm256_maddubs_epi16(x[j], broadcast4(ab, j)));
             let s = _mm256_add_epi16(
                 _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3])),
                 _mm256_add_epi16(_mm256_add_epi16(p[4], p[5]), _mm256_add_epi16(p[6], p[7])),
             );
             // Lane r: row r's exact integer dot product over the block.
-            let sumi = _mm256_madd_epi16(s, ones);
-            // ((sumi * d_x) * d_y) + (m_x * s_y), then added to the running sum: the scalar
-            // kernel's order, with no fused multiply-add.
-            let t = _mm256_mul_ps(
-                _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d),
-                _mm256_set1_ps(ab.d),
-            );
-            let u = _mm256_mul_ps(m, _mm256_set1_ps(ab.s));
-            *acc = _mm256_add_ps(*acc, _mm256_add_ps(t, u));
+            accumulate(acc, _mm256_madd_epi16(s, ones), d, m, ab);
         }
     }
-    let mut out = [[0f32; ROWS]; TILE];
-    for (o, a) in out.iter_mut().zip(acc) {
-        // SAFETY: writes the 8 f32 of `o` (unaligned store, in bounds).
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), a) };
-    }
-    out
+    store(acc)
 }
 
 /// # Safety
@@ -376,56 +422,25 @@ unsafe fn dot8_tile_avx2(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TI
 #[target_feature(enable = "avx2,avx512vl,avx512vnni")]
 unsafe fn dot8_tile_vnni(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TILE] {
     use std::arch::x86_64::*;
-    let mask = _mm256_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); TILE];
     let rows = &rows[..rows.len().min(TILE)];
     for (b, wb) in w.iter().enumerate() {
-        let mut x = [_mm256_setzero_si256(); 2 * CHUNKS];
-        for (c, chunk) in wb.q.iter().enumerate() {
-            // SAFETY: reads the 32 bytes of `chunk` (unaligned load, in bounds).
-            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
-            x[c] = _mm256_and_si256(v, mask);
-            x[c + CHUNKS] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-        }
-        // SAFETY: reads the 8 f32 of `wb.d` and of `wb.m` (unaligned loads, in bounds).
-        let (d, m) = unsafe {
-            (
-                _mm256_loadu_ps(wb.d.as_ptr()),
-                _mm256_loadu_ps(wb.m.as_ptr()),
-            )
-        };
+        let (x, d, m) = unpack(wb);
         for (a, acc) in rows.iter().zip(acc.iter_mut()) {
             let ab = &a[b];
-            let y = |j: usize| {
-                // SAFETY: reads activation bytes 4j..4j+4 of the block (in bounds, j < 8).
-                _mm256_set1_epi32(unsafe {
-                    std::ptr::read_unaligned(ab.qs.as_ptr().add(4 * j).cast::<i32>())
-                })
-            };
             // Lane r += the four products of row r's elements 4j..4j+4 with the activations
             // (u8 times i8, summed in i32, no saturation): exact. Two chains, then one add.
-            let mut s0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x[0], y(0));
-            let mut s1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x[1], y(1));
+            let zero = _mm256_setzero_si256();
+            let mut s0 = _mm256_dpbusd_epi32(zero, x[0], broadcast4(ab, 0));
+            let mut s1 = _mm256_dpbusd_epi32(zero, x[1], broadcast4(ab, 1));
             for j in (2..2 * CHUNKS).step_by(2) {
-                s0 = _mm256_dpbusd_epi32(s0, x[j], y(j));
-                s1 = _mm256_dpbusd_epi32(s1, x[j + 1], y(j + 1));
+                s0 = _mm256_dpbusd_epi32(s0, x[j], broadcast4(ab, j));
+                s1 = _mm256_dpbusd_epi32(s1, x[j + 1], broadcast4(ab, j + 1));
             }
-            let sumi = _mm256_add_epi32(s0, s1);
-            // The same float sequence as the AVX2 kernel (and candle's scalar one).
-            let t = _mm256_mul_ps(
-                _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d),
-                _mm256_set1_ps(ab.d),
-            );
-            let u = _mm256_mul_ps(m, _mm256_set1_ps(ab.s));
-            *acc = _mm256_add_ps(*acc, _mm256_add_ps(t, u));
+            accumulate(acc, _mm256_add_epi32(s0, s1), d, m, ab);
         }
     }
-    let mut out = [[0f32; ROWS]; TILE];
-    for (o, a) in out.iter_mut().zip(acc) {
-        // SAFETY: writes the 8 f32 of `o` (unaligned store, in bounds).
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), a) };
-    }
-    out
+    store(acc)
 }
 
 #[cfg(test)]
