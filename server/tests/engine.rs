@@ -239,3 +239,73 @@ fn q8_0_weights_keep_the_models_predictions() {
         "Q8_0 really is a different encoding"
     );
 }
+
+/// Greedy completions of the pinned model, token for token, recorded from candle's own
+/// `quantized_llama` numerics: any speed work that changes an answer fails here.
+const PINNED: [(&str, [u32; 32]); 3] = [
+    (
+        "The capital of France is",
+        [
+            7042, 30, 198, 198, 504, 1797, 1918, 553, 253, 2155, 282, 4723, 216, 35, 33, 33, 2215,
+            701, 30, 198, 198, 504, 1797, 1918, 553, 253, 2155, 282, 4723, 216, 35, 33,
+        ],
+    ),
+    (
+        "def fibonacci(n):\n    ",
+        [
+            3987, 46477, 24, 94, 25, 446, 3987, 46477, 24, 94, 29, 33, 25, 1232, 3987, 46477, 24,
+            94, 29, 34, 25, 2367, 1003, 3987, 46477, 24, 94, 25, 198, 198, 19, 4246,
+        ],
+    ),
+    (
+        "Once upon a time, in a small village",
+        [
+            32047, 826, 253, 1109, 16033, 284, 253, 1109, 22261, 28, 665, 4161, 253, 9357, 284,
+            3269, 267, 19341, 3365, 3906, 103, 266, 30, 3906, 103, 266, 436, 1343, 327, 650, 9077,
+            6236,
+        ],
+    ),
+];
+
+#[test]
+fn greedy_completions_are_pinned_alone_and_batched() {
+    let model = common::load();
+    let llama = &model.llama;
+    let prompts: Vec<Vec<u32>> = PINNED
+        .iter()
+        .map(|(p, _)| model.tokenizer.encode(p).expect("encodes"))
+        .collect();
+    let mut caches: Vec<KvCache> = prompts.iter().map(|_| llama.new_cache()).collect();
+    let mut last: Vec<u32> = prompts
+        .iter()
+        .zip(caches.iter_mut())
+        .map(|(p, c)| {
+            argmax(
+                &llama
+                    .forward(&[p], &mut [c])
+                    .expect("prefill")
+                    .get(0)
+                    .expect("row"),
+            )
+            .expect("argmax")
+        })
+        .collect();
+    let mut got: Vec<Vec<u32>> = last.iter().map(|&t| vec![t]).collect();
+    for _ in 1..32 {
+        let inputs: Vec<[u32; 1]> = last.iter().map(|&t| [t]).collect();
+        let refs: Vec<&[u32]> = inputs.iter().map(|i| i.as_slice()).collect();
+        let mut cache_refs: Vec<&mut KvCache> = caches.iter_mut().collect();
+        let logits = llama.forward(&refs, &mut cache_refs).expect("decode");
+        for (i, out) in got.iter_mut().enumerate() {
+            last[i] = argmax(&logits.get(i).expect("row")).expect("argmax");
+            out.push(last[i]);
+        }
+    }
+    for ((prompt, want), got) in PINNED.iter().zip(&got) {
+        if got.as_slice() != want.as_slice() {
+            eprintln!("{prompt:?}: {got:?} {:?}", model.tokenizer.decode(got));
+        }
+    }
+    let want: Vec<&[u32]> = PINNED.iter().map(|(_, w)| w.as_slice()).collect();
+    assert_eq!(got, want);
+}
