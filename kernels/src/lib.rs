@@ -1,12 +1,16 @@
 //! CPU kernels that make Veil's engine fast without changing its answers.
 //!
-//! Each kernel computes exactly what the candle operation it replaces computes, bit for bit
-//! (its tests compare against candle), so a faster engine gives the same completions.
+//! Each kernel computes exactly what the candle operations it replaces compute, bit for bit
+//! (its tests compare against candle), so a faster engine gives the same completions: the
+//! Q4_1 matrix product ([`Q41Matrix`]) and one decode step of attention over per-sequence
+//! caches ([`decode_attention`], [`rope_interleaved`]).
 //! This is the workspace's only crate with `unsafe` code: SIMD intrinsics and disjoint
 //! writes from candle's thread pool, each block with its safety argument.
 
+mod attention;
 mod q4_1;
 mod threads;
 
+pub use attention::{AttentionShape, KvView, decode_attention, rope_interleaved};
 pub use q4_1::{Q41Kernel, Q41Matrix};
 pub use threads::settle_thread_count;

@@ -1,10 +1,12 @@
 //! A Llama decoder over GGUF quantized weights, batched across sequences.
 //!
 //! The same network as `candle_transformers::models::quantized_llama` (a test checks
-//! the logits agree), with one difference that makes concurrency pay: each sequence owns
-//! its [`KvCache`], and [`Llama::forward`] runs several sequences at different positions
-//! in one pass. The matrix products (all the weights) run once for the whole batch; only
-//! attention, which reads each sequence's own cache, runs per sequence.
+//! the logits agree bit for bit), with one difference that makes concurrency pay: each
+//! sequence owns its [`KvCache`], and [`Llama::forward`] runs several sequences at different
+//! positions in one pass. The matrix products (all the weights) run once for the whole
+//! batch; attention reads each sequence's own cache: with candle's operations for a prompt,
+//! and with `veil_kernels::decode_attention` (the same bits, fused, cache read in place,
+//! spread over the thread pool) for one new token per sequence.
 
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -12,11 +14,14 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 use candle_transformers::utils::repeat_kv;
-use veil_kernels::Q41Matrix;
+use veil_kernels::{AttentionShape, Q41Matrix, decode_attention, rope_interleaved};
 
 use crate::error::{Error, Result};
 
+mod kv;
 mod safetensors;
+
+pub use kv::KvCache;
 
 /// Shape of the network, from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,27 +96,27 @@ pub struct Llama {
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: Matrix,
-    cos: Tensor,
-    sin: Tensor,
+    rope: RopeTables,
     device: Device,
 }
 
-/// One sequence's attention keys and values, per layer, and its length.
+/// cos/sin of every position's rotary angles, `[context_length, head_dim / 2]`: as tensors
+/// for prefill (candle's `rope_i`) and as rows for decode.
 #[derive(Debug)]
-pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-    len: usize,
+struct RopeTables {
+    cos: Tensor,
+    sin: Tensor,
+    cos_rows: Vec<f32>,
+    sin_rows: Vec<f32>,
 }
 
-impl KvCache {
-    /// Tokens already in the cache (the position of the next one).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing has been run yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+impl RopeTables {
+    /// cos and sin rows of position `p`.
+    fn row(&self, p: usize, half: usize) -> (&[f32], &[f32]) {
+        (
+            &self.cos_rows[p * half..][..half],
+            &self.sin_rows[p * half..][..half],
+        )
     }
 }
 
@@ -248,15 +253,14 @@ impl Llama {
                 ffn_norm: RmsNorm::from_qtensor(ffn_norm, cfg.rms_eps)?,
             });
         }
-        let (cos, sin) = rope_tables(&cfg, device)?;
+        let rope = rope_tables(&cfg, device)?;
         Ok(Self {
             cfg,
             embed,
             layers,
             norm,
             output,
-            cos,
-            sin,
+            rope,
             device: device.clone(),
         })
     }
@@ -273,9 +277,14 @@ impl Llama {
 
     /// An empty cache for a new sequence.
     pub fn new_cache(&self) -> KvCache {
-        KvCache {
-            layers: vec![None; self.cfg.n_layer],
-            len: 0,
+        KvCache::new(self.cfg.n_layer)
+    }
+
+    fn attention_shape(&self) -> AttentionShape {
+        AttentionShape {
+            n_head: self.cfg.n_head,
+            n_kv_head: self.cfg.n_kv_head,
+            head_dim: self.cfg.head_dim,
         }
     }
 
@@ -309,15 +318,25 @@ impl Llama {
             .reshape((b, l, self.cfg.hidden))?;
 
         let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
-        let (cos, sin) = self.rope_for(&positions, l)?;
-        let masks = positions
-            .iter()
-            .map(|&p| causal_mask(l, p, &self.device))
-            .collect::<Result<Vec<_>>>()?;
+        let prefill = if l > 1 {
+            let (cos, sin) = self.rope_for(&positions, l)?;
+            let masks = positions
+                .iter()
+                .map(|&p| causal_mask(l, p, &self.device))
+                .collect::<Result<Vec<_>>>()?;
+            Some((cos, sin, masks))
+        } else {
+            None
+        };
 
         for (li, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_norm.forward(&x)?;
-            let attn = self.attention(layer, li, &h, &cos, &sin, &masks, caches)?;
+            let attn = match &prefill {
+                Some((cos, sin, masks)) => {
+                    self.attention(layer, li, &h, cos, sin, masks, caches)?
+                }
+                None => self.attention_decode(layer, li, &h, caches)?,
+            };
             x = (layer.wo.forward(&attn)? + x)?;
             let h = layer.ffn_norm.forward(&x)?;
             let mlp = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
@@ -331,6 +350,40 @@ impl Llama {
         Ok(self.output.forward(&last)?.to_dtype(DType::F32)?)
     }
 
+    /// One layer's attention for one new token per sequence: RoPE and the cache append done
+    /// here on plain rows, then Veil's fused decode attention (`veil_kernels`), whose result
+    /// for a sequence does not depend on the rest of the batch.
+    fn attention_decode(
+        &self,
+        layer: &Layer,
+        li: usize,
+        h: &Tensor,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let shape = self.attention_shape();
+        let (qw, kvw, hd) = (shape.q_width(), shape.kv_width(), shape.head_dim);
+        let rows = |m: &Matrix| -> Result<Vec<f32>> {
+            Ok(m.forward(h)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?)
+        };
+        let (mut q, mut k, v) = (rows(&layer.wq)?, rows(&layer.wk)?, rows(&layer.wv)?);
+        for (i, cache) in caches.iter_mut().enumerate() {
+            let (cos, sin) = self.rope.row(cache.len, hd / 2);
+            rope_interleaved(&mut q[i * qw..][..qw], hd, cos, sin);
+            let ki = &mut k[i * kvw..][..kvw];
+            rope_interleaved(ki, hd, cos, sin);
+            cache.layers[li].push(ki, &v[i * kvw..][..kvw]);
+        }
+        let views: Vec<_> = caches.iter().map(|c| c.layers[li].view()).collect();
+        let mut out = vec![0f32; caches.len() * qw];
+        decode_attention(shape, &q, &views, &mut out);
+        Ok(Tensor::from_vec(out, (caches.len(), 1, qw), &self.device)?)
+    }
+
+    /// One layer's attention over several new tokens (a prompt), with candle's operations:
+    /// the same logits as candle's `quantized_llama`, bit for bit.
     #[expect(
         clippy::too_many_arguments,
         reason = "one layer's inputs, called from one place"
@@ -363,11 +416,12 @@ impl Llama {
         for (i, cache) in caches.iter_mut().enumerate() {
             let ki = k.narrow(0, i, 1)?;
             let vi = v.narrow(0, i, 1)?;
-            let (ki, vi) = match cache.layers[li].take() {
+            let past = cache.layers[li].tensors(self.attention_shape(), &self.device)?;
+            cache.layers[li].push_tensors(&ki, &vi)?;
+            let (ki, vi) = match past {
                 Some((pk, pv)) => (Tensor::cat(&[&pk, &ki], 2)?, Tensor::cat(&[&pv, &vi], 2)?),
                 None => (ki, vi),
             };
-            cache.layers[li] = Some((ki.clone(), vi.clone()));
             // The same operations as candle's quantized_llama, so the logits are bit-identical
             // (the matmuls quantize their inputs to 8 bits, which turns any change in float
             // summation order, e.g. grouping query heads instead of repeating keys, into
@@ -393,7 +447,10 @@ impl Llama {
     /// `[b, l, d/2]` for several.
     fn rope_for(&self, positions: &[usize], l: usize) -> Result<(Tensor, Tensor)> {
         if let [p] = positions {
-            return Ok((self.cos.narrow(0, *p, l)?, self.sin.narrow(0, *p, l)?));
+            return Ok((
+                self.rope.cos.narrow(0, *p, l)?,
+                self.rope.sin.narrow(0, *p, l)?,
+            ));
         }
         let idx: Vec<u32> = positions
             .iter()
@@ -403,13 +460,13 @@ impl Llama {
         let half = self.cfg.head_dim / 2;
         let shape = (positions.len(), l, half);
         Ok((
-            self.cos.index_select(&idx, 0)?.reshape(shape)?,
-            self.sin.index_select(&idx, 0)?.reshape(shape)?,
+            self.rope.cos.index_select(&idx, 0)?.reshape(shape)?,
+            self.rope.sin.index_select(&idx, 0)?.reshape(shape)?,
         ))
     }
 }
 
-fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<RopeTables> {
     let inv: Vec<f32> = (0..cfg.head_dim)
         .step_by(2)
         .map(|i| 1f32 / cfg.rope_base.powf(i as f32 / cfg.head_dim as f32))
@@ -420,7 +477,13 @@ fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
         .to_dtype(DType::F32)?
         .reshape((cfg.context_length, 1))?;
     let angles = pos.matmul(&inv)?;
-    Ok((angles.cos()?, angles.sin()?))
+    let (cos, sin) = (angles.cos()?, angles.sin()?);
+    Ok(RopeTables {
+        cos_rows: cos.flatten_all()?.to_vec1::<f32>()?,
+        sin_rows: sin.flatten_all()?.to_vec1::<f32>()?,
+        cos,
+        sin,
+    })
 }
 
 /// Additive mask `[l, p + l]` hiding future positions; `None` for a single query.

@@ -111,15 +111,14 @@ impl Llama {
                 t.0.len()
             )));
         }
-        let (cos, sin) = rope_tables(&cfg, device)?;
+        let rope = rope_tables(&cfg, device)?;
         Ok(Self {
             cfg,
             embed,
             layers,
             norm,
             output,
-            cos,
-            sin,
+            rope,
             device: device.clone(),
         })
     }

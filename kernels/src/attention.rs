@@ -1,0 +1,393 @@
+//! One decode step of grouped-query attention for a batch of sequences, each reading its own
+//! key/value cache, fused into one pass over candle's thread pool.
+//!
+//! candle computes decode attention as a dozen tensor operations per sequence and layer
+//! (concatenate the cache, repeat the key/value heads, two matrix products, scale, softmax,
+//! transposes): at eight sequences that is a third of a decode step, spent mostly on
+//! copies and per-operation overhead, and all of it on one thread. Here each (sequence,
+//! key/value head) is one work item that reads that head's cache in place, once for all the
+//! query heads that share it (no repeated heads, no concatenation), and writes their slices
+//! of the output.
+//!
+//! Like [`crate::Q41Matrix`], it gives candle's result bit for bit: each score, softmax and
+//! weighted sum follows the order of floating-point operations of the path candle takes for
+//! that shape (gemm's horizontal kernel, row-major or column-major gemv, or `gevv`, chosen by
+//! the number of positions; candle's softmax sum), and the tests compare with candle's
+//! operations on every path. A sequence's result never depends on the rest of its batch or
+//! on the number of threads.
+
+/// Heads and widths of a grouped-query attention layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads; divides `n_head`.
+    pub n_kv_head: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl AttentionShape {
+    /// Floats of one position's keys (or values) in a cache: `n_kv_head * head_dim`.
+    pub fn kv_width(&self) -> usize {
+        self.n_kv_head * self.head_dim
+    }
+
+    /// Floats of one sequence's queries (and of its output): `n_head * head_dim`.
+    pub fn q_width(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+}
+
+/// One sequence's cache for one layer: `len` positions, each `kv_width` floats of keys
+/// (head after head) in `k` and of values in `v`. The newest position is the query's own.
+#[derive(Debug, Clone, Copy)]
+pub struct KvView<'a> {
+    /// Keys, position-major.
+    pub k: &'a [f32],
+    /// Values, position-major.
+    pub v: &'a [f32],
+}
+
+/// Rotates each consecutive pair `(x[2i], x[2i+1])` of every head in `x` by the angle whose
+/// cosine and sine are `cos[i]`, `sin[i]` (`head_dim / 2` each): candle's `rope_i`, with the
+/// same operations, so the same bits.
+pub fn rope_interleaved(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+    let half = head_dim / 2;
+    assert!(
+        cos.len() >= half && sin.len() >= half,
+        "rope tables too short"
+    );
+    for head in x.chunks_exact_mut(head_dim) {
+        for (i, pair) in head.chunks_exact_mut(2).enumerate() {
+            let (a, b) = (pair[0], pair[1]);
+            pair[0] = a * cos[i] - b * sin[i];
+            pair[1] = a * sin[i] + b * cos[i];
+        }
+    }
+}
+
+/// Attention of each sequence's query (`q`: `b` rows of `n_head * head_dim`) over its own
+/// cache (`caches[i]`, already holding the query's position), scaled by `1/sqrt(head_dim)`,
+/// into `out` (`b` rows of `n_head * head_dim`, heads in order).
+pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>], out: &mut [f32]) {
+    let AttentionShape {
+        n_head,
+        n_kv_head,
+        head_dim,
+    } = shape;
+    assert!(
+        n_kv_head > 0 && n_head.is_multiple_of(n_kv_head) && head_dim > 0,
+        "heads do not group"
+    );
+    let (qw, kvw) = (shape.q_width(), shape.kv_width());
+    let b = caches.len();
+    assert_eq!(q.len(), b * qw, "one query row per cache");
+    assert_eq!(out.len(), b * qw, "one output row per cache");
+    for c in caches {
+        assert!(
+            c.k.len() == c.v.len() && c.k.len().is_multiple_of(kvw) && !c.k.is_empty(),
+            "a cache holds whole, non-empty positions"
+        );
+    }
+    let n_rep = n_head / n_kv_head;
+    // candle divides by sqrt(head_dim) as `affine(1 / sqrt, 0)`, the factor rounded from f64.
+    let scale = (1.0 / (head_dim as f64).sqrt()) as f32;
+    let out_addr = out.as_mut_ptr() as usize;
+    // One item per (sequence, key/value head): its cache rows are read once for all the
+    // query heads that share them.
+    let work = |range: std::ops::Range<usize>| {
+        let mut scores = Vec::new();
+        let mut acc = vec![0f32; n_rep * head_dim];
+        for item in range {
+            let (i, g) = (item / n_kv_head, item % n_kv_head);
+            let at = i * qw + g * n_rep * head_dim;
+            let qg = &q[at..][..n_rep * head_dim];
+            group(qg, caches[i], g, shape, scale, &mut scores, &mut acc);
+            // SAFETY: item (i, g) writes exactly out[at..][..n_rep * head_dim] (query heads
+            // g * n_rep .. (g + 1) * n_rep of sequence i), inside `out` (b * qw long,
+            // asserted above), which outlives the pool's run; no two items share an (i, g),
+            // so no two write the same element, and nothing reads `out` until the pool
+            // returns.
+            unsafe {
+                let p = (out_addr as *mut f32).add(at);
+                std::ptr::copy_nonoverlapping(acc.as_ptr(), p, n_rep * head_dim);
+            }
+        }
+    };
+    candle_core::utils::barrier_pool().execute_chunked(b * n_kv_head, work);
+}
+
+/// The `n_rep` query heads in `q` (consecutive) against key/value head `g` of one cache:
+/// for each, the softmax of its scaled scores, then the weighted sum of the values, into its
+/// `head_dim` floats of `acc`.
+fn group(
+    q: &[f32],
+    cache: KvView<'_>,
+    g: usize,
+    shape: AttentionShape,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    acc: &mut [f32],
+) {
+    let (hd, kvw) = (shape.head_dim, shape.kv_width());
+    let len = cache.k.len() / kvw;
+    let n_rep = q.len() / hd;
+    // scores[r * len + j]: query head r against position j, as candle's `matmul` then
+    // `affine` compute it (gemm's horizontal kernel up to 256 positions, its row-major gemv
+    // beyond).
+    let dot = if len <= HORIZONTAL_MAX {
+        dot_lanes
+    } else {
+        dot_gemv
+    };
+    scores.clear();
+    scores.resize(n_rep * len, 0.0);
+    for (j, pos) in cache.k.chunks_exact(kvw).enumerate() {
+        let key = &pos[g * hd..][..hd];
+        for (r, qh) in q.chunks_exact(hd).enumerate() {
+            scores[r * len + j] = dot(qh, key) * scale + 0.0;
+        }
+    }
+    for row in scores.chunks_exact_mut(len) {
+        softmax(row);
+    }
+    // acc[r] = Σ_j p[r][j] · v[j], in gemm's order for a 1-row product: its `gevv` for one or
+    // two positions (separate multiply and add), else its column-major gemv (the first
+    // product, then fused multiply-adds in position order).
+    let values = |j: usize| &cache.v[j * kvw + g * hd..][..hd];
+    for (r, a) in acc.chunks_exact_mut(hd).enumerate() {
+        let p = &scores[r * len..][..len];
+        match len {
+            1 => {
+                for (a, &v) in a.iter_mut().zip(values(0)) {
+                    *a = v * p[0];
+                }
+            }
+            2 => {
+                for ((a, &v0), &v1) in a.iter_mut().zip(values(0)).zip(values(1)) {
+                    *a = p[1] * v1 + p[0] * v0;
+                }
+            }
+            _ => {
+                for (a, &v) in a.iter_mut().zip(values(0)) {
+                    *a = v * p[0];
+                }
+                for (j, &pj) in p.iter().enumerate().skip(1) {
+                    for (a, &v) in a.iter_mut().zip(values(j)) {
+                        *a = v.mul_add(pj, *a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Positions up to which gemm computes a one-row score product with its horizontal kernel
+/// (`m * n <= 16 * 16`).
+const HORIZONTAL_MAX: usize = 256;
+
+/// Lanes of gemm's AVX2 f32 kernels.
+const LANES: usize = 8;
+
+/// `a · b` as gemm's horizontal kernel computes one output: eight lanes of fused
+/// multiply-adds (a partial last chunk padded with zeros), then its pairwise reduction.
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let mut l = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            l[i] = x[i].mul_add(y[i], l[i]);
+        }
+    }
+    for (i, (&x, &y)) in ta.iter().zip(tb).enumerate() {
+        l[i] = x.mul_add(y, l[i]);
+    }
+    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+}
+
+/// `a · b` as gemm's row-major gemv computes one output: eight accumulators of eight lanes
+/// over chunks of 64, summed as a tree; further whole chunks of 8 into the first; its lanes
+/// summed in order; then the scalar tail, fused.
+fn dot_gemv(a: &[f32], b: &[f32]) -> f32 {
+    const WIDE: usize = 8 * LANES;
+    let mut acc = [[0f32; LANES]; 8];
+    let n = a.len().min(b.len());
+    let wide = n / WIDE * WIDE;
+    for d in (0..wide).step_by(WIDE) {
+        for (c, lanes) in acc.iter_mut().enumerate() {
+            let at = d + c * LANES;
+            for ((l, &x), &y) in lanes.iter_mut().zip(&a[at..at + LANES]).zip(&b[at..]) {
+                *l = x.mul_add(y, *l);
+            }
+        }
+    }
+    let add =
+        |x: [f32; LANES], y: [f32; LANES]| std::array::from_fn::<f32, LANES, _>(|i| x[i] + y[i]);
+    let (a01, a23) = (add(acc[0], acc[1]), add(acc[2], acc[3]));
+    let (a45, a67) = (add(acc[4], acc[5]), add(acc[6], acc[7]));
+    let mut lanes = add(add(a01, a23), add(a45, a67));
+    let narrow = n / LANES * LANES;
+    for d in (wide..narrow).step_by(LANES) {
+        for i in 0..LANES {
+            lanes[i] = a[d + i].mul_add(b[d + i], lanes[i]);
+        }
+    }
+    let mut sum = lanes[0];
+    for &x in &lanes[1..] {
+        sum += x;
+    }
+    for d in narrow..n {
+        sum = a[d].mul_add(b[d], sum);
+    }
+    sum
+}
+
+/// candle's `softmax_last_dim` on one row: the maximum, `exp(x - max)`, their sum in
+/// candle's order (four 8-lane accumulators over chunks of 32, its reduction, then the tail
+/// in order), and a division of each by the sum.
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(row[0], f32::max);
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+    }
+    let whole = row.len() / (4 * LANES) * (4 * LANES);
+    let mut acc = [[0f32; LANES]; 4];
+    for chunk in row[..whole].chunks_exact(4 * LANES) {
+        for (c, lanes) in acc.iter_mut().enumerate() {
+            for i in 0..LANES {
+                lanes[i] += chunk[c * LANES + i];
+            }
+        }
+    }
+    let x: [f32; LANES] = std::array::from_fn(|i| {
+        let x0 = acc[0][i] + acc[1][i];
+        let x2 = acc[2][i] + acc[3][i];
+        x0 + x2
+    });
+    // 128-bit halves added, then two horizontal adds.
+    let t: [f32; 4] = std::array::from_fn(|i| x[i] + x[i + 4]);
+    let mut sum = (t[0] + t[1]) + (t[2] + t[3]);
+    for &e in &row[whole..] {
+        sum += e;
+    }
+    for x in row.iter_mut() {
+        *x /= sum;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+    }
+
+    fn random(n: usize, seed: &mut u64) -> Vec<f32> {
+        (0..n).map(|_| lcg(seed)).collect()
+    }
+
+    /// The same attention with candle's operations, as candle's `quantized_llama` runs them
+    /// (repeated key/value heads, matmul, scale, softmax, matmul).
+    fn candle_reference(
+        shape: AttentionShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+    ) -> candle_core::Result<Vec<f32>> {
+        let AttentionShape {
+            n_head,
+            n_kv_head,
+            head_dim: hd,
+        } = shape;
+        let len = k.len() / shape.kv_width();
+        let dev = &Device::Cpu;
+        let q = Tensor::from_slice(q, (1, n_head, 1, hd), dev)?;
+        let kv = |x: &[f32]| -> candle_core::Result<Tensor> {
+            let t = Tensor::from_slice(x, (1, len, n_kv_head, hd), dev)?.transpose(1, 2)?;
+            let n_rep = n_head / n_kv_head;
+            t.unsqueeze(2)?
+                .expand((1, n_kv_head, n_rep, len, hd))?
+                .reshape((1, n_head, len, hd))
+        };
+        let (k, v) = (kv(k)?, kv(v)?.contiguous()?);
+        let att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        att.matmul(&v)?.flatten_all()?.to_vec1::<f32>()
+    }
+
+    #[test]
+    fn equals_candle_bit_for_bit_and_ignores_the_rest_of_the_batch() -> candle_core::Result<()> {
+        let shape = AttentionShape {
+            n_head: 9,
+            n_kv_head: 3,
+            head_dim: 64,
+        };
+        let mut seed = 7;
+        // Every gemm path: one and two positions (gevv), up to 256 (horizontal kernel), more
+        // (row-major gemv); and candle's softmax sum with and without whole 32-chunks.
+        let lens = [1usize, 2, 3, 5, 31, 32, 40, 255, 256, 257, 300, 1000];
+        let caches: Vec<(Vec<f32>, Vec<f32>)> = lens
+            .iter()
+            .map(|&l| {
+                (
+                    random(l * shape.kv_width(), &mut seed),
+                    random(l * shape.kv_width(), &mut seed),
+                )
+            })
+            .collect();
+        let q = random(lens.len() * shape.q_width(), &mut seed);
+        let views: Vec<KvView<'_>> = caches.iter().map(|(k, v)| KvView { k, v }).collect();
+        let mut out = vec![0f32; q.len()];
+        decode_attention(shape, &q, &views, &mut out);
+        for (i, view) in views.iter().enumerate() {
+            let qi = &q[i * shape.q_width()..][..shape.q_width()];
+            let want = candle_reference(shape, qi, view.k, view.v)?;
+            let got = &out[i * shape.q_width()..][..shape.q_width()];
+            assert_eq!(got, want, "{} positions", lens[i]);
+            // Alone, the same sequence gives the same bits.
+            let mut alone = vec![0f32; shape.q_width()];
+            decode_attention(shape, qi, &views[i..=i], &mut alone);
+            assert_eq!(alone, got, "sequence {i} depends on its batch");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rope_equals_candle_rope_i_bit_for_bit() -> candle_core::Result<()> {
+        let (heads, hd) = (9, 64);
+        let mut seed = 3;
+        let x = random(heads * hd, &mut seed);
+        let cos = random(hd / 2, &mut seed);
+        let sin = random(hd / 2, &mut seed);
+        let dev = &Device::Cpu;
+        let want = candle_nn::rotary_emb::rope_i(
+            &Tensor::from_slice(&x, (1, heads, 1, hd), dev)?,
+            &Tensor::from_slice(&cos, (1, hd / 2), dev)?,
+            &Tensor::from_slice(&sin, (1, hd / 2), dev)?,
+        )?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+        let mut got = x.clone();
+        rope_interleaved(&mut got, hd, &cos, &sin);
+        assert_eq!(got, want);
+        Ok(())
+    }
+
+    #[test]
+    #[should_panic(expected = "heads do not group")]
+    fn refuses_heads_that_do_not_group() {
+        let shape = AttentionShape {
+            n_head: 9,
+            n_kv_head: 2,
+            head_dim: 4,
+        };
+        decode_attention(shape, &[], &[], &mut []);
+    }
+}

@@ -1,0 +1,91 @@
+//! A sequence's key/value cache: per layer, one growing buffer of keys and one of values,
+//! position after position, appended in place (no tensor concatenation per step).
+
+use candle_core::{Device, Tensor};
+use veil_kernels::{AttentionShape, KvView};
+
+use crate::error::Result;
+
+/// One layer's keys and values, each `len * n_kv_head * head_dim` floats, position-major.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LayerKv {
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl LayerKv {
+    /// Appends whole positions: `k` and `v` are position-major rows of keys and values.
+    pub(super) fn push(&mut self, k: &[f32], v: &[f32]) {
+        debug_assert_eq!(k.len(), v.len());
+        self.k.extend_from_slice(k);
+        self.v.extend_from_slice(v);
+    }
+
+    /// Appends positions given as `[1, n_kv_head, l, head_dim]` tensors (a prefill's keys
+    /// and values, after RoPE).
+    pub(super) fn push_tensors(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        let rows = |t: &Tensor| -> Result<Vec<f32>> {
+            Ok(t.transpose(1, 2)?
+                .contiguous()?
+                .flatten_all()?
+                .to_vec1::<f32>()?)
+        };
+        let (k, v) = (rows(k)?, rows(v)?);
+        self.push(&k, &v);
+        Ok(())
+    }
+
+    /// The cache as `[1, n_kv_head, len, head_dim]` tensors (for a prefill that continues a
+    /// sequence), or `None` while empty.
+    pub(super) fn tensors(
+        &self,
+        shape: AttentionShape,
+        device: &Device,
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        if self.k.is_empty() {
+            return Ok(None);
+        }
+        let len = self.k.len() / shape.kv_width();
+        let t = |x: &[f32]| -> Result<Tensor> {
+            Ok(
+                Tensor::from_slice(x, (1, len, shape.n_kv_head, shape.head_dim), device)?
+                    .transpose(1, 2)?,
+            )
+        };
+        Ok(Some((t(&self.k)?, t(&self.v)?)))
+    }
+
+    /// The cache as the attention kernel reads it.
+    pub(super) fn view(&self) -> KvView<'_> {
+        KvView {
+            k: &self.k,
+            v: &self.v,
+        }
+    }
+}
+
+/// One sequence's attention keys and values, per layer, and its length.
+#[derive(Debug)]
+pub struct KvCache {
+    pub(super) layers: Vec<LayerKv>,
+    pub(super) len: usize,
+}
+
+impl KvCache {
+    pub(super) fn new(n_layer: usize) -> Self {
+        Self {
+            layers: vec![LayerKv::default(); n_layer],
+            len: 0,
+        }
+    }
+
+    /// Tokens already in the cache (the position of the next one).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been run yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
