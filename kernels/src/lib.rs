@@ -9,8 +9,10 @@
 
 mod attention;
 mod q4_1;
+mod q8_0;
 mod threads;
 
 pub use attention::{AttentionShape, KvView, decode_attention, rope_interleaved};
 pub use q4_1::{Q41Kernel, Q41Matrix};
+pub use q8_0::Q80Matrix;
 pub use threads::settle_thread_count;

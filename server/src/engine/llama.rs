@@ -14,7 +14,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 use candle_transformers::utils::repeat_kv;
-use veil_kernels::{AttentionShape, Q41Matrix, decode_attention, rope_interleaved};
+use veil_kernels::{AttentionShape, Q41Matrix, Q80Matrix, decode_attention, rope_interleaved};
 
 use crate::error::{Error, Result};
 
@@ -52,6 +52,7 @@ pub struct LlamaConfig {
 enum Matrix {
     Candle(QMatMul),
     Q4_1(Q41Matrix),
+    Q8_0(Q80Matrix),
     Dense(candle_nn::Linear),
 }
 
@@ -60,19 +61,27 @@ impl Matrix {
         match self {
             Self::Candle(q) => q.forward(x),
             Self::Dense(l) => l.forward(x),
-            Self::Q4_1(m) => {
-                let mut shape = x.dims().to_vec();
-                let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let rows = x.len() / shape.last().copied().unwrap_or(1).max(1);
-                let mut out = vec![0f32; rows * m.rows()];
-                m.matmul(&x, &mut out);
-                if let Some(last) = shape.last_mut() {
-                    *last = m.rows();
-                }
-                Tensor::from_vec(out, shape, &Device::Cpu)
-            }
+            Self::Q4_1(m) => veil_matmul(x, m.rows(), |x, out| m.matmul(x, out)),
+            Self::Q8_0(m) => veil_matmul(x, m.rows(), |x, out| m.matmul(x, out)),
         }
     }
+}
+
+/// `x · Wᵀ` by one of Veil's kernels (`n` output columns), on the CPU.
+fn veil_matmul(
+    x: &Tensor,
+    n: usize,
+    kernel: impl Fn(&[f32], &mut [f32]),
+) -> candle_core::Result<Tensor> {
+    let mut shape = x.dims().to_vec();
+    let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let rows = x.len() / shape.last().copied().unwrap_or(1).max(1);
+    let mut out = vec![0f32; rows * n];
+    kernel(&x, &mut out);
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    Tensor::from_vec(out, shape, &Device::Cpu)
 }
 
 #[derive(Debug)]
@@ -157,8 +166,8 @@ pub enum WeightFormat {
     Q8_0,
 }
 
-/// A weight matrix, re-encoded if `format` asks for it; stored Q4_1 on a CPU with AVX2 goes
-/// to Veil's kernel.
+/// A weight matrix, re-encoded if `format` asks for it; on the CPU, Q4_1 (with AVX2) and Q8_0
+/// (with AVX-512 VNNI) go to Veil's kernels, which give candle's results bit for bit.
 fn matrix(t: QTensor, format: WeightFormat, device: &Device) -> Result<Matrix> {
     if format == WeightFormat::Stored
         && device.is_cpu()
@@ -172,6 +181,11 @@ fn matrix(t: QTensor, format: WeightFormat, device: &Device) -> Result<Matrix> {
         }
         _ => t,
     };
+    if device.is_cpu()
+        && let Some(m) = Q80Matrix::from_qtensor(&t)?
+    {
+        return Ok(Matrix::Q8_0(m));
+    }
     Ok(Matrix::Candle(QMatMul::from_qtensor(t)?))
 }
 
