@@ -200,40 +200,61 @@ impl Q41Matrix {
     /// `dst[i * n + j]` = row `j` of the matrix · row `i` of `lhs` (`lhs.len() / k` rows), as
     /// candle's `QMatMul::forward` computes it; the work is spread over candle's thread pool.
     pub fn matmul(&self, lhs: &[f32], dst: &mut [f32]) {
-        let (n, k) = (self.n, self.k);
+        Self::matmul_many(&[self], lhs, &mut [dst]);
+    }
+
+    /// [`Q41Matrix::matmul`] for several matrices of the same input width and the same `lhs`
+    /// (a layer's query, key and value projections; its gate and up projections): the
+    /// activations are quantized once and every product runs in one pass over the pool.
+    /// `dsts[j]` receives matrix `j`'s product.
+    pub fn matmul_many(mats: &[&Self], lhs: &[f32], dsts: &mut [&mut [f32]]) {
+        assert_eq!(mats.len(), dsts.len(), "one destination per matrix");
+        let Some(k) = mats.first().map(|m| m.k) else {
+            return;
+        };
+        assert!(mats.iter().all(|m| m.k == k), "matrices of one input width");
         let kb = k / QK;
         let m = lhs.len() / k;
         assert_eq!(m * k, lhs.len(), "lhs is not a whole number of rows");
-        assert!(dst.len() >= m * n, "dst too small");
+        for (mat, dst) in mats.iter().zip(dsts.iter()) {
+            assert!(dst.len() >= m * mat.n, "dst too small");
+        }
         let acts = quantize_rows(lhs, m, k);
-        let groups = n / ROWS;
         let tiles = m.div_ceil(TILE);
-        let dst_addr = dst.as_mut_ptr() as usize;
-        // Work items are (row tile, group of 8 matrix rows): a group's weights are read once
-        // per tile of up to TILE activation rows (a batch of sequences, or prompt tokens).
+        // Matrix j owns work items starts[j]..starts[j + 1].
+        let mut starts = vec![0usize];
+        for mat in mats {
+            starts.push(starts[starts.len() - 1] + tiles * (mat.n / ROWS));
+        }
+        let dst_addrs: Vec<usize> = dsts.iter_mut().map(|d| d.as_mut_ptr() as usize).collect();
+        // Work items are (matrix, row tile, group of 8 matrix rows): a group's weights are read
+        // once per tile of up to TILE activation rows (a batch of sequences, or prompt tokens).
         let work = |range: std::ops::Range<usize>| {
             for item in range {
-                let (tile, g) = (item / groups, item % groups);
+                let j = starts.partition_point(|&s| s <= item) - 1;
+                let (mat, local) = (mats[j], item - starts[j]);
+                let (n, groups) = (mat.n, mat.n / ROWS);
+                let (tile, g) = (local / groups, local % groups);
                 let first = tile * TILE;
                 let count = TILE.min(m - first);
                 let mut rows: [&[ActBlock]; TILE] = [&[]; TILE];
                 for (i, r) in rows.iter_mut().take(count).enumerate() {
                     *r = &acts[(first + i) * kb..(first + i + 1) * kb];
                 }
-                let w = &self.blocks[g * kb..(g + 1) * kb];
-                let out = dot8_tile(self.kernel, w, &rows[..count]);
+                let w = &mat.blocks[g * kb..(g + 1) * kb];
+                let out = dot8_tile(mat.kernel, w, &rows[..count]);
                 for (i, o) in out.iter().take(count).enumerate() {
-                    // SAFETY: each (tile, group) item writes its own 8 elements of each of its
-                    // rows of `dst`, which is at least m * n long (asserted above) and
-                    // outlives the pool's execution; no two items write the same element.
+                    // SAFETY: each (matrix, tile, group) item writes its own 8 elements of each
+                    // of its rows of `dsts[j]`, which is at least m * n long (asserted above)
+                    // and outlives the pool's execution; no two items write the same element.
                     unsafe {
-                        let p = (dst_addr as *mut f32).add((first + i) * n + g * ROWS);
+                        let p = (dst_addrs[j] as *mut f32).add((first + i) * n + g * ROWS);
                         std::ptr::copy_nonoverlapping(o.as_ptr(), p, ROWS);
                     }
                 }
             }
         };
-        candle_core::utils::barrier_pool().execute_chunked(tiles * groups, work);
+        candle_core::utils::barrier_pool().execute_chunked(starts[mats.len()], work);
     }
 }
 
@@ -519,6 +540,34 @@ mod tests {
                     .zip(&got)
                     .all(|(a, b)| a.to_bits() == b.to_bits())
             );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn many_matrices_at_once_equal_each_alone() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let mut seed = 5u64;
+        let k = 576;
+        let mats: Vec<Q41Matrix> = [576usize, 192, 192]
+            .iter()
+            .map(|&n| {
+                let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) * 0.1).collect();
+                let q = QTensor::quantize(&Tensor::from_vec(w, (n, k), &dev)?, GgmlDType::Q4_1)?;
+                Ok(Q41Matrix::from_qtensor(&q)?.expect("a kernel"))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        for m in [1usize, 5, 8] {
+            let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) * 3.0).collect();
+            let mut outs: Vec<Vec<f32>> = mats.iter().map(|a| vec![f32::NAN; m * a.n]).collect();
+            let mut dsts: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+            let refs: Vec<&Q41Matrix> = mats.iter().collect();
+            Q41Matrix::matmul_many(&refs, &x, &mut dsts);
+            for (mat, got) in mats.iter().zip(&outs) {
+                let mut alone = vec![0f32; m * mat.n];
+                mat.matmul(&x, &mut alone);
+                assert_eq!(got, &alone, "{m} rows, {} outputs", mat.n);
+            }
         }
         Ok(())
     }

@@ -67,6 +67,51 @@ impl Matrix {
     }
 }
 
+impl Matrix {
+    /// Several matrices applied to the same input (a layer's query/key/value projections, its
+    /// gate/up projections): with Veil's Q4_1 kernel the input is quantized once and the
+    /// products run in one pass over the pool; otherwise one after the other.
+    fn forward_many<const N: usize>(
+        mats: [&Self; N],
+        x: &Tensor,
+    ) -> candle_core::Result<[Tensor; N]> {
+        let q4: Option<Vec<&Q41Matrix>> = mats
+            .iter()
+            .map(|m| match m {
+                Self::Q4_1(q) => Some(q),
+                _ => None,
+            })
+            .collect();
+        let outs: Vec<Tensor> = match q4 {
+            Some(q4) => {
+                let shape = x.dims().to_vec();
+                let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let rows = xs.len() / shape.last().copied().unwrap_or(1).max(1);
+                let mut outs: Vec<Vec<f32>> =
+                    q4.iter().map(|m| vec![0f32; rows * m.rows()]).collect();
+                let mut dsts: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+                Q41Matrix::matmul_many(&q4, &xs, &mut dsts);
+                outs.into_iter()
+                    .zip(&q4)
+                    .map(|(out, m)| {
+                        let mut shape = shape.clone();
+                        if let Some(last) = shape.last_mut() {
+                            *last = m.rows();
+                        }
+                        Tensor::from_vec(out, shape, &Device::Cpu)
+                    })
+                    .collect::<candle_core::Result<_>>()?
+            }
+            None => mats
+                .iter()
+                .map(|m| m.forward(x))
+                .collect::<candle_core::Result<_>>()?,
+        };
+        outs.try_into()
+            .map_err(|_| candle_core::Error::Msg("one output per matrix".to_owned()))
+    }
+}
+
 /// `x · Wᵀ` by one of Veil's kernels (`n` output columns), on the CPU.
 fn veil_matmul(
     x: &Tensor,
@@ -353,7 +398,8 @@ impl Llama {
             };
             x = (layer.wo.forward(&attn)? + x)?;
             let h = layer.ffn_norm.forward(&x)?;
-            let mlp = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
+            let [gate, up] = Matrix::forward_many([&layer.gate, &layer.up], &h)?;
+            let mlp = (candle_nn::ops::silu(&gate)? * up)?;
             x = (layer.down.forward(&mlp)? + x)?;
         }
         for c in caches.iter_mut() {
@@ -376,13 +422,11 @@ impl Llama {
     ) -> Result<Tensor> {
         let shape = self.attention_shape();
         let (qw, kvw, hd) = (shape.q_width(), shape.kv_width(), shape.head_dim);
-        let rows = |m: &Matrix| -> Result<Vec<f32>> {
-            Ok(m.forward(h)?
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?)
+        let rows = |t: Tensor| -> Result<Vec<f32>> {
+            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
         };
-        let (mut q, mut k, v) = (rows(&layer.wq)?, rows(&layer.wk)?, rows(&layer.wv)?);
+        let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], h)?;
+        let (mut q, mut k, v) = (rows(q)?, rows(k)?, rows(v)?);
         for (i, cache) in caches.iter_mut().enumerate() {
             let (cos, sin) = self.rope.row(cache.len, hd / 2);
             rope_interleaved(&mut q[i * qw..][..qw], hd, cos, sin);
@@ -419,9 +463,12 @@ impl Llama {
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let q = heads(layer.wq.forward(h)?, c.n_head)?;
-        let k = heads(layer.wk.forward(h)?, c.n_kv_head)?;
-        let v = heads(layer.wv.forward(h)?, c.n_kv_head)?;
+        let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], h)?;
+        let (q, k, v) = (
+            heads(q, c.n_head)?,
+            heads(k, c.n_kv_head)?,
+            heads(v, c.n_kv_head)?,
+        );
         let q = candle_nn::rotary_emb::rope_i(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope_i(&k, cos, sin)?;
         let n_rep = c.n_head / c.n_kv_head;
