@@ -17,8 +17,9 @@
 //! - the eight outputs then advance block by block in the eight lanes of one AVX register,
 //!   each lane doing exactly the scalar sequence above (separate multiplies and adds: no FMA
 //!   contraction, which would round differently);
-//! - the activations are quantized to Q8_1 by candle's own code (`BlockQ8_1::from_float`),
-//!   and the rows of work are spread over candle's own thread pool.
+//! - the activations are quantized to Q8_1 exactly as candle's `BlockQ8_1::from_float` does
+//!   (a test compares them), a batch's rows in parallel, and the rows of work are spread
+//!   over candle's own thread pool.
 //!
 //! On CPUs with AVX-512 VNNI (AMD Zen 4 and later, Intel Ice Lake server and later: the
 //! SEV-SNP and TDX hosts of today), chosen at run time, `vpdpbusd` does the multiply, pair
@@ -28,7 +29,6 @@
 //! Where AVX2 is not available at run time, or a matrix's shape does not fit (rows not a
 //! multiple of 8), [`Q41Matrix::from_qtensor`] says so and the caller keeps candle's `QMatMul`.
 
-use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
@@ -36,8 +36,6 @@ use half::f16;
 const QK: usize = 32;
 /// Bytes of one Q4_1 block as stored: `d: f16, m: f16, qs: [u8; 16]`.
 const Q4_1_BLOCK_BYTES: usize = 20;
-/// Bytes of one Q8_1 block: `d: f16, s: f16, qs: [i8; 32]`.
-const Q8_1_BLOCK_BYTES: usize = 36;
 /// Rows interleaved together.
 const ROWS: usize = 8;
 /// Activation rows computed together against one group's weights.
@@ -258,32 +256,60 @@ impl Q41Matrix {
     }
 }
 
-/// Quantizes each row of `lhs` with candle's own Q8_1 code (so the blocks are exactly the
-/// ones candle's matmul would use), then unpacks them for the kernel.
+/// Quantizes each row of `lhs` to the Q8_1 blocks candle's matmul would use, laid out for the
+/// kernel.
 fn quantize_rows(lhs: &[f32], m: usize, k: usize) -> Vec<ActBlock> {
     let kb = k / QK;
-    let mut q8 = vec![BlockQ8_1::zeros(); kb];
-    let mut out = Vec::with_capacity(m * kb);
-    for row in lhs.chunks_exact(k) {
-        BlockQ8_1::from_float(row, &mut q8);
-        // SAFETY: BlockQ8_1 is `repr(C)` { d: f16, s: f16, qs: [i8; 32] }, 36 bytes (candle
-        // asserts the size at compile time); reading its bytes is reading initialized memory.
-        let bytes: &[u8] =
-            unsafe { std::slice::from_raw_parts(q8.as_ptr().cast::<u8>(), kb * Q8_1_BLOCK_BYTES) };
-        for b in bytes.chunks_exact(Q8_1_BLOCK_BYTES) {
-            let mut qs = [0i8; QK];
-            for (q, &byte) in qs.iter_mut().zip(&b[4..]) {
-                *q = byte as i8;
+    if m < 2 {
+        return lhs.chunks_exact(QK).map(quantize_block).collect();
+    }
+    // Several rows (a batch): spread over the pool, a row per item.
+    let empty = ActBlock {
+        qs: [0; QK],
+        d: 0.0,
+        s: 0.0,
+    };
+    let mut out = vec![empty; m * kb];
+    let out_addr = out.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(m, |rows| {
+        for r in rows {
+            for (b, x) in lhs[r * k..(r + 1) * k].chunks_exact(QK).enumerate() {
+                let block = quantize_block(x);
+                // SAFETY: item r writes blocks r * kb .. (r + 1) * kb of `out` (m * kb long),
+                // which outlives the pool's run; no two items write the same block.
+                unsafe { (out_addr as *mut ActBlock).add(r * kb + b).write(block) };
             }
-            out.push(ActBlock {
-                qs,
-                d: f16::from_le_bytes([b[0], b[1]]).to_f32(),
-                s: f16::from_le_bytes([b[2], b[3]]).to_f32(),
-            });
+        }
+    });
+    out
+}
+
+/// One block quantized to Q8_1 exactly as candle's `BlockQ8_1::from_float` does it (a test
+/// compares them), in eight-lane steps the compiler vectorizes: the largest magnitude, the
+/// scale `d = amax / 127`, each element times `1 / d` rounded half away from zero, and the
+/// sum term `s = f16(Σq) · f16(d)` in f16 arithmetic.
+fn quantize_block(xs: &[f32]) -> ActBlock {
+    const L: usize = 8;
+    let mut lanes = [0f32; L];
+    for c in xs.chunks_exact(L) {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = m.max(x.abs());
         }
     }
-    debug_assert_eq!(out.len(), m * kb);
-    out
+    let amax = lanes.iter().copied().fold(0f32, f32::max);
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0i8; QK];
+    for (q, &x) in qs.iter_mut().zip(xs) {
+        *q = (x * id).round() as i8;
+    }
+    let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
+    let d16 = f16::from_f32(d);
+    ActBlock {
+        qs,
+        d: d16.to_f32(),
+        s: (f16::from_f32(sum as f32) * d16).to_f32(),
+    }
 }
 
 /// For each of up to [`TILE`] activation rows, its eight dot products with the eight
@@ -542,6 +568,48 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
+
+    /// Bytes of one Q8_1 block: `d: f16, s: f16, qs: [i8; 32]`.
+    const Q8_1_BLOCK_BYTES: usize = 36;
+
+    #[test]
+    fn quantizes_activations_as_candle_does() {
+        let mut seed = 9u64;
+        let mut rows: Vec<Vec<f32>> = (0..200)
+            .map(|i| {
+                let scale = [1e-3f32, 1.0, 37.0, 1e4][i % 4];
+                (0..QK).map(|_| lcg(&mut seed) * scale).collect()
+            })
+            .collect();
+        // Ties: elements at exact halves of the step, zeros, and a block of zeros.
+        rows.push((0..QK).map(|j| (j as f32 - 16.0) * 0.5).collect());
+        rows.push(
+            (0..QK)
+                .map(|j| if j == 3 { 127.0 } else { j as f32 + 0.5 })
+                .collect(),
+        );
+        rows.push(vec![0.0; QK]);
+        for row in &rows {
+            let mut want = [BlockQ8_1::zeros()];
+            BlockQ8_1::from_float(row, &mut want);
+            // SAFETY: BlockQ8_1 is `repr(C)` { d: f16, s: f16, qs: [i8; 32] }, 36 bytes.
+            let b: &[u8] =
+                unsafe { std::slice::from_raw_parts(want.as_ptr().cast::<u8>(), Q8_1_BLOCK_BYTES) };
+            let got = quantize_block(row);
+            let qs: Vec<i8> = b[4..].iter().map(|&x| x as i8).collect();
+            assert_eq!(got.qs.as_slice(), qs.as_slice(), "{row:?}");
+            assert_eq!(
+                got.d.to_bits(),
+                f16::from_le_bytes([b[0], b[1]]).to_f32().to_bits()
+            );
+            assert_eq!(
+                got.s.to_bits(),
+                f16::from_le_bytes([b[2], b[3]]).to_f32().to_bits()
+            );
+        }
     }
 
     #[test]
