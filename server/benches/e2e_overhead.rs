@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         },
     );
     worker.spawn()?;
+    let state_drain = state.0.drain.clone();
     let (attester, _) = confidential::attester(Tee::Simulated, &TeeOptions::new(None, None, None))?;
     let conf = Arc::new(Confidential::new(
         attester,
@@ -80,7 +81,15 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let app = confidential::routes(conf, api::router(state));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let drain = state_drain;
+        // The server's own accept loop (TCP_NODELAY, limits), as `veil-server serve` runs it.
+        tokio::spawn(veil_server::listen::serve(
+            listener,
+            app,
+            veil_server::listen::ListenConfig::default(),
+            std::future::pending(),
+            drain,
+        ));
 
         // Warm-up: first-use allocations on both paths, not measured.
         plain_models(&base).await?;

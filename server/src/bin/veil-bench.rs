@@ -86,13 +86,21 @@ fn main() -> anyhow::Result<()> {
     );
     worker.spawn()?;
     let model_id = state.0.model_id.clone();
+    let drain = state.0.drain.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let (server, concurrent) = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+        // The server's own accept loop (TCP_NODELAY, limits), as `veil-server serve` runs it.
+        tokio::spawn(veil_server::listen::serve(
+            listener,
+            api::router(state),
+            veil_server::listen::ListenConfig::default(),
+            std::future::pending(),
+            drain,
+        ));
         let url = Arc::new(format!("http://{addr}/v1/completions"));
         let client = reqwest::Client::new();
         // Warm-up (first-call allocations), not measured.

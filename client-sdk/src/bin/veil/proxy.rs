@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
+use axum::serve::ListenerExt as _;
 use clap::Args;
 use veil_client::proxy::{Upstream, router};
 
@@ -82,6 +83,13 @@ pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
             "veil: OpenAI-compatible endpoint on http://{}/v1",
             args.listen
         );
+        // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm
+        // holds each one back until the client's (delayed) ACK of the previous, up to 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                eprintln!("veil: cannot set TCP_NODELAY: {e}");
+            }
+        });
         axum::serve(listener, router(upstream)).await?;
         Ok(ExitCode::SUCCESS)
     })
