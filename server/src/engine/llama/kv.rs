@@ -1,5 +1,6 @@
 //! A sequence's key/value cache: per layer, one growing buffer of keys and one of values,
-//! position after position, appended in place (no tensor concatenation per step).
+//! position after position, appended in place (no tensor concatenation per step), with a
+//! bounded reserve.
 
 use candle_core::{Device, Tensor};
 use veil_kernels::{AttentionShape, KvView};
@@ -17,6 +18,8 @@ impl LayerKv {
     /// Appends whole positions: `k` and `v` are position-major rows of keys and values.
     pub(super) fn push(&mut self, k: &[f32], v: &[f32]) {
         debug_assert_eq!(k.len(), v.len());
+        grow(&mut self.k, k.len());
+        grow(&mut self.v, v.len());
         self.k.extend_from_slice(k);
         self.v.extend_from_slice(v);
     }
@@ -64,6 +67,19 @@ impl LayerKv {
     }
 }
 
+/// Floats a buffer may hold in reserve: 256 KiB (341 positions of SmolLM2's 192 floats).
+const MAX_SLACK: usize = 1 << 16;
+
+/// Makes room for `more` floats: doubling while small, then [`MAX_SLACK`] at a time, so a
+/// long sequence's cache is never more than 256 KiB per buffer larger than what it holds.
+fn grow(buf: &mut Vec<f32>, more: usize) {
+    let need = buf.len() + more;
+    if need > buf.capacity() {
+        let target = need.max((buf.len() * 2).min(buf.len() + MAX_SLACK));
+        buf.reserve_exact(target - buf.len());
+    }
+}
+
 /// One sequence's attention keys and values, per layer, and its length.
 #[derive(Debug)]
 pub struct KvCache {
@@ -87,5 +103,26 @@ impl KvCache {
     /// Whether nothing has been run yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_a_bounded_reserve_and_its_contents() {
+        let mut kv = LayerKv::default();
+        let row: Vec<f32> = (0..192).map(|x| x as f32).collect();
+        for _ in 0..3000 {
+            kv.push(&row, &row);
+        }
+        assert_eq!(kv.k.len(), 3000 * 192);
+        assert!(
+            kv.k.capacity() <= kv.k.len() + MAX_SLACK,
+            "{}",
+            kv.k.capacity()
+        );
+        assert_eq!(&kv.v[2999 * 192..], row.as_slice());
     }
 }
