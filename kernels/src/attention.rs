@@ -280,17 +280,11 @@ fn softmax(row: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::lcg;
     use candle_core::{Device, Tensor};
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-    }
-
     fn random(n: usize, seed: &mut u64) -> Vec<f32> {
-        (0..n).map(|_| lcg(seed)).collect()
+        (0..n).map(|_| 2.0 * lcg(seed)).collect()
     }
 
     /// The same attention with candle's operations, as candle's `quantized_llama` runs them

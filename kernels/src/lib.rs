@@ -10,6 +10,8 @@
 mod attention;
 mod q4_1;
 mod q8_0;
+#[cfg(test)]
+mod test_rng;
 mod threads;
 
 pub use attention::{AttentionShape, KvView, decode_attention, rope_interleaved};

@@ -493,15 +493,9 @@ unsafe fn dot8_tile_vnni(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TI
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::lcg;
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module, Tensor};
-
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
 
     /// Decode (one row) and prefill (several rows) shapes of SmolLM2's matrices, and a
     /// multiple-of-8 row count that is not a multiple of candle's 4-column quads' worth.

@@ -298,15 +298,9 @@ unsafe fn dot_group_vnni<const P: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::lcg;
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module, Tensor};
-
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
 
     #[test]
     fn equals_candle_bit_for_bit() -> candle_core::Result<()> {

@@ -94,6 +94,35 @@ fn batched_llama_matches_candle_quantized_llama() {
     assert_eq!(cache.len(), prompt.len() + 6);
 }
 
+/// Greedy completions of `steps` tokens for each prompt: each prefilled alone, then all
+/// decoded together in one batch.
+fn greedy_batched(llama: &Llama, prompts: &[Vec<u32>], steps: usize) -> Vec<Vec<u32>> {
+    let mut caches: Vec<KvCache> = prompts.iter().map(|_| llama.new_cache()).collect();
+    let mut last: Vec<u32> = prompts
+        .iter()
+        .zip(caches.iter_mut())
+        .map(|(p, c)| {
+            let logits = llama.forward(&[p], &mut [c]).expect("prefill");
+            argmax(&logits.get(0).expect("row")).expect("argmax")
+        })
+        .collect();
+    let mut out: Vec<Vec<u32>> = last.iter().map(|&t| vec![t]).collect();
+    for _ in 1..steps {
+        let inputs: Vec<[u32; 1]> = last.iter().map(|&t| [t]).collect();
+        let refs: Vec<&[u32]> = inputs.iter().map(|i| i.as_slice()).collect();
+        let mut cache_refs: Vec<&mut KvCache> = caches.iter_mut().collect();
+        let logits = llama
+            .forward(&refs, &mut cache_refs)
+            .expect("batched decode");
+        assert_eq!(logits.dims(), [prompts.len(), llama.config().vocab_size]);
+        for (i, seq) in out.iter_mut().enumerate() {
+            last[i] = argmax(&logits.get(i).expect("row")).expect("argmax");
+            seq.push(last[i]);
+        }
+    }
+    out
+}
+
 #[test]
 fn batched_decode_equals_each_sequence_alone() {
     let model = common::load();
@@ -130,35 +159,7 @@ fn batched_decode_equals_each_sequence_alone() {
         })
         .collect();
 
-    let mut caches: Vec<KvCache> = prompts.iter().map(|_| llama.new_cache()).collect();
-    let mut last: Vec<u32> = prompts
-        .iter()
-        .zip(caches.iter_mut())
-        .map(|(p, c)| {
-            argmax(
-                &llama
-                    .forward(&[p], &mut [c])
-                    .expect("prefill")
-                    .get(0)
-                    .expect("row"),
-            )
-            .expect("argmax")
-        })
-        .collect();
-    let mut batched: Vec<Vec<u32>> = last.iter().map(|&t| vec![t]).collect();
-    for _ in 1..steps {
-        let inputs: Vec<[u32; 1]> = last.iter().map(|&t| [t]).collect();
-        let refs: Vec<&[u32]> = inputs.iter().map(|i| i.as_slice()).collect();
-        let mut cache_refs: Vec<&mut KvCache> = caches.iter_mut().collect();
-        let logits = llama
-            .forward(&refs, &mut cache_refs)
-            .expect("batched decode");
-        assert_eq!(logits.dims(), [3, llama.config().vocab_size]);
-        for (i, out) in batched.iter_mut().enumerate() {
-            last[i] = argmax(&logits.get(i).expect("row")).expect("argmax");
-            out.push(last[i]);
-        }
-    }
+    let batched = greedy_batched(llama, &prompts, steps);
     assert_eq!(batched, solo);
 }
 
@@ -275,32 +276,7 @@ fn greedy_completions_are_pinned_alone_and_batched() {
         .iter()
         .map(|(p, _)| model.tokenizer.encode(p).expect("encodes"))
         .collect();
-    let mut caches: Vec<KvCache> = prompts.iter().map(|_| llama.new_cache()).collect();
-    let mut last: Vec<u32> = prompts
-        .iter()
-        .zip(caches.iter_mut())
-        .map(|(p, c)| {
-            argmax(
-                &llama
-                    .forward(&[p], &mut [c])
-                    .expect("prefill")
-                    .get(0)
-                    .expect("row"),
-            )
-            .expect("argmax")
-        })
-        .collect();
-    let mut got: Vec<Vec<u32>> = last.iter().map(|&t| vec![t]).collect();
-    for _ in 1..32 {
-        let inputs: Vec<[u32; 1]> = last.iter().map(|&t| [t]).collect();
-        let refs: Vec<&[u32]> = inputs.iter().map(|i| i.as_slice()).collect();
-        let mut cache_refs: Vec<&mut KvCache> = caches.iter_mut().collect();
-        let logits = llama.forward(&refs, &mut cache_refs).expect("decode");
-        for (i, out) in got.iter_mut().enumerate() {
-            last[i] = argmax(&logits.get(i).expect("row")).expect("argmax");
-            out.push(last[i]);
-        }
-    }
+    let got = greedy_batched(llama, &prompts, 32);
     for ((prompt, want), got) in PINNED.iter().zip(&got) {
         if got.as_slice() != want.as_slice() {
             eprintln!("{prompt:?}: {got:?} {:?}", model.tokenizer.decode(got));
