@@ -65,16 +65,14 @@ impl Matrix {
             Self::Q8_0(m) => veil_matmul(x, m.rows(), |x, out| m.matmul(x, out)),
         }
     }
-}
 
-impl Matrix {
     /// Several matrices applied to the same input (a layer's query/key/value projections, its
-    /// gate/up projections): with Veil's Q4_1 kernel the input is quantized once and the
-    /// products run in one pass over the pool; otherwise one after the other.
-    fn forward_many<const N: usize>(
+    /// gate/up projections), as f32 rows: with Veil's Q4_1 kernel the input is quantized once
+    /// and the products run in one pass over the pool; otherwise one after the other.
+    fn rows_many<const N: usize>(
         mats: [&Self; N],
         x: &Tensor,
-    ) -> candle_core::Result<[Tensor; N]> {
+    ) -> candle_core::Result<[Vec<f32>; N]> {
         let q4: Option<Vec<&Q41Matrix>> = mats
             .iter()
             .map(|m| match m {
@@ -82,32 +80,41 @@ impl Matrix {
                 _ => None,
             })
             .collect();
-        let outs: Vec<Tensor> = match q4 {
+        let outs: Vec<Vec<f32>> = match q4 {
             Some(q4) => {
-                let shape = x.dims().to_vec();
                 let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let rows = xs.len() / shape.last().copied().unwrap_or(1).max(1);
+                let rows = xs.len() / x.dims().last().copied().unwrap_or(1).max(1);
                 let mut outs: Vec<Vec<f32>> =
                     q4.iter().map(|m| vec![0f32; rows * m.rows()]).collect();
                 let mut dsts: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
                 Q41Matrix::matmul_many(&q4, &xs, &mut dsts);
-                outs.into_iter()
-                    .zip(&q4)
-                    .map(|(out, m)| {
-                        let mut shape = shape.clone();
-                        if let Some(last) = shape.last_mut() {
-                            *last = m.rows();
-                        }
-                        Tensor::from_vec(out, shape, &Device::Cpu)
-                    })
-                    .collect::<candle_core::Result<_>>()?
+                outs
             }
             None => mats
                 .iter()
-                .map(|m| m.forward(x))
+                .map(|m| m.forward(x)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1())
                 .collect::<candle_core::Result<_>>()?,
         };
         outs.try_into()
+            .map_err(|_| candle_core::Error::Msg("one output per matrix".to_owned()))
+    }
+
+    /// [`Matrix::rows_many`] as tensors shaped like `x`, with each matrix's output width.
+    fn forward_many<const N: usize>(
+        mats: [&Self; N],
+        x: &Tensor,
+    ) -> candle_core::Result<[Tensor; N]> {
+        let rows: usize = x.dims().iter().rev().skip(1).product();
+        let mut tensors = Vec::with_capacity(N);
+        for out in Self::rows_many(mats, x)? {
+            let mut shape = x.dims().to_vec();
+            if let Some(last) = shape.last_mut() {
+                *last = out.len() / rows.max(1);
+            }
+            tensors.push(Tensor::from_vec(out, shape, &Device::Cpu)?);
+        }
+        tensors
+            .try_into()
             .map_err(|_| candle_core::Error::Msg("one output per matrix".to_owned()))
     }
 }
@@ -422,11 +429,7 @@ impl Llama {
     ) -> Result<Tensor> {
         let shape = self.attention_shape();
         let (qw, kvw, hd) = (shape.q_width(), shape.kv_width(), shape.head_dim);
-        let rows = |t: Tensor| -> Result<Vec<f32>> {
-            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-        };
-        let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], h)?;
-        let (mut q, mut k, v) = (rows(q)?, rows(k)?, rows(v)?);
+        let [mut q, mut k, v] = Matrix::rows_many([&layer.wq, &layer.wk, &layer.wv], h)?;
         for (i, cache) in caches.iter_mut().enumerate() {
             let (cos, sin) = self.rope.row(cache.len, hd / 2);
             rope_interleaved(&mut q[i * qw..][..qw], hd, cos, sin);
