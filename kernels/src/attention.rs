@@ -135,18 +135,34 @@ fn group(
     let n_rep = q.len() / hd;
     // scores[r * len + j]: query head r against position j, as candle's `matmul` then
     // `affine` compute it (gemm's horizontal kernel up to 256 positions, its row-major gemv
-    // beyond).
-    let dot = if len <= HORIZONTAL_MAX {
-        dot_lanes
-    } else {
-        dot_gemv
-    };
+    // beyond). Positions go KEYS at a time, so that many independent chains of fused
+    // multiply-adds are in flight; each score's own order of operations is unchanged.
+    let horizontal = len <= HORIZONTAL_MAX;
+    let key = |j: usize| &cache.k[j * kvw + g * hd..][..hd];
     scores.clear();
     scores.resize(n_rep * len, 0.0);
-    for (j, pos) in cache.k.chunks_exact(kvw).enumerate() {
-        let key = &pos[g * hd..][..hd];
-        for (r, qh) in q.chunks_exact(hd).enumerate() {
-            scores[r * len + j] = dot(qh, key) * scale + 0.0;
+    for (qh, row) in q.chunks_exact(hd).zip(scores.chunks_exact_mut(len)) {
+        let mut blocks = row.chunks_exact_mut(KEYS);
+        for (bi, out) in (&mut blocks).enumerate() {
+            let keys: [&[f32]; KEYS] = std::array::from_fn(|t| key(bi * KEYS + t));
+            let dots = if horizontal {
+                dot_lanes(qh, keys)
+            } else {
+                dot_gemv(qh, keys)
+            };
+            for (o, d) in out.iter_mut().zip(dots) {
+                *o = d * scale + 0.0;
+            }
+        }
+        let done = len / KEYS * KEYS;
+        for (t, o) in blocks.into_remainder().iter_mut().enumerate() {
+            let k = [key(done + t)];
+            let [d] = if horizontal {
+                dot_lanes(qh, k)
+            } else {
+                dot_gemv(qh, k)
+            };
+            *o = d * scale + 0.0;
         }
     }
     for row in scores.chunks_exact_mut(len) {
@@ -169,17 +185,46 @@ fn group(
                     *a = p[1] * v1 + p[0] * v0;
                 }
             }
-            _ => {
-                for (a, &v) in a.iter_mut().zip(values(0)) {
-                    *a = v * p[0];
+            _ => weighted_sum(p, &values, a),
+        }
+    }
+}
+
+/// Positions scored together.
+const KEYS: usize = 8;
+
+/// Output floats kept in registers while a weighted sum runs over the positions.
+const COLUMNS: usize = 8 * LANES;
+
+/// `a = Σ_j p[j] · values(j)` as gemm's column-major gemv computes it: the first product,
+/// then fused multiply-adds in position order; COLUMNS outputs at a time held in registers
+/// over all the positions.
+fn weighted_sum<'v>(p: &[f32], values: &impl Fn(usize) -> &'v [f32], a: &mut [f32]) {
+    let mut at = 0;
+    for out in a.chunks_mut(COLUMNS) {
+        if let Ok(out) = <&mut [f32; COLUMNS]>::try_from(&mut *out) {
+            let first = &values(0)[at..][..COLUMNS];
+            let mut acc: [f32; COLUMNS] = std::array::from_fn(|d| first[d] * p[0]);
+            for (j, &pj) in p.iter().enumerate().skip(1) {
+                let Ok(v) = <&[f32; COLUMNS]>::try_from(&values(j)[at..][..COLUMNS]) else {
+                    unreachable!("a slice of COLUMNS floats")
+                };
+                for d in 0..COLUMNS {
+                    acc[d] = v[d].mul_add(pj, acc[d]);
                 }
-                for (j, &pj) in p.iter().enumerate().skip(1) {
-                    for (a, &v) in a.iter_mut().zip(values(j)) {
-                        *a = v.mul_add(pj, *a);
-                    }
+            }
+            *out = acc;
+        } else {
+            for (o, &v) in out.iter_mut().zip(&values(0)[at..]) {
+                *o = v * p[0];
+            }
+            for (j, &pj) in p.iter().enumerate().skip(1) {
+                for (o, &v) in out.iter_mut().zip(&values(j)[at..]) {
+                    *o = v.mul_add(pj, *o);
                 }
             }
         }
+        at += out.len();
     }
 }
 
@@ -190,36 +235,58 @@ const HORIZONTAL_MAX: usize = 256;
 /// Lanes of gemm's AVX2 f32 kernels.
 const LANES: usize = 8;
 
-/// `a · b` as gemm's horizontal kernel computes one output: eight lanes of fused
-/// multiply-adds (a partial last chunk padded with zeros), then its pairwise reduction.
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
-    let mut l = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            l[i] = x[i].mul_add(y[i], l[i]);
+/// `a · b` for each `b` in `bs`, as gemm's horizontal kernel computes one output: eight
+/// lanes of fused multiply-adds (a partial last chunk padded with zeros), then its pairwise
+/// reduction. The products of all of `bs` are interleaved, each in its own lanes.
+#[inline(always)]
+fn dot_lanes<const K: usize>(a: &[f32], bs: [&[f32]; K]) -> [f32; K] {
+    let n = a.len();
+    let bs: [&[f32]; K] = std::array::from_fn(|k| &bs[k][..n]);
+    let mut l = [[0f32; LANES]; K];
+    let whole = n / LANES * LANES;
+    for d in (0..whole).step_by(LANES) {
+        let Ok(x) = <&[f32; LANES]>::try_from(&a[d..d + LANES]) else {
+            unreachable!("a chunk of LANES floats")
+        };
+        for (lk, b) in l.iter_mut().zip(&bs) {
+            let Ok(y) = <&[f32; LANES]>::try_from(&b[d..d + LANES]) else {
+                unreachable!("a chunk of LANES floats")
+            };
+            for i in 0..LANES {
+                lk[i] = x[i].mul_add(y[i], lk[i]);
+            }
         }
     }
-    for (i, (&x, &y)) in ta.iter().zip(tb).enumerate() {
-        l[i] = x.mul_add(y, l[i]);
+    for (lk, b) in l.iter_mut().zip(&bs) {
+        for (i, d) in (whole..n).enumerate() {
+            lk[i] = a[d].mul_add(b[d], lk[i]);
+        }
     }
-    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+    l.map(|l| ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])))
 }
 
-/// `a · b` as gemm's row-major gemv computes one output: eight accumulators of eight lanes
-/// over chunks of 64, summed as a tree; further whole chunks of 8 into the first; its lanes
-/// summed in order; then the scalar tail, fused.
-fn dot_gemv(a: &[f32], b: &[f32]) -> f32 {
+/// `a · b` for each `b` in `bs`, as gemm's row-major gemv computes one output: eight
+/// accumulators of eight lanes over chunks of 64, summed as a tree; further whole chunks of
+/// 8 into the first; its lanes summed in order; then the scalar tail, fused.
+#[inline(always)]
+fn dot_gemv<const K: usize>(a: &[f32], bs: [&[f32]; K]) -> [f32; K] {
+    bs.map(|b| dot_gemv_one(a, b))
+}
+
+#[inline(always)]
+fn dot_gemv_one(a: &[f32], b: &[f32]) -> f32 {
     const WIDE: usize = 8 * LANES;
-    let mut acc = [[0f32; LANES]; 8];
     let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [[0f32; LANES]; 8];
     let wide = n / WIDE * WIDE;
-    for d in (0..wide).step_by(WIDE) {
+    for (xa, xb) in a[..wide]
+        .chunks_exact(WIDE)
+        .zip(b[..wide].chunks_exact(WIDE))
+    {
         for (c, lanes) in acc.iter_mut().enumerate() {
-            let at = d + c * LANES;
-            for ((l, &x), &y) in lanes.iter_mut().zip(&a[at..at + LANES]).zip(&b[at..]) {
-                *l = x.mul_add(y, *l);
+            for i in 0..LANES {
+                lanes[i] = xa[c * LANES + i].mul_add(xb[c * LANES + i], lanes[i]);
             }
         }
     }
