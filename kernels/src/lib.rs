@@ -2,12 +2,14 @@
 //!
 //! Each kernel computes exactly what the candle operations it replaces compute, bit for bit
 //! (its tests compare against candle), so a faster engine gives the same completions: the
-//! Q4_1 matrix product ([`Q41Matrix`]) and one decode step of attention over per-sequence
+//! Q4_1 matrix product ([`Q41Matrix`]), the Q8_0 one ([`Q80Matrix`]), the element-wise
+//! steps of a layer ([`rms_norm`], [`silu_mul`]) and one decode step of attention over per-sequence
 //! caches ([`decode_attention`], [`rope_interleaved`]).
 //! This is the workspace's only crate with `unsafe` code: SIMD intrinsics and disjoint
 //! writes from candle's thread pool, each block with its safety argument.
 
 mod attention;
+mod ops;
 mod q4_1;
 mod q8_0;
 #[cfg(test)]
@@ -15,6 +17,7 @@ mod test_rng;
 mod threads;
 
 pub use attention::{AttentionShape, KvView, decode_attention, rope_interleaved};
+pub use ops::{rms_norm, silu_mul};
 pub use q4_1::{Q41Kernel, Q41Matrix};
 pub use q8_0::Q80Matrix;
 pub use threads::settle_thread_count;

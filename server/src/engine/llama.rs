@@ -8,20 +8,23 @@
 //! and with `veil_kernels::decode_attention` (the same bits, fused, cache read in place,
 //! spread over the thread pool) for one new token per sequence.
 
+use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-
-use candle_core::{D, DType, Device, Module, Tensor};
-use candle_transformers::quantized_nn::RmsNorm;
+use candle_core::{D, DType, Device, Tensor};
 use candle_transformers::utils::repeat_kv;
-use veil_kernels::{AttentionShape, Q41Matrix, Q80Matrix, decode_attention, rope_interleaved};
+use veil_kernels::AttentionShape;
 
 use crate::error::{Error, Result};
 
+mod decode;
 mod kv;
+mod matrix;
+mod norm;
 mod safetensors;
 
 pub use kv::KvCache;
+use matrix::Matrix;
+use norm::Norm;
 
 /// Shape of the network, from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,96 +49,6 @@ pub struct LlamaConfig {
     pub rope_base: f32,
 }
 
-/// A weight matrix: candle's `QMatMul`, Veil's Q4_1 kernel where it applies (same
-/// results as `QMatMul`, bit for bit; see `veil-kernels`), or dense f32 (safetensors).
-#[derive(Debug)]
-enum Matrix {
-    Candle(QMatMul),
-    Q4_1(Q41Matrix),
-    Q8_0(Q80Matrix),
-    Dense(candle_nn::Linear),
-}
-
-impl Matrix {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Candle(q) => q.forward(x),
-            Self::Dense(l) => l.forward(x),
-            Self::Q4_1(m) => veil_matmul(x, m.rows(), |x, out| m.matmul(x, out)),
-            Self::Q8_0(m) => veil_matmul(x, m.rows(), |x, out| m.matmul(x, out)),
-        }
-    }
-
-    /// Several matrices applied to the same input (a layer's query/key/value projections, its
-    /// gate/up projections), as f32 rows: with Veil's Q4_1 kernel the input is quantized once
-    /// and the products run in one pass over the pool; otherwise one after the other.
-    fn rows_many<const N: usize>(
-        mats: [&Self; N],
-        x: &Tensor,
-    ) -> candle_core::Result<[Vec<f32>; N]> {
-        let q4: Option<Vec<&Q41Matrix>> = mats
-            .iter()
-            .map(|m| match m {
-                Self::Q4_1(q) => Some(q),
-                _ => None,
-            })
-            .collect();
-        let outs: Vec<Vec<f32>> = match q4 {
-            Some(q4) => {
-                let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let rows = xs.len() / x.dims().last().copied().unwrap_or(1).max(1);
-                let mut outs: Vec<Vec<f32>> =
-                    q4.iter().map(|m| vec![0f32; rows * m.rows()]).collect();
-                let mut dsts: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
-                Q41Matrix::matmul_many(&q4, &xs, &mut dsts);
-                outs
-            }
-            None => mats
-                .iter()
-                .map(|m| m.forward(x)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1())
-                .collect::<candle_core::Result<_>>()?,
-        };
-        outs.try_into()
-            .map_err(|_| candle_core::Error::Msg("one output per matrix".to_owned()))
-    }
-
-    /// [`Matrix::rows_many`] as tensors shaped like `x`, with each matrix's output width.
-    fn forward_many<const N: usize>(
-        mats: [&Self; N],
-        x: &Tensor,
-    ) -> candle_core::Result<[Tensor; N]> {
-        let rows: usize = x.dims().iter().rev().skip(1).product();
-        let mut tensors = Vec::with_capacity(N);
-        for out in Self::rows_many(mats, x)? {
-            let mut shape = x.dims().to_vec();
-            if let Some(last) = shape.last_mut() {
-                *last = out.len() / rows.max(1);
-            }
-            tensors.push(Tensor::from_vec(out, shape, &Device::Cpu)?);
-        }
-        tensors
-            .try_into()
-            .map_err(|_| candle_core::Error::Msg("one output per matrix".to_owned()))
-    }
-}
-
-/// `x · Wᵀ` by one of Veil's kernels (`n` output columns), on the CPU.
-fn veil_matmul(
-    x: &Tensor,
-    n: usize,
-    kernel: impl Fn(&[f32], &mut [f32]),
-) -> candle_core::Result<Tensor> {
-    let mut shape = x.dims().to_vec();
-    let x = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let rows = x.len() / shape.last().copied().unwrap_or(1).max(1);
-    let mut out = vec![0f32; rows * n];
-    kernel(&x, &mut out);
-    if let Some(last) = shape.last_mut() {
-        *last = n;
-    }
-    Tensor::from_vec(out, shape, &Device::Cpu)
-}
-
 #[derive(Debug)]
 struct Layer {
     wq: Matrix,
@@ -145,8 +58,8 @@ struct Layer {
     gate: Matrix,
     up: Matrix,
     down: Matrix,
-    attn_norm: RmsNorm,
-    ffn_norm: RmsNorm,
+    attn_norm: Norm,
+    ffn_norm: Norm,
 }
 
 /// The network's weights; shared, read-only, by every sequence.
@@ -155,7 +68,7 @@ pub struct Llama {
     cfg: LlamaConfig,
     embed: Tensor,
     layers: Vec<Layer>,
-    norm: RmsNorm,
+    norm: Norm,
     output: Matrix,
     rope: RopeTables,
     device: Device,
@@ -218,29 +131,6 @@ pub enum WeightFormat {
     Q8_0,
 }
 
-/// A weight matrix, re-encoded if `format` asks for it; on the CPU, Q4_1 (with AVX2) and Q8_0
-/// (with AVX-512 VNNI) go to Veil's kernels, which give candle's results bit for bit.
-fn matrix(t: QTensor, format: WeightFormat, device: &Device) -> Result<Matrix> {
-    if format == WeightFormat::Stored
-        && device.is_cpu()
-        && let Some(m) = Q41Matrix::from_qtensor(&t)?
-    {
-        return Ok(Matrix::Q4_1(m));
-    }
-    let t = match format {
-        WeightFormat::Q8_0 if t.dtype() == GgmlDType::Q4_1 => {
-            QTensor::quantize(&t.dequantize(device)?, GgmlDType::Q8_0)?
-        }
-        _ => t,
-    };
-    if device.is_cpu()
-        && let Some(m) = Q80Matrix::from_qtensor(&t)?
-    {
-        return Ok(Matrix::Q8_0(m));
-    }
-    Ok(Matrix::Candle(QMatMul::from_qtensor(t)?))
-}
-
 fn md_f32(ct: &Content, key: &str) -> Option<f32> {
     ct.metadata.get(key).and_then(|v| v.to_f32().ok())
 }
@@ -294,14 +184,17 @@ impl Llama {
         }
         let embed = embed_q.dequantize(device)?;
         let output = match tensor("output.weight") {
-            Ok(t) => matrix(t, format, device)?,
-            Err(_) => matrix(embed_q, format, device)?, // tied embeddings
+            Ok(t) => Matrix::load(t, format, device)?,
+            Err(_) => Matrix::load(embed_q, format, device)?, // tied embeddings
         };
-        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, cfg.rms_eps)?;
+        let norm = Norm::new(
+            &tensor("output_norm.weight")?.dequantize(device)?,
+            cfg.rms_eps,
+        )?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let mut q = |n: &str| -> Result<Matrix> {
-                matrix(tensor(&format!("blk.{i}.{n}.weight"))?, format, device)
+                Matrix::load(tensor(&format!("blk.{i}.{n}.weight"))?, format, device)
             };
             let (wq, wk, wv, wo) = (q("attn_q")?, q("attn_k")?, q("attn_v")?, q("attn_output")?);
             let (gate, up, down) = (q("ffn_gate")?, q("ffn_up")?, q("ffn_down")?);
@@ -315,8 +208,8 @@ impl Llama {
                 gate,
                 up,
                 down,
-                attn_norm: RmsNorm::from_qtensor(attn_norm, cfg.rms_eps)?,
-                ffn_norm: RmsNorm::from_qtensor(ffn_norm, cfg.rms_eps)?,
+                attn_norm: Norm::new(&attn_norm.dequantize(device)?, cfg.rms_eps)?,
+                ffn_norm: Norm::new(&ffn_norm.dequantize(device)?, cfg.rms_eps)?,
             });
         }
         let rope = rope_tables(&cfg, device)?;
@@ -377,6 +270,9 @@ impl Llama {
                 "token id outside the vocabulary".to_owned(),
             ));
         }
+        if l == 1 {
+            return self.forward_decode(&ids, caches);
+        }
         let ids = Tensor::from_vec(ids, b * l, &self.device)?;
         let mut x = self
             .embed
@@ -384,25 +280,14 @@ impl Llama {
             .reshape((b, l, self.cfg.hidden))?;
 
         let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
-        let prefill = if l > 1 {
-            let (cos, sin) = self.rope_for(&positions, l)?;
-            let masks = positions
-                .iter()
-                .map(|&p| causal_mask(l, p, &self.device))
-                .collect::<Result<Vec<_>>>()?;
-            Some((cos, sin, masks))
-        } else {
-            None
-        };
-
+        let (cos, sin) = self.rope_for(&positions, l)?;
+        let masks = positions
+            .iter()
+            .map(|&p| causal_mask(l, p, &self.device))
+            .collect::<Result<Vec<_>>>()?;
         for (li, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_norm.forward(&x)?;
-            let attn = match &prefill {
-                Some((cos, sin, masks)) => {
-                    self.attention(layer, li, &h, cos, sin, masks, caches)?
-                }
-                None => self.attention_decode(layer, li, &h, caches)?,
-            };
+            let attn = self.attention(layer, li, &h, &cos, &sin, &masks, caches)?;
             x = (layer.wo.forward(&attn)? + x)?;
             let h = layer.ffn_norm.forward(&x)?;
             let [gate, up] = Matrix::forward_many([&layer.gate, &layer.up], &h)?;
@@ -415,32 +300,6 @@ impl Llama {
         let last = x.narrow(1, l - 1, 1)?.squeeze(1)?;
         let last = self.norm.forward(&last)?;
         Ok(self.output.forward(&last)?.to_dtype(DType::F32)?)
-    }
-
-    /// One layer's attention for one new token per sequence: RoPE and the cache append done
-    /// here on plain rows, then Veil's fused decode attention (`veil_kernels`), whose result
-    /// for a sequence does not depend on the rest of the batch.
-    fn attention_decode(
-        &self,
-        layer: &Layer,
-        li: usize,
-        h: &Tensor,
-        caches: &mut [&mut KvCache],
-    ) -> Result<Tensor> {
-        let shape = self.attention_shape();
-        let (qw, kvw, hd) = (shape.q_width(), shape.kv_width(), shape.head_dim);
-        let [mut q, mut k, v] = Matrix::rows_many([&layer.wq, &layer.wk, &layer.wv], h)?;
-        for (i, cache) in caches.iter_mut().enumerate() {
-            let (cos, sin) = self.rope.row(cache.len, hd / 2);
-            rope_interleaved(&mut q[i * qw..][..qw], hd, cos, sin);
-            let ki = &mut k[i * kvw..][..kvw];
-            rope_interleaved(ki, hd, cos, sin);
-            cache.layers[li].push(ki, &v[i * kvw..][..kvw]);
-        }
-        let views: Vec<_> = caches.iter().map(|c| c.layers[li].view()).collect();
-        let mut out = vec![0f32; caches.len() * qw];
-        decode_attention(shape, &q, &views, &mut out);
-        Ok(Tensor::from_vec(out, (caches.len(), 1, qw), &self.device)?)
     }
 
     /// One layer's attention over several new tokens (a prompt), with candle's operations:

@@ -9,9 +9,8 @@ use std::collections::HashMap;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::quantized_nn::RmsNorm;
 
-use super::{Layer, Llama, Matrix, WeightFormat, rope_tables};
+use super::{Layer, Llama, Matrix, Norm, WeightFormat, rope_tables};
 use crate::error::{Error, Result};
 use crate::model::HfConfig;
 
@@ -45,11 +44,8 @@ fn dense(w: Tensor, format: WeightFormat) -> Result<Matrix> {
     })
 }
 
-fn rms_norm(w: Tensor, eps: f64) -> Result<RmsNorm> {
-    Ok(RmsNorm::from_qtensor(
-        QTensor::quantize(&w, GgmlDType::F32)?,
-        eps,
-    )?)
+fn rms_norm(w: Tensor, eps: f64) -> Result<Norm> {
+    Norm::new(&w, eps)
 }
 
 /// Hugging Face orders each head's query/key rows for rotate-half RoPE (dimension `j` pairs

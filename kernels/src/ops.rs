@@ -1,0 +1,104 @@
+//! The element-wise steps of a decoder layer on plain rows, as candle computes them: its
+//! RMS norm (`candle_nn::ops::rms_norm`) and SiLU-gated product (`silu(gate) * up`), with the
+//! same operations in the same order, so the same bits (the tests compare with candle).
+//!
+//! Done on the engine's own rows they need no tensor, no allocation and no dispatch per
+//! step, and the gated product, whose `exp` per element is the costly part at several
+//! sequences, is spread over candle's thread pool.
+
+/// Each `alpha.len()`-wide row of `x` normalized by its root mean square and scaled by
+/// `alpha`, into the same row of `out`: candle's `rms_norm` (the sum of squares in order,
+/// `sqrt(sum / n + eps)`, then `x / rms * alpha`).
+pub fn rms_norm(x: &[f32], alpha: &[f32], eps: f32, out: &mut [f32]) {
+    let n = alpha.len();
+    assert!(
+        n > 0 && x.len().is_multiple_of(n) && out.len() == x.len(),
+        "whole rows of alpha's width"
+    );
+    for (src, dst) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        let sum2 = src.iter().map(|&v| v * v).sum::<f32>();
+        let m = (sum2 / n as f32 + eps).sqrt();
+        for ((d, &s), &a) in dst.iter_mut().zip(src).zip(alpha) {
+            *d = s / m * a;
+        }
+    }
+}
+
+/// Elements of [`silu_mul`] per work item on the pool (one item stays on the calling
+/// thread).
+const PIECE: usize = 2048;
+
+/// `gate[i] = silu(gate[i]) * up[i]`, with candle's `silu` (`v / (1 + exp(-v))`).
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "gate and up of one width");
+    let one = |g: &mut [f32], u: &[f32]| {
+        for (g, &u) in g.iter_mut().zip(u) {
+            *g = *g / (1.0 + (-*g).exp()) * u;
+        }
+    };
+    let pieces = gate.len().div_ceil(PIECE);
+    if pieces <= 1 {
+        one(gate, up);
+        return;
+    }
+    let (len, addr) = (gate.len(), gate.as_mut_ptr() as usize);
+    candle_core::utils::barrier_pool().execute_chunked(pieces, |range| {
+        for c in range {
+            let (at, end) = (c * PIECE, ((c + 1) * PIECE).min(len));
+            // SAFETY: piece c is gate[at..end], inside `gate` (c < pieces, end clamped to
+            // its length); pieces are disjoint, and `gate` is borrowed mutably for the whole
+            // run and read by nothing else until the pool returns.
+            let g = unsafe { std::slice::from_raw_parts_mut((addr as *mut f32).add(at), end - at) };
+            one(g, &up[at..end]);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::lcg;
+    use candle_core::{Device, Tensor};
+
+    fn random(n: usize, scale: f32, seed: &mut u64) -> Vec<f32> {
+        (0..n).map(|_| scale * lcg(seed)).collect()
+    }
+
+    #[test]
+    fn rms_norm_equals_candle_bit_for_bit() -> candle_core::Result<()> {
+        let (rows, n, eps) = (8, 576, 1e-5);
+        let mut seed = 11;
+        let x = random(rows * n, 4.0, &mut seed);
+        let alpha = random(n, 1.0, &mut seed);
+        let dev = &Device::Cpu;
+        let want = candle_nn::ops::rms_norm(
+            &Tensor::from_slice(&x, (rows, 1, n), dev)?,
+            &Tensor::from_slice(&alpha, n, dev)?,
+            eps,
+        )?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+        let mut got = vec![0f32; x.len()];
+        rms_norm(&x, &alpha, eps, &mut got);
+        assert_eq!(got, want);
+        Ok(())
+    }
+
+    #[test]
+    fn silu_mul_equals_candle_bit_for_bit_serial_and_spread() -> candle_core::Result<()> {
+        let mut seed = 12;
+        let dev = &Device::Cpu;
+        // Under and over the size spread over the pool.
+        for n in [1536, 8 * 1536 + 5] {
+            let gate = random(n, 12.0, &mut seed);
+            let up = random(n, 3.0, &mut seed);
+            let want = (candle_nn::ops::silu(&Tensor::from_slice(&gate, n, dev)?)?
+                * Tensor::from_slice(&up, n, dev)?)?
+            .to_vec1::<f32>()?;
+            let mut got = gate.clone();
+            silu_mul(&mut got, &up);
+            assert_eq!(got, want, "{n} elements");
+        }
+        Ok(())
+    }
+}
