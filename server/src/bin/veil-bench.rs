@@ -2,7 +2,12 @@
 //! aggregate throughput at 1, 4 and 8 concurrent streams, with each level's time to first
 //! token (mean and worst over its streams, from request to the first text chunk).
 //!
-//! Run with: `cargo run --release -p veil-server --bin veil-bench -- --model PATH [--tokens N] [--json]`
+//! The stream counts are measured in interleaved rounds (1, 4, 8, 1, 4, 8, ...) and each
+//! figure is the median over the rounds; the ratio of a level to one stream is taken within
+//! each round, then its median. On a shared VM whose speed drifts by ±15 % over seconds,
+//! a ratio of two levels measured at different times says little.
+//!
+//! Run with: `cargo run --release -p veil-server --bin veil-bench -- --model PATH [--tokens N] [--rounds R] [--json]`
 //! (without `--model`, the default model is fetched into the cache).
 
 use std::path::PathBuf;
@@ -39,6 +44,9 @@ struct Args {
     /// Weight format of the server's engine (the raw loop always uses the stored format).
     #[arg(long, value_enum, default_value = "stored")]
     weights: WeightFormat,
+    /// Rounds of the 1/4/8-stream measurement (figures are medians over them).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
 }
 
 /// Aggregate tokens per second at one stream count, and each stream's time to first token.
@@ -106,21 +114,24 @@ fn main() -> anyhow::Result<()> {
         // Warm-up (first-call allocations), not measured.
         stream_once(&client, &url, &model_id, 8).await?;
         let (single, _) = aggregate(&client, &url, &model_id, args.tokens, 1).await?;
-        let mut concurrent = Vec::new();
-        for n in [1usize, 4, 8] {
-            concurrent.push((
-                n,
-                aggregate(&client, &url, &model_id, args.tokens, n).await?,
-            ));
+        let mut rounds = Vec::new();
+        for _ in 0..args.rounds {
+            let mut round = Vec::new();
+            for n in STREAMS {
+                round.push(aggregate(&client, &url, &model_id, args.tokens, n).await?);
+            }
+            rounds.push(round);
         }
+        let concurrent = levels(&rounds);
         anyhow::Ok((single, concurrent))
     })?;
     let ratio = raw.map(|raw| server / raw);
     if args.json {
-        let by_streams = |f: &dyn Fn(&Level) -> f64| {
-            concurrent
+        let by_streams = |f: &dyn Fn(&Summary) -> serde_json::Value| {
+            STREAMS
                 .iter()
-                .map(|(n, r)| (n.to_string(), serde_json::json!(round(f(r)))))
+                .zip(&concurrent)
+                .map(|(n, r)| (n.to_string(), f(r)))
                 .collect::<serde_json::Map<String, serde_json::Value>>()
         };
         println!(
@@ -131,9 +142,12 @@ fn main() -> anyhow::Result<()> {
                 "raw_tok_s": raw.map(round),
                 "server_tok_s": round(server),
                 "ratio": ratio.map(|r| (r * 1000.0).round() / 1000.0),
-                "concurrent_tok_s": by_streams(&|r| r.0),
-                "ttft_ms_mean": by_streams(&|r| mean_ms(&r.1)),
-                "ttft_ms_max": by_streams(&|r| max_ms(&r.1)),
+                "rounds": args.rounds,
+                "concurrent_tok_s": by_streams(&|r| round(r.tok_s).into()),
+                "concurrent_over_one_stream": by_streams(&|r| ((r.over_one * 100.0).round() / 100.0).into()),
+                "concurrent_tok_s_each_round": by_streams(&|r| r.each.iter().map(|&t| round(t)).collect()),
+                "ttft_ms_mean": by_streams(&|r| round(r.ttft_mean_ms).into()),
+                "ttft_ms_max": by_streams(&|r| round(r.ttft_max_ms).into()),
             })
         );
     } else {
@@ -147,15 +161,57 @@ fn main() -> anyhow::Result<()> {
         if let Some(ratio) = ratio {
             println!("ratio server/raw:            {ratio:.3}");
         }
-        for (n, (t, ttft)) in &concurrent {
+        println!("medians over {} round(s):", args.rounds);
+        for (n, r) in STREAMS.iter().zip(&concurrent) {
             println!(
-                "aggregate at {n} stream(s):    {t:.1} tok/s, time to first token {:.1} ms mean, {:.1} ms worst",
-                mean_ms(ttft),
-                max_ms(ttft)
+                "aggregate at {n} stream(s):    {:.1} tok/s ({:.2}x one stream), time to first token {:.1} ms mean, {:.1} ms worst",
+                r.tok_s, r.over_one, r.ttft_mean_ms, r.ttft_max_ms
             );
         }
     }
     Ok(())
+}
+
+/// Stream counts measured, in the order of each round.
+const STREAMS: [usize; 3] = [1, 4, 8];
+
+/// One stream count over all rounds.
+struct Summary {
+    /// Median aggregate tokens per second.
+    tok_s: f64,
+    /// Each round's aggregate tokens per second.
+    each: Vec<f64>,
+    /// Median over rounds of (this level / one stream in the same round).
+    over_one: f64,
+    /// Medians over rounds of the mean and of the worst time to first token.
+    ttft_mean_ms: f64,
+    ttft_max_ms: f64,
+}
+
+/// Per stream count, its medians over `rounds` (each round: one [`Level`] per [`STREAMS`]).
+fn levels(rounds: &[Vec<Level>]) -> Vec<Summary> {
+    (0..STREAMS.len())
+        .map(|i| {
+            let each: Vec<f64> = rounds.iter().map(|r| r[i].0).collect();
+            Summary {
+                tok_s: median(each.clone()),
+                over_one: median(rounds.iter().map(|r| r[i].0 / r[0].0).collect()),
+                ttft_mean_ms: median(rounds.iter().map(|r| mean_ms(&r[i].1)).collect()),
+                ttft_max_ms: median(rounds.iter().map(|r| max_ms(&r[i].1)).collect()),
+                each,
+            }
+        })
+        .collect()
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 fn mean_ms(d: &[Duration]) -> f64 {
