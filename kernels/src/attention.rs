@@ -317,8 +317,9 @@ fn dot_gemv_one(a: &[f32], b: &[f32]) -> f32 {
 fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(row[0], f32::max);
     for x in row.iter_mut() {
-        *x = (*x - max).exp();
+        *x -= max;
     }
+    crate::exp::exp_in_place(row);
     let whole = row.len() / (4 * LANES) * (4 * LANES);
     let mut acc = [[0f32; LANES]; 4];
     for chunk in row[..whole].chunks_exact(4 * LANES) {

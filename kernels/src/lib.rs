@@ -9,6 +9,7 @@
 //! writes from candle's thread pool, each block with its safety argument.
 
 mod attention;
+mod exp;
 mod ops;
 mod q4_1;
 mod q8_0;
