@@ -107,7 +107,7 @@ mod tests {
         let mut lanes = [0f32; 8];
         let mut bits = [0u32; 8];
         let mut n = 0;
-        let mut check = |lanes: &mut [f32; 8], bits: &[u32; 8], n: usize| {
+        let check = |lanes: &mut [f32; 8], bits: &[u32; 8], n: usize| {
             exp8(lanes);
             for (i, (&got, &b)) in lanes.iter().zip(bits).enumerate().take(n) {
                 let want = f32::from_bits(b).exp();
