@@ -92,6 +92,25 @@ fn batched_llama_matches_candle_quantized_llama() {
         assert_eq!(argmax(&got).expect("argmax"), next, "step {step}");
     }
     assert_eq!(cache.len(), prompt.len() + 6);
+    // A prompt that continues the sequence (a next turn): several tokens at once after a
+    // non-empty cache, with the causal mask offset by the cached length.
+    let turn = [next, 198, 1, 4093];
+    let got = ours
+        .forward(&[&turn], &mut [&mut cache])
+        .expect("continuation")
+        .get(0)
+        .expect("row");
+    let input = Tensor::new(turn.as_slice(), &Device::Cpu)
+        .expect("t")
+        .unsqueeze(0)
+        .expect("u");
+    let want = reference
+        .forward(&input, prompt.len() + 6)
+        .expect("continuation")
+        .squeeze(0)
+        .expect("s");
+    assert_close(&got, &want, "continuation");
+    assert_eq!(cache.len(), prompt.len() + 6 + turn.len());
 }
 
 /// Greedy completions of `steps` tokens for each prompt: each prefilled alone, then all

@@ -11,15 +11,15 @@
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{D, DType, Device, Tensor};
-use candle_transformers::utils::repeat_kv;
 use veil_kernels::AttentionShape;
 
 use crate::error::{Error, Result};
 
-mod decode;
+mod forward;
 mod kv;
 mod matrix;
 mod norm;
+mod prompt;
 mod safetensors;
 
 pub use kv::KvCache;
@@ -74,12 +74,10 @@ pub struct Llama {
     device: Device,
 }
 
-/// cos/sin of every position's rotary angles, `[context_length, head_dim / 2]`: as tensors
-/// for prefill (candle's `rope_i`) and as rows for decode.
+/// cos/sin of every position's rotary angles, `[context_length, head_dim / 2]` (computed as
+/// candle computes them for `rope_i`).
 #[derive(Debug)]
 struct RopeTables {
-    cos: Tensor,
-    sin: Tensor,
     cos_rows: Vec<f32>,
     sin_rows: Vec<f32>,
 }
@@ -270,122 +268,7 @@ impl Llama {
                 "token id outside the vocabulary".to_owned(),
             ));
         }
-        if l == 1 {
-            return self.forward_decode(&ids, caches);
-        }
-        let ids = Tensor::from_vec(ids, b * l, &self.device)?;
-        let mut x = self
-            .embed
-            .index_select(&ids, 0)?
-            .reshape((b, l, self.cfg.hidden))?;
-
-        let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
-        let (cos, sin) = self.rope_for(&positions, l)?;
-        let masks = positions
-            .iter()
-            .map(|&p| causal_mask(l, p, &self.device))
-            .collect::<Result<Vec<_>>>()?;
-        for (li, layer) in self.layers.iter().enumerate() {
-            let h = layer.attn_norm.forward(&x)?;
-            let attn = self.attention(layer, li, &h, &cos, &sin, &masks, caches)?;
-            x = (layer.wo.forward(&attn)? + x)?;
-            let h = layer.ffn_norm.forward(&x)?;
-            let [gate, up] = Matrix::forward_many([&layer.gate, &layer.up], &h)?;
-            let mlp = (candle_nn::ops::silu(&gate)? * up)?;
-            x = (layer.down.forward(&mlp)? + x)?;
-        }
-        for c in caches.iter_mut() {
-            c.len += l;
-        }
-        let last = x.narrow(1, l - 1, 1)?.squeeze(1)?;
-        let last = self.norm.forward(&last)?;
-        Ok(self.output.forward(&last)?.to_dtype(DType::F32)?)
-    }
-
-    /// One layer's attention over several new tokens (a prompt), with candle's operations:
-    /// the same logits as candle's `quantized_llama`, bit for bit.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one layer's inputs, called from one place"
-    )]
-    fn attention(
-        &self,
-        layer: &Layer,
-        li: usize,
-        h: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        masks: &[Option<Tensor>],
-        caches: &mut [&mut KvCache],
-    ) -> Result<Tensor> {
-        let c = &self.cfg;
-        let (b, l, _) = h.dims3()?;
-        let heads = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((b, l, n, c.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], h)?;
-        let (q, k, v) = (
-            heads(q, c.n_head)?,
-            heads(k, c.n_kv_head)?,
-            heads(v, c.n_kv_head)?,
-        );
-        let q = candle_nn::rotary_emb::rope_i(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope_i(&k, cos, sin)?;
-        let n_rep = c.n_head / c.n_kv_head;
-        let scale = (c.head_dim as f64).sqrt();
-        let mut outs = Vec::with_capacity(b);
-        for (i, cache) in caches.iter_mut().enumerate() {
-            let ki = k.narrow(0, i, 1)?;
-            let vi = v.narrow(0, i, 1)?;
-            let past = cache.layers[li].tensors(self.attention_shape(), &self.device)?;
-            cache.layers[li].push_tensors(&ki, &vi)?;
-            let (ki, vi) = match past {
-                Some((pk, pv)) => (Tensor::cat(&[&pk, &ki], 2)?, Tensor::cat(&[&pv, &vi], 2)?),
-                None => (ki, vi),
-            };
-            // The same operations as candle's quantized_llama, so the logits are bit-identical
-            // (the matmuls quantize their inputs to 8 bits, which turns any change in float
-            // summation order, e.g. grouping query heads instead of repeating keys, into
-            // visibly different logits).
-            let ki = repeat_kv(ki, n_rep)?;
-            let vi = repeat_kv(vi, n_rep)?.contiguous()?;
-            let att = (q.narrow(0, i, 1)?.matmul(&ki.t()?)? / scale)?;
-            let att = match &masks[i] {
-                Some(m) => att.broadcast_add(m)?,
-                None => att,
-            };
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            outs.push(
-                att.matmul(&vi)?
-                    .transpose(1, 2)?
-                    .reshape((1, l, c.hidden))?,
-            );
-        }
-        Ok(Tensor::cat(&outs, 0)?)
-    }
-
-    /// cos/sin rows for positions `p..p+l` of each sequence: `[l, d/2]` for one sequence,
-    /// `[b, l, d/2]` for several.
-    fn rope_for(&self, positions: &[usize], l: usize) -> Result<(Tensor, Tensor)> {
-        if let [p] = positions {
-            return Ok((
-                self.rope.cos.narrow(0, *p, l)?,
-                self.rope.sin.narrow(0, *p, l)?,
-            ));
-        }
-        let idx: Vec<u32> = positions
-            .iter()
-            .flat_map(|&p| (p..p + l).map(|x| x as u32))
-            .collect();
-        let idx = Tensor::from_vec(idx, positions.len() * l, &self.device)?;
-        let half = self.cfg.head_dim / 2;
-        let shape = (positions.len(), l, half);
-        Ok((
-            self.rope.cos.index_select(&idx, 0)?.reshape(shape)?,
-            self.rope.sin.index_select(&idx, 0)?.reshape(shape)?,
-        ))
+        self.forward_rows(&ids, l, caches)
     }
 }
 
@@ -404,21 +287,7 @@ fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<RopeTables> {
     Ok(RopeTables {
         cos_rows: cos.flatten_all()?.to_vec1::<f32>()?,
         sin_rows: sin.flatten_all()?.to_vec1::<f32>()?,
-        cos,
-        sin,
     })
-}
-
-/// Additive mask `[l, p + l]` hiding future positions; `None` for a single query.
-fn causal_mask(l: usize, p: usize, device: &Device) -> Result<Option<Tensor>> {
-    if l == 1 {
-        return Ok(None);
-    }
-    let t = p + l;
-    let data: Vec<f32> = (0..l)
-        .flat_map(|i| (0..t).map(move |j| if j > p + i { f32::NEG_INFINITY } else { 0. }))
-        .collect();
-    Ok(Some(Tensor::from_vec(data, (l, t), device)?))
 }
 
 /// Index of the largest logit (greedy decoding).

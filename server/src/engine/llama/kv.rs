@@ -24,20 +24,6 @@ impl LayerKv {
         self.v.extend_from_slice(v);
     }
 
-    /// Appends positions given as `[1, n_kv_head, l, head_dim]` tensors (a prefill's keys
-    /// and values, after RoPE).
-    pub(super) fn push_tensors(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
-        let rows = |t: &Tensor| -> Result<Vec<f32>> {
-            Ok(t.transpose(1, 2)?
-                .contiguous()?
-                .flatten_all()?
-                .to_vec1::<f32>()?)
-        };
-        let (k, v) = (rows(k)?, rows(v)?);
-        self.push(&k, &v);
-        Ok(())
-    }
-
     /// The cache as `[1, n_kv_head, len, head_dim]` tensors (for a prefill that continues a
     /// sequence), or `None` while empty.
     pub(super) fn tensors(

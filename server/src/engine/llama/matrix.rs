@@ -1,5 +1,5 @@
-//! A layer's weight matrix, and the products the engine takes with it: on candle tensors
-//! (a prompt) or on plain rows of activations (a decode step).
+//! A layer's weight matrix, and the products the engine takes with it on plain rows of
+//! activations.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
@@ -42,26 +42,9 @@ impl Matrix {
         Ok(Self::Candle(QMatMul::from_qtensor(t)?))
     }
 
-    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Candle(q) => q.forward(x),
-            Self::Dense(l) => l.forward(x),
-            Self::Q4_1(_) | Self::Q8_0(_) => {
-                let mut shape = x.dims().to_vec();
-                let width = shape.last().copied().unwrap_or(1).max(1);
-                let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let out = self.rows(&xs, width, x.device())?;
-                if let Some(last) = shape.last_mut() {
-                    *last = out.len() / (xs.len() / width).max(1);
-                }
-                Tensor::from_vec(out, shape, x.device())
-            }
-        }
-    }
-
     /// `x · Wᵀ` for `x` given as rows of `width` floats, as rows. Matrices that are not
-    /// Veil's take the rows as a `[rows, 1, width]` tensor on `device`: the shape a decode
-    /// step gives them on the tensor path, so the same product (and the same bits).
+    /// Veil's take the rows as a `[rows, 1, width]` tensor on `device`: one product per row
+    /// (for dense weights too), so a row's result never depends on the rest of the batch.
     pub(super) fn rows(
         &self,
         x: &[f32],
@@ -80,11 +63,20 @@ impl Matrix {
                 w.matmul(x, &mut out);
                 Ok(out)
             }
-            Self::Candle(_) | Self::Dense(_) => self
-                .forward(&Tensor::from_slice(x, (m, 1, width), device)?)?
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1(),
+            Self::Candle(w) => {
+                let x = Tensor::from_slice(x, (m, 1, width), device)?;
+                w.forward(&x)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()
+            }
+            Self::Dense(w) => {
+                let x = Tensor::from_slice(x, (m, 1, width), device)?;
+                w.forward(&x)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()
+            }
         }
     }
 
@@ -118,35 +110,6 @@ impl Matrix {
                 .collect::<candle_core::Result<_>>()?,
         };
         outs.try_into()
-            .map_err(|_| candle_core::Error::Msg("one output per matrix".to_owned()))
-    }
-
-    /// [`Matrix::rows_many`] on a tensor `[.., width]`, as tensors shaped like `x` with each
-    /// matrix's output width (a prompt's projections).
-    pub(super) fn forward_many<const N: usize>(
-        mats: [&Self; N],
-        x: &Tensor,
-    ) -> candle_core::Result<[Tensor; N]> {
-        let all_q4 = mats.iter().all(|m| matches!(m, Self::Q4_1(_)));
-        let mut tensors = Vec::with_capacity(N);
-        if all_q4 {
-            let width = x.dims().last().copied().unwrap_or(1).max(1);
-            let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            let rows = xs.len() / width;
-            for out in Self::rows_many(mats, &xs, width, x.device())? {
-                let mut shape = x.dims().to_vec();
-                if let Some(last) = shape.last_mut() {
-                    *last = out.len() / rows.max(1);
-                }
-                tensors.push(Tensor::from_vec(out, shape, x.device())?);
-            }
-        } else {
-            for m in mats {
-                tensors.push(m.forward(x)?);
-            }
-        }
-        tensors
-            .try_into()
             .map_err(|_| candle_core::Error::Msg("one output per matrix".to_owned()))
     }
 }

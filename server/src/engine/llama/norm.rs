@@ -1,5 +1,5 @@
 //! RMS normalization with a learned scale, as candle's `RmsNorm` computes it (bit for bit,
-//! by `veil_kernels::rms_norm`), on plain rows or on a tensor.
+//! by `veil_kernels::rms_norm`), on plain rows.
 
 use candle_core::{DType, Tensor};
 
@@ -24,13 +24,5 @@ impl Norm {
     /// Each row of `x` normalized into the same row of `out`.
     pub(super) fn rows(&self, x: &[f32], out: &mut [f32]) {
         veil_kernels::rms_norm(x, &self.alpha, self.eps, out);
-    }
-
-    /// A tensor `[.., width]` normalized along its last dimension.
-    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let mut out = vec![0f32; xs.len()];
-        self.rows(&xs, &mut out);
-        Ok(Tensor::from_vec(out, x.dims(), x.device())?)
     }
 }
