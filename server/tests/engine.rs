@@ -182,6 +182,55 @@ fn batched_decode_equals_each_sequence_alone() {
     assert_eq!(batched, solo);
 }
 
+/// One pass that decodes two sequences and prefills two prompts of different lengths (the
+/// worker admits requests this way) gives each sequence exactly the logits it gets alone.
+#[test]
+fn mixed_pass_of_prompts_and_decodes_equals_each_alone() {
+    let model = common::load();
+    let llama = &model.llama;
+    let encode = |p: &str| model.tokenizer.encode(p).expect("encodes");
+    let (p0, p1) = (encode("The sky is"), encode("def fibonacci(n):\n    "));
+    let (n0, n1) = (encode("Once upon a time"), encode("1, 2, 3,"));
+    assert_ne!(n0.len(), n1.len(), "prompts of different lengths");
+    // Two sequences, each prefilled and then given its next token.
+    let prefilled = |p: &[u32]| -> (KvCache, u32) {
+        let mut c = llama.new_cache();
+        let l = llama.forward(&[p], &mut [&mut c]).expect("prefill");
+        (c, argmax(&l.get(0).expect("row")).expect("argmax"))
+    };
+    let ((mut c0, t0), (mut c1, t1)) = (prefilled(&p0), prefilled(&p1));
+    let alone = |mut c: KvCache, tokens: &[u32]| -> Vec<f32> {
+        let l = llama.forward(&[tokens], &mut [&mut c]).expect("alone");
+        l.get(0).expect("row").to_vec1().expect("f32")
+    };
+    let want = [
+        alone(prefilled(&p0).0, &[t0]),
+        alone(prefilled(&p1).0, &[t1]),
+        alone(llama.new_cache(), &n0),
+        alone(llama.new_cache(), &n1),
+    ];
+    let (mut e0, mut e1) = (llama.new_cache(), llama.new_cache());
+    let mixed = llama
+        .forward(
+            &[&[t0], &[t1], &n0, &n1],
+            &mut [&mut c0, &mut c1, &mut e0, &mut e1],
+        )
+        .expect("mixed pass");
+    for (i, want) in want.iter().enumerate() {
+        let got: Vec<f32> = mixed.get(i).expect("row").to_vec1().expect("f32");
+        assert!(
+            got.iter()
+                .zip(want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "sequence {i}: logits differ from its pass alone"
+        );
+    }
+    assert_eq!(
+        [c0.len(), c1.len(), e0.len(), e1.len()],
+        [p0.len() + 1, p1.len() + 1, n0.len(), n1.len()]
+    );
+}
+
 #[test]
 fn engine_streams_greedy_text_deterministically_and_counts_tokens() {
     let model = common::load();

@@ -247,17 +247,21 @@ impl Llama {
 
     /// Runs `tokens[i]` as the continuation of sequence `i` (whose past is `caches[i]`),
     /// for every `i` at once, and returns the logits after each sequence's last token,
-    /// `[batch, vocab]` in f32. Every `tokens[i]` must have the same length (one token per
-    /// sequence when decoding; one sequence with its whole prompt when prefilling).
+    /// `[batch, vocab]` in f32. The lengths may differ: one token for a sequence being
+    /// decoded, a whole prompt for one being admitted, in the same pass. A sequence's logits
+    /// never depend on the rest of the batch.
     pub fn forward(&self, tokens: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
-        let b = tokens.len();
-        let l = tokens.first().map_or(0, |t| t.len());
-        if b == 0 || l == 0 || caches.len() != b || tokens.iter().any(|t| t.len() != l) {
+        if tokens.is_empty() || caches.len() != tokens.len() || tokens.iter().any(|t| t.is_empty())
+        {
             return Err(Error::Inference(
-                "forward needs one cache per sequence and equal, non-zero lengths".to_owned(),
+                "forward needs one cache per sequence and at least one token each".to_owned(),
             ));
         }
-        if caches.iter().any(|c| c.len + l > self.cfg.context_length) {
+        if caches
+            .iter()
+            .zip(tokens)
+            .any(|(c, t)| c.len + t.len() > self.cfg.context_length)
+        {
             return Err(Error::Inference(
                 "sequence exceeds the context length".to_owned(),
             ));
@@ -268,7 +272,8 @@ impl Llama {
                 "token id outside the vocabulary".to_owned(),
             ));
         }
-        self.forward_rows(&ids, l, caches)
+        let lens: Vec<usize> = tokens.iter().map(|t| t.len()).collect();
+        self.forward_rows(&ids, &lens, caches)
     }
 }
 

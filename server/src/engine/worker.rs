@@ -1,5 +1,7 @@
-//! The worker loop: admit queued requests (prefill), then advance every active
-//! sequence by one token per step in a single batched forward pass.
+//! The worker loop: each step is one batched forward pass that advances every active
+//! sequence by one token and, in the same pass, prefills the requests admitted from the
+//! queue since the last step (their prompts' rows ride along with the decode rows, so the
+//! weights are read once for both, and running streams do not wait for a separate prefill).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,15 +70,16 @@ impl Worker {
     pub fn run(mut self) {
         let mut active: Vec<Active> = Vec::with_capacity(self.max_batch);
         loop {
+            let mut admitted = Vec::new();
             if active.is_empty() {
                 match self.queue.blocking_recv() {
-                    Some(job) => self.admit(job, &mut active),
+                    Some(job) => admitted.extend(self.admit(job)),
                     None => return,
                 }
             }
-            while active.len() < self.max_batch {
+            while active.len() + admitted.len() < self.max_batch {
                 match self.queue.try_recv() {
-                    Ok(job) => self.admit(job, &mut active),
+                    Ok(job) => admitted.extend(self.admit(job)),
                     Err(_) => break,
                 }
             }
@@ -91,27 +94,24 @@ impl Worker {
                 }
                 !gone
             });
-            if !active.is_empty() {
-                self.step(&mut active);
+            if !active.is_empty() || !admitted.is_empty() {
+                self.step(&mut active, admitted);
             }
         }
     }
 
-    fn admit(&self, job: Job, active: &mut Vec<Active>) {
+    /// A queued request made ready to join the next step (its prompt to be prefilled in
+    /// it), or `None` if its client already left or its prompt cannot run (refused here, so
+    /// that it fails alone rather than the step it would join).
+    fn admit(&self, job: Job) -> Option<(Active, Vec<u32>)> {
         if job.events.is_closed() {
-            return;
+            return None;
         }
         let Job { request, events } = job;
-        let started = Instant::now();
-        let mut cache = self.llama.new_cache();
-        let logits = self
-            .llama
-            .forward(&[&request.prompt], &mut [&mut cache])
-            .and_then(|l| Ok(l.get(0)?));
-        let mut a = Active {
+        let a = Active {
             id: request.id,
             events,
-            cache,
+            cache: self.llama.new_cache(),
             processor: request.params.processor(),
             text: TextStream::new(request.params.stop),
             max_tokens: request.params.max_tokens,
@@ -121,46 +121,71 @@ impl Worker {
                 prompt_tokens: request.prompt.len(),
                 completion_tokens: 0,
             },
-            started,
+            started: Instant::now(),
             prefill: Duration::ZERO,
         };
-        let token = logits.and_then(|l| Ok(a.processor.sample(&l)?));
-        a.prefill = started.elapsed();
-        match token {
-            Ok(t) => {
-                if self.accept(&mut a, t) {
-                    active.push(a);
-                }
-            }
-            Err(e) => fail(&a, &e.to_string()),
+        let cfg = self.llama.config();
+        let prompt = request.prompt;
+        if prompt.is_empty()
+            || prompt.len() > cfg.context_length
+            || prompt.iter().any(|&t| t as usize >= cfg.vocab_size)
+        {
+            fail(
+                &a,
+                "prompt cannot run: empty, too long or outside the vocabulary",
+            );
+            return None;
         }
+        Some((a, prompt))
     }
 
-    fn step(&self, active: &mut Vec<Active>) {
-        let tokens: Vec<[u32; 1]> = active.iter().map(|a| [a.next]).collect();
-        let inputs: Vec<&[u32]> = tokens.iter().map(|t| t.as_slice()).collect();
-        let mut caches: Vec<&mut KvCache> = active.iter_mut().map(|a| &mut a.cache).collect();
+    /// One forward pass: the next token of every active sequence and the prompt of every
+    /// admitted one; then a token sampled for each.
+    fn step(&self, active: &mut Vec<Active>, admitted: Vec<(Active, Vec<u32>)>) {
+        let decoding = active.len();
+        let nexts: Vec<[u32; 1]> = active.iter().map(|a| [a.next]).collect();
+        let mut inputs: Vec<&[u32]> = nexts.iter().map(|t| t.as_slice()).collect();
+        let (mut new, prompts): (Vec<Active>, Vec<Vec<u32>>) = admitted.into_iter().unzip();
+        inputs.extend(prompts.iter().map(Vec::as_slice));
+        let mut caches: Vec<&mut KvCache> = active
+            .iter_mut()
+            .chain(new.iter_mut())
+            .map(|a| &mut a.cache)
+            .collect();
         let logits = match self.llama.forward(&inputs, &mut caches) {
             Ok(l) => l,
             Err(e) => {
-                for a in active.drain(..) {
+                for a in active.drain(..).chain(new) {
                     fail(&a, &e.to_string());
                 }
                 return;
             }
         };
-        let mut i = 0;
+        let mut row = 0;
         active.retain_mut(|a| {
-            let row = i;
-            i += 1;
-            match logits.get(row).and_then(|l| a.processor.sample(&l)) {
-                Ok(t) => self.accept(a, t),
-                Err(e) => {
-                    fail(a, &e.to_string());
-                    false
-                }
-            }
+            let r = row;
+            row += 1;
+            self.sample_and_accept(a, &logits, r)
         });
+        for (n, mut a) in new.into_iter().enumerate() {
+            // The prompt's pass is done: its first token is sampled now.
+            a.prefill = a.started.elapsed();
+            if self.sample_and_accept(&mut a, &logits, decoding + n) {
+                active.push(a);
+            }
+        }
+    }
+
+    /// Samples sequence `a`'s token from row `row` of `logits` and handles it; returns
+    /// whether the sequence goes on.
+    fn sample_and_accept(&self, a: &mut Active, logits: &candle_core::Tensor, row: usize) -> bool {
+        match logits.get(row).and_then(|l| a.processor.sample(&l)) {
+            Ok(t) => self.accept(a, t),
+            Err(e) => {
+                fail(a, &e.to_string());
+                false
+            }
+        }
     }
 
     /// Handles a sampled token; returns whether the sequence goes on.

@@ -7,48 +7,37 @@
 use candle_core::{Device, Tensor};
 use candle_transformers::utils::repeat_kv;
 
-use super::{KvCache, Layer, Llama};
+use super::{KvCache, Llama};
 use crate::error::{Error, Result};
 
 impl Llama {
-    /// One layer's attention over `l` new tokens of each sequence (`h`: their normalized
-    /// rows, sequence-major), as rows.
+    /// One layer's attention of a sequence's `l` new tokens (`q`: their queries, after
+    /// RoPE) over its cache, which already ends with their keys and values; as rows.
     pub(super) fn attention_prompt(
         &self,
-        layer: &Layer,
         li: usize,
-        h: &[f32],
+        q: &[f32],
         l: usize,
-        caches: &mut [&mut KvCache],
+        cache: &KvCache,
     ) -> Result<Vec<f32>> {
         let c = &self.cfg;
-        let shape = self.attention_shape();
-        let q = self.project_qkv(layer, li, h, l, caches)?;
         let n_rep = c.n_head / c.n_kv_head;
         let scale = (c.head_dim as f64).sqrt();
-        let mut out = Vec::with_capacity(q.len());
-        for (i, cache) in caches.iter().enumerate() {
-            let qi = Tensor::from_slice(
-                &q[i * l * shape.q_width()..][..l * shape.q_width()],
-                (1, l, c.n_head, c.head_dim),
-                &self.device,
-            )?
+        let q = Tensor::from_slice(q, (1, l, c.n_head, c.head_dim), &self.device)?
             .transpose(1, 2)?
             .contiguous()?;
-            // The cache, which now ends with these tokens' keys and values (contiguous, as
-            // candle's concatenation of past and new gives them).
-            let Some((k, v)) = cache.layers[li].tensors(shape, &self.device)? else {
-                return Err(Error::Inference("an empty cache after a push".to_owned()));
-            };
-            let k = repeat_kv(k.contiguous()?, n_rep)?;
-            let v = repeat_kv(v.contiguous()?, n_rep)?.contiguous()?;
-            let att = (qi.matmul(&k.t()?)? / scale)?;
-            let att = att.broadcast_add(&causal_mask(l, cache.len, &self.device)?)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let o = att.matmul(&v)?.transpose(1, 2)?.flatten_all()?;
-            out.extend(o.to_vec1::<f32>()?);
-        }
-        Ok(out)
+        // Contiguous, as candle's concatenation of past and new keys gives them.
+        let Some((k, v)) = cache.layers[li].tensors(self.attention_shape(), &self.device)? else {
+            return Err(Error::Inference("an empty cache after a push".to_owned()));
+        };
+        let k = repeat_kv(k.contiguous()?, n_rep)?;
+        let v = repeat_kv(v.contiguous()?, n_rep)?.contiguous()?;
+        let att = (q.matmul(&k.t()?)? / scale)?;
+        // `cache.len`: the positions before these tokens (counted up after the pass).
+        let att = att.broadcast_add(&causal_mask(l, cache.len, &self.device)?)?;
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let o = att.matmul(&v)?.transpose(1, 2)?.flatten_all()?;
+        Ok(o.to_vec1::<f32>()?)
     }
 }
 
