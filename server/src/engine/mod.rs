@@ -1,6 +1,6 @@
 //! The inference engine: one worker thread owns the model and runs every active
-//! sequence, batching their decode steps (continuous batching); requests wait in a
-//! bounded queue.
+//! sequence, batching their decode steps, and the prompts of newly admitted requests, into
+//! one forward pass each step (continuous batching); requests wait in a bounded queue.
 //!
 //! The handle ([`Engine`]) is cheap to clone. [`Engine::submit`] never blocks: it
 //! answers [`SubmitError::QueueFull`] when the queue is full, which the API turns into
