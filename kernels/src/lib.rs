@@ -11,6 +11,8 @@
 mod attention;
 mod exp;
 mod ops;
+#[cfg(target_arch = "x86_64")]
+mod prefetch;
 mod q4_1;
 mod q8_0;
 #[cfg(test)]

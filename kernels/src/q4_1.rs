@@ -386,28 +386,6 @@ fn unpack(
     (x, d, m)
 }
 
-/// Blocks ahead of the one in use whose weights are requested from memory early: at several
-/// activation rows the kernel otherwise waits on its weight loads.
-const PREFETCH_BLOCKS: usize = 8;
-
-/// Asks for the weights [`PREFETCH_BLOCKS`] blocks after `wb` (the next group's, past the
-/// end of this one's), into the first-level cache.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse")]
-#[inline]
-fn prefetch_ahead(wb: &Block8) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    let ahead = std::ptr::from_ref(wb)
-        .wrapping_add(PREFETCH_BLOCKS)
-        .cast::<i8>();
-    for line in (0..size_of::<Block8>()).step_by(64) {
-        // A prefetch is a hint: it never faults and reads nothing into the program, so an
-        // address past the end of the matrix is harmless (`wrapping_add`: no pointer
-        // arithmetic out of bounds).
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
-    }
-}
-
 /// Activation bytes 4j..4j+4 of a block, broadcast to every 32-bit lane.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -465,7 +443,7 @@ unsafe fn dot8_tile_avx2(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TI
     let mut acc = [_mm256_setzero_ps(); TILE];
     let rows = &rows[..rows.len().min(TILE)];
     for (b, wb) in w.iter().enumerate() {
-        prefetch_ahead(wb);
+        crate::prefetch::ahead(wb);
         // Unpacked once for every activation row of the tile.
         let (x, d, m) = unpack(wb);
         for (a, acc) in rows.iter().zip(acc.iter_mut()) {
@@ -495,7 +473,7 @@ unsafe fn dot8_tile_vnni(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TI
     let mut acc = [_mm256_setzero_ps(); TILE];
     let rows = &rows[..rows.len().min(TILE)];
     for (b, wb) in w.iter().enumerate() {
-        prefetch_ahead(wb);
+        crate::prefetch::ahead(wb);
         let (x, d, m) = unpack(wb);
         for (a, acc) in rows.iter().zip(acc.iter_mut()) {
             let ab = &a[b];

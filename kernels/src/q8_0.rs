@@ -247,27 +247,6 @@ fn hsum8(l: &[f32]) -> f32 {
     ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
 }
 
-/// Blocks ahead of the one in use whose weights are requested from memory early (see
-/// `q4_1`'s).
-const PREFETCH_BLOCKS: usize = 8;
-
-/// Asks for the weights [`PREFETCH_BLOCKS`] blocks after `wb` into the first-level cache.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse")]
-#[inline]
-fn prefetch_ahead(wb: &Block4) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    let ahead = std::ptr::from_ref(wb)
-        .wrapping_add(PREFETCH_BLOCKS)
-        .cast::<i8>();
-    for line in (0..size_of::<Block4>()).step_by(64) {
-        // A prefetch is a hint: it never faults and reads nothing into the program, so an
-        // address past the end of the matrix is harmless (`wrapping_add`: no pointer
-        // arithmetic out of bounds).
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
-    }
-}
-
 /// # Safety
 /// The CPU must support AVX-512 F and VNNI.
 #[cfg(target_arch = "x86_64")]
@@ -279,7 +258,7 @@ unsafe fn dot_group_vnni<const P: usize>(
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); GROUP]; P];
     for (b, wb) in w.iter().enumerate() {
-        prefetch_ahead(wb);
+        crate::prefetch::ahead(wb);
         // SAFETY: reads the 32 bytes of each row's block (unaligned loads, in bounds).
         let ws: [__m512i; GROUP] = std::array::from_fn(|r| unsafe {
             _mm512_broadcast_i64x4(_mm256_loadu_si256(wb.q[r].as_ptr().cast()))

@@ -76,12 +76,6 @@ impl Llama {
         let shape = self.attention_shape();
         let qw = shape.q_width();
         let q = self.project_qkv(layer, li, h, lens, caches)?;
-        if lens.iter().all(|&l| l == 1) {
-            let views: Vec<_> = caches.iter().map(|c| c.layers[li].view()).collect();
-            let mut out = vec![0f32; caches.len() * qw];
-            decode_attention(shape, &q, &views, &mut out);
-            return Ok(out);
-        }
         let mut out = vec![0f32; q.len()];
         let starts = row_starts(lens);
         // The single-token sequences together, through the kernel.
