@@ -39,14 +39,35 @@ impl AttentionShape {
     }
 }
 
-/// One sequence's cache for one layer: `len` positions, each `kv_width` floats of keys
-/// (head after head) in `k` and of values in `v`. The newest position is the query's own.
+/// One sequence's cache for one layer, head-major: key/value head `g` holds its `len`
+/// positions as consecutive `head_dim`-float rows starting at `g * capacity * head_dim` of
+/// `k` (keys) and of `v` (values), so that each head's positions are read as one contiguous
+/// run (rows strided by the other heads read at a fraction of the memory bandwidth). The
+/// newest position is the query's own.
 #[derive(Debug, Clone, Copy)]
 pub struct KvView<'a> {
-    /// Keys, position-major.
-    pub k: &'a [f32],
-    /// Values, position-major.
-    pub v: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    len: usize,
+    capacity: usize,
+}
+
+impl<'a> KvView<'a> {
+    /// A view of `len` positions in buffers laid out for `capacity` positions per head
+    /// (`decode_attention` checks the buffers against its shape).
+    pub fn new(k: &'a [f32], v: &'a [f32], len: usize, capacity: usize) -> Self {
+        Self {
+            k,
+            v,
+            len,
+            capacity,
+        }
+    }
+
+    /// Keys (or values) of head `g`: `len` rows of `hd` floats.
+    fn head(x: &'a [f32], g: usize, hd: usize, len: usize, capacity: usize) -> &'a [f32] {
+        &x[g * capacity * hd..][..len * hd]
+    }
 }
 
 /// Rotates each consecutive pair `(x[2i], x[2i+1])` of every head in `x` by the angle whose
@@ -86,8 +107,11 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
     assert_eq!(out.len(), b * qw, "one output row per cache");
     for c in caches {
         assert!(
-            c.k.len() == c.v.len() && c.k.len().is_multiple_of(kvw) && !c.k.is_empty(),
-            "a cache holds whole, non-empty positions"
+            c.len > 0
+                && c.len <= c.capacity
+                && c.k.len() == c.capacity * kvw
+                && c.v.len() == c.capacity * kvw,
+            "a cache holds whole heads of `capacity` positions, and 1 to `capacity` of them"
         );
     }
     let n_rep = n_head / n_kv_head;
@@ -130,39 +154,33 @@ fn group(
     scores: &mut Vec<f32>,
     acc: &mut [f32],
 ) {
-    let (hd, kvw) = (shape.head_dim, shape.kv_width());
-    let len = cache.k.len() / kvw;
+    let hd = shape.head_dim;
+    let len = cache.len;
     let n_rep = q.len() / hd;
+    let keys = KvView::head(cache.k, g, hd, len, cache.capacity);
+    let vals = KvView::head(cache.v, g, hd, len, cache.capacity);
     // scores[r * len + j]: query head r against position j, as candle's `matmul` then
     // `affine` compute it (gemm's horizontal kernel up to 256 positions, its row-major gemv
     // beyond). Positions go KEYS at a time, so that many independent chains of fused
     // multiply-adds are in flight; each score's own order of operations is unchanged.
     let horizontal = len <= HORIZONTAL_MAX;
-    let key = |j: usize| &cache.k[j * kvw + g * hd..][..hd];
+    let simd = Simd::for_width(hd);
     scores.clear();
     scores.resize(n_rep * len, 0.0);
-    for (qh, row) in q.chunks_exact(hd).zip(scores.chunks_exact_mut(len)) {
-        let mut blocks = row.chunks_exact_mut(KEYS);
-        for (bi, out) in (&mut blocks).enumerate() {
-            let keys: [&[f32]; KEYS] = std::array::from_fn(|t| key(bi * KEYS + t));
-            let dots = if horizontal {
-                dot_lanes(qh, keys)
-            } else {
-                dot_gemv(qh, keys)
-            };
-            for (o, d) in out.iter_mut().zip(dots) {
-                *o = d * scale + 0.0;
-            }
-        }
-        let done = len / KEYS * KEYS;
-        for (t, o) in blocks.into_remainder().iter_mut().enumerate() {
-            let k = [key(done + t)];
-            let [d] = if horizontal {
-                dot_lanes(qh, k)
-            } else {
-                dot_gemv(qh, k)
-            };
-            *o = d * scale + 0.0;
+    for (r, (qh, row)) in q
+        .chunks_exact(hd)
+        .zip(scores.chunks_exact_mut(len))
+        .enumerate()
+    {
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Simd::Avx2` is only chosen where the CPU has AVX2 and FMA, and for
+            // heads a whole number of lanes wide. The first query head's pass brings the
+            // keys and the values (for the weighted sums) in from memory as it goes.
+            Simd::Avx2 => unsafe {
+                x86::score_row(qh, keys, horizontal, scale, row, (r == 0).then_some(vals));
+            },
+            Simd::Portable => score_row(qh, keys, horizontal, scale, row),
         }
     }
     for row in scores.chunks_exact_mut(len) {
@@ -171,7 +189,7 @@ fn group(
     // acc[r] = Σ_j p[r][j] · v[j], in gemm's order for a 1-row product: its `gevv` for one or
     // two positions (separate multiply and add), else its column-major gemv (the first
     // product, then fused multiply-adds in position order).
-    let values = |j: usize| &cache.v[j * kvw + g * hd..][..hd];
+    let values = |j: usize| &vals[j * hd..][..hd];
     for (r, a) in acc.chunks_exact_mut(hd).enumerate() {
         let p = &scores[r * len..][..len];
         match len {
@@ -192,6 +210,63 @@ fn group(
 
 /// Positions scored together.
 const KEYS: usize = 8;
+
+/// How scores are computed: both ways give the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    /// AVX2 and FMA registers (heads a whole number of 8-float lanes wide).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// Plain Rust, element by element.
+    Portable,
+}
+
+impl Simd {
+    /// The fastest way this CPU has for heads `hd` floats wide.
+    fn for_width(hd: usize) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if hd.is_multiple_of(LANES)
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Self::Avx2;
+        }
+        let _ = hd;
+        Self::Portable
+    }
+}
+
+/// `row[j]`: the scaled score of query head `qh` against key `j` (`keys`: `row.len()` rows
+/// as wide as `qh`), as candle computes it: gemm's horizontal kernel (`horizontal`) or its
+/// row-major gemv, then `* scale + 0`. Keys go [`KEYS`] at a time, so that many independent
+/// chains of fused multiply-adds are in flight.
+fn score_row(qh: &[f32], keys: &[f32], horizontal: bool, scale: f32, row: &mut [f32]) {
+    let hd = qh.len();
+    let len = row.len();
+    let key = |j: usize| &keys[j * hd..][..hd];
+    let mut blocks = row.chunks_exact_mut(KEYS);
+    for (bi, out) in (&mut blocks).enumerate() {
+        let ks: [&[f32]; KEYS] = std::array::from_fn(|t| key(bi * KEYS + t));
+        let dots = if horizontal {
+            dot_lanes(qh, ks)
+        } else {
+            dot_gemv(qh, ks)
+        };
+        for (o, d) in out.iter_mut().zip(dots) {
+            *o = d * scale + 0.0;
+        }
+    }
+    let done = len / KEYS * KEYS;
+    for (t, o) in blocks.into_remainder().iter_mut().enumerate() {
+        let k = [key(done + t)];
+        let [d] = if horizontal {
+            dot_lanes(qh, k)
+        } else {
+            dot_gemv(qh, k)
+        };
+        *o = d * scale + 0.0;
+    }
+}
 
 /// Output floats kept in registers while a weighted sum runs over the positions.
 const COLUMNS: usize = 8 * LANES;
@@ -345,111 +420,8 @@ fn softmax(row: &mut [f32]) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_rng::lcg;
-    use candle_core::{Device, Tensor};
-
-    fn random(n: usize, seed: &mut u64) -> Vec<f32> {
-        (0..n).map(|_| 2.0 * lcg(seed)).collect()
-    }
-
-    /// The same attention with candle's operations, as candle's `quantized_llama` runs them
-    /// (repeated key/value heads, matmul, scale, softmax, matmul).
-    fn candle_reference(
-        shape: AttentionShape,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-    ) -> candle_core::Result<Vec<f32>> {
-        let AttentionShape {
-            n_head,
-            n_kv_head,
-            head_dim: hd,
-        } = shape;
-        let len = k.len() / shape.kv_width();
-        let dev = &Device::Cpu;
-        let q = Tensor::from_slice(q, (1, n_head, 1, hd), dev)?;
-        let kv = |x: &[f32]| -> candle_core::Result<Tensor> {
-            let t = Tensor::from_slice(x, (1, len, n_kv_head, hd), dev)?.transpose(1, 2)?;
-            let n_rep = n_head / n_kv_head;
-            t.unsqueeze(2)?
-                .expand((1, n_kv_head, n_rep, len, hd))?
-                .reshape((1, n_head, len, hd))
-        };
-        let (k, v) = (kv(k)?, kv(v)?.contiguous()?);
-        let att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
-        att.matmul(&v)?.flatten_all()?.to_vec1::<f32>()
-    }
-
-    #[test]
-    fn equals_candle_bit_for_bit_and_ignores_the_rest_of_the_batch() -> candle_core::Result<()> {
-        let shape = AttentionShape {
-            n_head: 9,
-            n_kv_head: 3,
-            head_dim: 64,
-        };
-        let mut seed = 7;
-        // Every gemm path: one and two positions (gevv), up to 256 (horizontal kernel), more
-        // (row-major gemv); and candle's softmax sum with and without whole 32-chunks.
-        let lens = [1usize, 2, 3, 5, 31, 32, 40, 255, 256, 257, 300, 1000];
-        let caches: Vec<(Vec<f32>, Vec<f32>)> = lens
-            .iter()
-            .map(|&l| {
-                (
-                    random(l * shape.kv_width(), &mut seed),
-                    random(l * shape.kv_width(), &mut seed),
-                )
-            })
-            .collect();
-        let q = random(lens.len() * shape.q_width(), &mut seed);
-        let views: Vec<KvView<'_>> = caches.iter().map(|(k, v)| KvView { k, v }).collect();
-        let mut out = vec![0f32; q.len()];
-        decode_attention(shape, &q, &views, &mut out);
-        for (i, view) in views.iter().enumerate() {
-            let qi = &q[i * shape.q_width()..][..shape.q_width()];
-            let want = candle_reference(shape, qi, view.k, view.v)?;
-            let got = &out[i * shape.q_width()..][..shape.q_width()];
-            assert_eq!(got, want, "{} positions", lens[i]);
-            // Alone, the same sequence gives the same bits.
-            let mut alone = vec![0f32; shape.q_width()];
-            decode_attention(shape, qi, &views[i..=i], &mut alone);
-            assert_eq!(alone, got, "sequence {i} depends on its batch");
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn rope_equals_candle_rope_i_bit_for_bit() -> candle_core::Result<()> {
-        let (heads, hd) = (9, 64);
-        let mut seed = 3;
-        let x = random(heads * hd, &mut seed);
-        let cos = random(hd / 2, &mut seed);
-        let sin = random(hd / 2, &mut seed);
-        let dev = &Device::Cpu;
-        let want = candle_nn::rotary_emb::rope_i(
-            &Tensor::from_slice(&x, (1, heads, 1, hd), dev)?,
-            &Tensor::from_slice(&cos, (1, hd / 2), dev)?,
-            &Tensor::from_slice(&sin, (1, hd / 2), dev)?,
-        )?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-        let mut got = x.clone();
-        rope_interleaved(&mut got, hd, &cos, &sin);
-        assert_eq!(got, want);
-        Ok(())
-    }
-
-    #[test]
-    #[should_panic(expected = "heads do not group")]
-    fn refuses_heads_that_do_not_group() {
-        let shape = AttentionShape {
-            n_head: 9,
-            n_kv_head: 2,
-            head_dim: 4,
-        };
-        decode_attention(shape, &[], &[], &mut []);
-    }
-}
+mod tests;

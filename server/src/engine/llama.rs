@@ -234,7 +234,7 @@ impl Llama {
 
     /// An empty cache for a new sequence.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.cfg.n_layer)
+        KvCache::new(self.cfg.n_layer, self.attention_shape())
     }
 
     fn attention_shape(&self) -> AttentionShape {

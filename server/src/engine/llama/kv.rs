@@ -1,70 +1,99 @@
-//! A sequence's key/value cache: per layer, one growing buffer of keys and one of values,
-//! position after position, appended in place (no tensor concatenation per step), with a
-//! bounded reserve.
+//! A sequence's key/value cache: per layer, one buffer of keys and one of values, head-major
+//! (each key/value head's positions contiguous, as candle's concatenated cache is, so the
+//! attention kernel streams each head's rows from memory at full bandwidth), appended in
+//! place (no tensor concatenation per step), with a bounded reserve.
 
 use candle_core::{Device, Tensor};
 use veil_kernels::{AttentionShape, KvView};
 
 use crate::error::Result;
 
-/// One layer's keys and values, each `len * n_kv_head * head_dim` floats, position-major.
-#[derive(Debug, Clone, Default)]
+/// One layer's keys and values: head `g`'s `len` positions are `head_dim`-float rows from
+/// `g * capacity * head_dim` in `k` (and in `v`); the rest of each head's room is reserve.
+#[derive(Debug, Clone)]
 pub(super) struct LayerKv {
+    shape: AttentionShape,
     k: Vec<f32>,
     v: Vec<f32>,
+    len: usize,
+    capacity: usize,
 }
 
 impl LayerKv {
-    /// Appends whole positions: `k` and `v` are position-major rows of keys and values.
-    pub(super) fn push(&mut self, k: &[f32], v: &[f32]) {
-        debug_assert_eq!(k.len(), v.len());
-        grow(&mut self.k, k.len());
-        grow(&mut self.v, v.len());
-        self.k.extend_from_slice(k);
-        self.v.extend_from_slice(v);
+    fn new(shape: AttentionShape) -> Self {
+        Self {
+            shape,
+            k: Vec::new(),
+            v: Vec::new(),
+            len: 0,
+            capacity: 0,
+        }
     }
 
-    /// The cache as `[1, n_kv_head, len, head_dim]` tensors (for a prefill that continues a
-    /// sequence), or `None` while empty.
-    pub(super) fn tensors(
-        &self,
-        shape: AttentionShape,
-        device: &Device,
-    ) -> Result<Option<(Tensor, Tensor)>> {
-        if self.k.is_empty() {
+    /// Appends whole positions: `k` and `v` are position-major rows of keys and values
+    /// (`n_kv_head * head_dim` floats each, heads in order).
+    pub(super) fn push(&mut self, k: &[f32], v: &[f32]) {
+        let (kvw, hd) = (self.shape.kv_width(), self.shape.head_dim);
+        debug_assert!(k.len() == v.len() && k.len().is_multiple_of(kvw));
+        let more = k.len() / kvw;
+        self.reserve(more);
+        let cap = self.capacity;
+        for (buf, rows) in [(&mut self.k, k), (&mut self.v, v)] {
+            for (t, row) in rows.chunks_exact(kvw).enumerate() {
+                for (g, head) in row.chunks_exact(hd).enumerate() {
+                    buf[(g * cap + self.len + t) * hd..][..hd].copy_from_slice(head);
+                }
+            }
+        }
+        self.len += more;
+    }
+
+    /// Makes room for `more` positions: doubling while small, then [`MAX_SLACK`] floats at a
+    /// time, so a long sequence's buffers are never more than that larger than what they hold.
+    fn reserve(&mut self, more: usize) {
+        let need = self.len + more;
+        if need <= self.capacity {
+            return;
+        }
+        let slack = (MAX_SLACK / self.shape.kv_width()).max(1);
+        let capacity = need.max((self.len * 2).min(self.len + slack));
+        let hd = self.shape.head_dim;
+        for buf in [&mut self.k, &mut self.v] {
+            let mut grown = vec![0f32; self.shape.n_kv_head * capacity * hd];
+            for g in 0..self.shape.n_kv_head {
+                grown[g * capacity * hd..][..self.len * hd]
+                    .copy_from_slice(&buf[g * self.capacity * hd..][..self.len * hd]);
+            }
+            *buf = grown;
+        }
+        self.capacity = capacity;
+    }
+
+    /// The cache as contiguous `[1, n_kv_head, len, head_dim]` tensors (for a prefill that
+    /// continues a sequence), or `None` while empty.
+    pub(super) fn tensors(&self, device: &Device) -> Result<Option<(Tensor, Tensor)>> {
+        if self.len == 0 {
             return Ok(None);
         }
-        let len = self.k.len() / shape.kv_width();
+        let (n_kv, hd) = (self.shape.n_kv_head, self.shape.head_dim);
         let t = |x: &[f32]| -> Result<Tensor> {
-            Ok(
-                Tensor::from_slice(x, (1, len, shape.n_kv_head, shape.head_dim), device)?
-                    .transpose(1, 2)?,
-            )
+            let mut rows = Vec::with_capacity(n_kv * self.len * hd);
+            for g in 0..n_kv {
+                rows.extend_from_slice(&x[g * self.capacity * hd..][..self.len * hd]);
+            }
+            Ok(Tensor::from_vec(rows, (1, n_kv, self.len, hd), device)?)
         };
         Ok(Some((t(&self.k)?, t(&self.v)?)))
     }
 
     /// The cache as the attention kernel reads it.
     pub(super) fn view(&self) -> KvView<'_> {
-        KvView {
-            k: &self.k,
-            v: &self.v,
-        }
+        KvView::new(&self.k, &self.v, self.len, self.capacity)
     }
 }
 
 /// Floats a buffer may hold in reserve: 256 KiB (341 positions of SmolLM2's 192 floats).
 const MAX_SLACK: usize = 1 << 16;
-
-/// Makes room for `more` floats: doubling while small, then [`MAX_SLACK`] at a time, so a
-/// long sequence's cache is never more than 256 KiB per buffer larger than what it holds.
-fn grow(buf: &mut Vec<f32>, more: usize) {
-    let need = buf.len() + more;
-    if need > buf.capacity() {
-        let target = need.max((buf.len() * 2).min(buf.len() + MAX_SLACK));
-        buf.reserve_exact(target - buf.len());
-    }
-}
 
 /// One sequence's attention keys and values, per layer, and its length.
 #[derive(Debug)]
@@ -74,9 +103,9 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub(super) fn new(n_layer: usize) -> Self {
+    pub(super) fn new(n_layer: usize, shape: AttentionShape) -> Self {
         Self {
-            layers: vec![LayerKv::default(); n_layer],
+            layers: vec![LayerKv::new(shape); n_layer],
             len: 0,
         }
     }
@@ -96,19 +125,49 @@ impl KvCache {
 mod tests {
     use super::*;
 
+    const SHAPE: AttentionShape = AttentionShape {
+        n_head: 9,
+        n_kv_head: 3,
+        head_dim: 64,
+    };
+
+    /// Position `p`'s row: its floats say which position, head and lane they are.
+    fn row(p: usize) -> Vec<f32> {
+        (0..SHAPE.kv_width())
+            .map(|i| (p * 1000 + i) as f32)
+            .collect()
+    }
+
     #[test]
-    fn keeps_a_bounded_reserve_and_its_contents() {
-        let mut kv = LayerKv::default();
-        let row: Vec<f32> = (0..192).map(|x| x as f32).collect();
-        for _ in 0..3000 {
-            kv.push(&row, &row);
+    fn keeps_a_bounded_reserve_and_each_heads_positions_in_order() -> Result<()> {
+        let mut kv = LayerKv::new(SHAPE);
+        // A prompt of 5, then one position at a time.
+        let prompt: Vec<f32> = (0..5).flat_map(row).collect();
+        kv.push(&prompt, &prompt);
+        for p in 5..3000 {
+            kv.push(&row(p), &row(p));
         }
-        assert_eq!(kv.k.len(), 3000 * 192);
+        assert_eq!(kv.len, 3000);
         assert!(
-            kv.k.capacity() <= kv.k.len() + MAX_SLACK,
+            (kv.capacity - kv.len) * SHAPE.kv_width() <= MAX_SLACK,
             "{}",
-            kv.k.capacity()
+            kv.capacity
         );
-        assert_eq!(&kv.v[2999 * 192..], row.as_slice());
+        let hd = SHAPE.head_dim;
+        let (k, _) = kv.tensors(&Device::Cpu)?.expect("not empty");
+        let k = k.flatten_all()?.to_vec1::<f32>()?;
+        for g in 0..SHAPE.n_kv_head {
+            for p in [0, 4, 5, 1234, 2999] {
+                assert_eq!(
+                    &k[(g * 3000 + p) * hd..][..hd],
+                    &row(p)[g * hd..][..hd],
+                    "head {g}, position {p}"
+                );
+                // The kernel's view holds the same rows where it says.
+                let view = &kv.v[(g * kv.capacity + p) * hd..][..hd];
+                assert_eq!(view, &row(p)[g * hd..][..hd]);
+            }
+        }
+        Ok(())
     }
 }

@@ -27,11 +27,11 @@ impl Llama {
             .transpose(1, 2)?
             .contiguous()?;
         // Contiguous, as candle's concatenation of past and new keys gives them.
-        let Some((k, v)) = cache.layers[li].tensors(self.attention_shape(), &self.device)? else {
+        let Some((k, v)) = cache.layers[li].tensors(&self.device)? else {
             return Err(Error::Inference("an empty cache after a push".to_owned()));
         };
-        let k = repeat_kv(k.contiguous()?, n_rep)?;
-        let v = repeat_kv(v.contiguous()?, n_rep)?.contiguous()?;
+        let k = repeat_kv(k, n_rep)?;
+        let v = repeat_kv(v, n_rep)?.contiguous()?;
         let att = (q.matmul(&k.t()?)? / scale)?;
         // `cache.len`: the positions before these tokens (counted up after the pass).
         let att = att.broadcast_add(&causal_mask(l, cache.len, &self.device)?)?;
