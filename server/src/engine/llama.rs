@@ -10,6 +10,8 @@
 
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Content;
+use std::sync::Arc;
+
 use candle_core::{D, DType, Device, Tensor};
 use veil_kernels::AttentionShape;
 
@@ -23,6 +25,7 @@ mod prompt;
 mod safetensors;
 
 pub use kv::KvCache;
+use kv::KvPool;
 use matrix::Matrix;
 use norm::Norm;
 
@@ -49,6 +52,16 @@ pub struct LlamaConfig {
     pub rope_base: f32,
 }
 
+impl LlamaConfig {
+    fn attention_shape(&self) -> AttentionShape {
+        AttentionShape {
+            n_head: self.n_head,
+            n_kv_head: self.n_kv_head,
+            head_dim: self.head_dim,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Layer {
     wq: Matrix,
@@ -72,6 +85,7 @@ pub struct Llama {
     output: Matrix,
     rope: RopeTables,
     device: Device,
+    kv_pool: Arc<KvPool>,
 }
 
 /// cos/sin of every position's rotary angles, `[context_length, head_dim / 2]` (computed as
@@ -211,6 +225,7 @@ impl Llama {
             });
         }
         let rope = rope_tables(&cfg, device)?;
+        let kv_pool = KvPool::new(cfg.n_layer, cfg.attention_shape());
         Ok(Self {
             cfg,
             embed,
@@ -219,6 +234,7 @@ impl Llama {
             output,
             rope,
             device: device.clone(),
+            kv_pool,
         })
     }
 
@@ -232,17 +248,14 @@ impl Llama {
         &self.device
     }
 
-    /// An empty cache for a new sequence.
+    /// An empty cache for a new sequence (a finished sequence's buffers, wiped, where the
+    /// engine keeps some).
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.cfg.n_layer, self.attention_shape())
+        self.kv_pool.cache()
     }
 
     fn attention_shape(&self) -> AttentionShape {
-        AttentionShape {
-            n_head: self.cfg.n_head,
-            n_kv_head: self.cfg.n_kv_head,
-            head_dim: self.cfg.head_dim,
-        }
+        self.cfg.attention_shape()
     }
 
     /// Runs `tokens[i]` as the continuation of sequence `i` (whose past is `caches[i]`),

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
 
-use super::{Layer, Llama, Matrix, Norm, WeightFormat, rope_tables};
+use super::{KvPool, Layer, Llama, Matrix, Norm, WeightFormat, rope_tables};
 use crate::error::{Error, Result};
 use crate::model::HfConfig;
 
@@ -108,6 +108,7 @@ impl Llama {
             )));
         }
         let rope = rope_tables(&cfg, device)?;
+        let kv_pool = KvPool::new(cfg.n_layer, cfg.attention_shape());
         Ok(Self {
             cfg,
             embed,
@@ -116,6 +117,7 @@ impl Llama {
             output,
             rope,
             device: device.clone(),
+            kv_pool,
         })
     }
 }
