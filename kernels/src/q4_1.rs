@@ -38,8 +38,20 @@ const QK: usize = 32;
 const Q4_1_BLOCK_BYTES: usize = 20;
 /// Rows interleaved together.
 const ROWS: usize = 8;
-/// Activation rows computed together against one group's weights.
-const TILE: usize = 4;
+/// Activation rows computed together against one group's weights, at most: eight where the
+/// AVX-512 kernel takes more than four rows (32 registers hold their accumulators and the
+/// unpacked weights; the group's weights are then read once for a batch of eight, not
+/// twice), else four. See [`tile_rows`].
+const TILE: usize = 8;
+
+/// Activation rows of a tile for `m` rows with `kernel`.
+fn tile_rows(kernel: Q41Kernel, m: usize) -> usize {
+    if kernel == Q41Kernel::Avx512Vnni && m > 4 {
+        8
+    } else {
+        4
+    }
+}
 
 /// Chunks of 32 bytes per block of eight rows.
 const CHUNKS: usize = QK / 2 / 4;
@@ -218,10 +230,10 @@ impl Q41Matrix {
             assert!(dst.len() >= m * mat.n, "dst too small");
         }
         let acts = quantize_rows(lhs, m, k);
-        let tiles = m.div_ceil(TILE);
         // Matrix j owns work items starts[j]..starts[j + 1].
         let mut starts = vec![0usize];
         for mat in mats {
+            let tiles = m.div_ceil(tile_rows(mat.kernel, m));
             starts.push(starts[starts.len() - 1] + tiles * (mat.n / ROWS));
         }
         let dst_addrs: Vec<usize> = dsts.iter_mut().map(|d| d.as_mut_ptr() as usize).collect();
@@ -233,14 +245,20 @@ impl Q41Matrix {
                 let (mat, local) = (mats[j], item - starts[j]);
                 let (n, groups) = (mat.n, mat.n / ROWS);
                 let (tile, g) = (local / groups, local % groups);
-                let first = tile * TILE;
-                let count = TILE.min(m - first);
+                let size = tile_rows(mat.kernel, m);
+                let first = tile * size;
+                let count = size.min(m - first);
                 let mut rows: [&[ActBlock]; TILE] = [&[]; TILE];
                 for (i, r) in rows.iter_mut().take(count).enumerate() {
                     *r = &acts[(first + i) * kb..(first + i + 1) * kb];
                 }
                 let w = &mat.blocks[g * kb..(g + 1) * kb];
-                let out = dot8_tile(mat.kernel, w, &rows[..count]);
+                let (rows, mut out) = (&rows[..count], [[0f32; ROWS]; TILE]);
+                if size == 8 {
+                    out = dot8_tile::<8>(mat.kernel, w, rows);
+                } else {
+                    out[..4].copy_from_slice(&dot8_tile::<4>(mat.kernel, w, rows));
+                }
                 for (i, o) in out.iter().take(count).enumerate() {
                     // SAFETY: each (matrix, tile, group) item writes its own 8 elements of each
                     // of its rows of `dsts[j]`, which is at least m * n long (asserted above)
@@ -312,9 +330,13 @@ fn quantize_block(xs: &[f32]) -> ActBlock {
     }
 }
 
-/// For each of up to [`TILE`] activation rows, its eight dot products with the eight
+/// For each of up to `T` activation rows, its eight dot products with the eight
 /// interleaved rows of `w`.
-fn dot8_tile(kernel: Q41Kernel, w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TILE] {
+fn dot8_tile<const T: usize>(
+    kernel: Q41Kernel,
+    w: &[Block8],
+    rows: &[&[ActBlock]],
+) -> [[f32; ROWS]; T] {
     #[cfg(target_arch = "x86_64")]
     {
         match kernel {
@@ -328,7 +350,7 @@ fn dot8_tile(kernel: Q41Kernel, w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; RO
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = kernel;
-        let mut out = [[0f32; ROWS]; TILE];
+        let mut out = [[0f32; ROWS]; T];
         for (o, a) in out.iter_mut().zip(rows) {
             *o = dot8_scalar(w, a);
         }
@@ -424,8 +446,8 @@ fn accumulate(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn store(acc: [std::arch::x86_64::__m256; TILE]) -> [[f32; ROWS]; TILE] {
-    let mut out = [[0f32; ROWS]; TILE];
+fn store<const T: usize>(acc: [std::arch::x86_64::__m256; T]) -> [[f32; ROWS]; T] {
+    let mut out = [[0f32; ROWS]; T];
     for (o, a) in out.iter_mut().zip(acc) {
         // SAFETY: writes the 8 f32 of `o` (unaligned store, in bounds).
         unsafe { std::arch::x86_64::_mm256_storeu_ps(o.as_mut_ptr(), a) };
@@ -437,11 +459,11 @@ fn store(acc: [std::arch::x86_64::__m256; TILE]) -> [[f32; ROWS]; TILE] {
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn dot8_tile_avx2(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TILE] {
+unsafe fn dot8_tile_avx2<const T: usize>(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; T] {
     use std::arch::x86_64::*;
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); TILE];
-    let rows = &rows[..rows.len().min(TILE)];
+    let mut acc = [_mm256_setzero_ps(); T];
+    let rows = &rows[..rows.len().min(T)];
     for (b, wb) in w.iter().enumerate() {
         crate::prefetch::ahead(wb);
         // Unpacked once for every activation row of the tile.
@@ -468,10 +490,10 @@ unsafe fn dot8_tile_avx2(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TI
 /// The CPU must support AVX2, AVX-512 VL and AVX-512 VNNI.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512vl,avx512vnni")]
-unsafe fn dot8_tile_vnni(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; TILE] {
+unsafe fn dot8_tile_vnni<const T: usize>(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; T] {
     use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_ps(); TILE];
-    let rows = &rows[..rows.len().min(TILE)];
+    let mut acc = [_mm256_setzero_ps(); T];
+    let rows = &rows[..rows.len().min(T)];
     for (b, wb) in w.iter().enumerate() {
         crate::prefetch::ahead(wb);
         let (x, d, m) = unpack(wb);
@@ -507,6 +529,8 @@ mod tests {
         let mut seed = 7u64;
         for (m, n, k) in [
             (1, 64, 576),
+            (8, 64, 576),
+            (9, 192, 576),
             (3, 1536, 576),
             (1, 576, 1536),
             (7, 192, 576),

@@ -185,7 +185,6 @@ impl Drop for KvCache {
 }
 
 impl KvCache {
-
     /// Tokens already in the cache (the position of the next one).
     pub fn len(&self) -> usize {
         self.len
@@ -226,7 +225,10 @@ mod tests {
         let second = pool.cache();
         let layer = &second.layers[1];
         // The same memory, empty, every float of the first sequence zeroed.
-        assert_eq!((layer.k.as_ptr(), layer.capacity, layer.len), (k_at, cap, 0));
+        assert_eq!(
+            (layer.k.as_ptr(), layer.capacity, layer.len),
+            (k_at, cap, 0)
+        );
         assert!(layer.k.iter().chain(&layer.v).all(|&x| x == 0.0));
         assert_eq!(second.len(), 0);
     }
