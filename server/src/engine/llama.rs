@@ -8,10 +8,10 @@
 //! and with `veil_kernels::decode_attention` (the same bits, fused, cache read in place,
 //! spread over the thread pool) for one new token per sequence.
 
-use candle_core::quantized::QTensor;
-use candle_core::quantized::gguf_file::Content;
 use std::sync::Arc;
 
+use candle_core::quantized::QTensor;
+use candle_core::quantized::gguf_file::Content;
 use candle_core::{D, DType, Device, Tensor};
 use veil_kernels::AttentionShape;
 
