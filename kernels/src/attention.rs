@@ -64,9 +64,11 @@ impl<'a> KvView<'a> {
         }
     }
 
-    /// Keys (or values) of head `g`: `len` rows of `hd` floats.
-    fn head(x: &'a [f32], g: usize, hd: usize, len: usize, capacity: usize) -> &'a [f32] {
-        &x[g * capacity * hd..][..len * hd]
+    /// Keys and values of head `g`: `len` rows of `hd` floats each.
+    fn head(&self, g: usize, hd: usize) -> (&'a [f32], &'a [f32]) {
+        let at = g * self.capacity * hd;
+        let n = self.len * hd;
+        (&self.k[at..][..n], &self.v[at..][..n])
     }
 }
 
@@ -115,6 +117,7 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
         );
     }
     let n_rep = n_head / n_kv_head;
+    let simd = Simd::for_width(head_dim);
     // candle divides by sqrt(head_dim) as `affine(1 / sqrt, 0)`, the factor rounded from f64.
     let scale = (1.0 / (head_dim as f64).sqrt()) as f32;
     let out_addr = out.as_mut_ptr() as usize;
@@ -127,7 +130,8 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
             let (i, g) = (item / n_kv_head, item % n_kv_head);
             let at = i * qw + g * n_rep * head_dim;
             let qg = &q[at..][..n_rep * head_dim];
-            group(qg, caches[i], g, shape, scale, &mut scores, &mut acc);
+            let head = caches[i].head(g, head_dim);
+            group(qg, head, head_dim, scale, simd, &mut scores, &mut acc);
             // SAFETY: item (i, g) writes exactly out[at..][..n_rep * head_dim] (query heads
             // g * n_rep .. (g + 1) * n_rep of sequence i), inside `out` (b * qw long,
             // asserted above), which outlives the pool's run; no two items share an (i, g),
@@ -142,29 +146,25 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
     candle_core::utils::barrier_pool().execute_chunked(b * n_kv_head, work);
 }
 
-/// The `n_rep` query heads in `q` (consecutive) against key/value head `g` of one cache:
-/// for each, the softmax of its scaled scores, then the weighted sum of the values, into its
-/// `head_dim` floats of `acc`.
+/// The `n_rep` query heads in `q` (consecutive) against one key/value head of one cache
+/// (its keys and values, `hd` floats per position): for each, the softmax of its scaled
+/// scores, then the weighted sum of the values, into its `hd` floats of `acc`.
 fn group(
     q: &[f32],
-    cache: KvView<'_>,
-    g: usize,
-    shape: AttentionShape,
+    (keys, vals): (&[f32], &[f32]),
+    hd: usize,
     scale: f32,
+    simd: Simd,
     scores: &mut Vec<f32>,
     acc: &mut [f32],
 ) {
-    let hd = shape.head_dim;
-    let len = cache.len;
+    let len = keys.len() / hd;
     let n_rep = q.len() / hd;
-    let keys = KvView::head(cache.k, g, hd, len, cache.capacity);
-    let vals = KvView::head(cache.v, g, hd, len, cache.capacity);
     // scores[r * len + j]: query head r against position j, as candle's `matmul` then
     // `affine` compute it (gemm's horizontal kernel up to 256 positions, its row-major gemv
     // beyond). Positions go KEYS at a time, so that many independent chains of fused
     // multiply-adds are in flight; each score's own order of operations is unchanged.
     let horizontal = len <= HORIZONTAL_MAX;
-    let simd = Simd::for_width(hd);
     scores.clear();
     scores.resize(n_rep * len, 0.0);
     for (r, (qh, row)) in q

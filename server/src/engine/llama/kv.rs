@@ -69,11 +69,11 @@ impl LayerKv {
         for buf in [&mut self.k, &mut self.v] {
             let mut grown = vec![0f32; self.shape.n_kv_head * capacity * hd];
             for g in 0..self.shape.n_kv_head {
-                let held = &mut buf[g * self.capacity * hd..][..self.len * hd];
-                grown[g * capacity * hd..][..self.len * hd].copy_from_slice(held);
-                // The old buffer goes back to the allocator: not with the keys in it.
-                held.fill(0.0);
+                grown[g * capacity * hd..][..self.len * hd]
+                    .copy_from_slice(&buf[g * self.capacity * hd..][..self.len * hd]);
             }
+            // The old buffer goes back to the allocator: not with the keys in it.
+            zero_held(buf, self.shape, self.len, self.capacity);
             std::hint::black_box(&*buf);
             *buf = grown;
         }
@@ -105,11 +105,8 @@ impl LayerKv {
     /// Zeroes every position held (no key or value outlives its sequence) and empties the
     /// cache, keeping its buffers.
     fn wipe(&mut self) {
-        let hd = self.shape.head_dim;
         for buf in [&mut self.k, &mut self.v] {
-            for g in 0..self.shape.n_kv_head {
-                buf[g * self.capacity * hd..][..self.len * hd].fill(0.0);
-            }
+            zero_held(buf, self.shape, self.len, self.capacity);
         }
         self.len = 0;
     }
@@ -117,6 +114,14 @@ impl LayerKv {
     /// Bytes of its buffers.
     fn bytes(&self) -> usize {
         (self.k.len() + self.v.len()) * size_of::<f32>()
+    }
+}
+
+/// Zeroes the `len` positions each head holds in `buf` (laid out for `capacity`).
+fn zero_held(buf: &mut [f32], shape: AttentionShape, len: usize, capacity: usize) {
+    let hd = shape.head_dim;
+    for g in 0..shape.n_kv_head {
+        buf[g * capacity * hd..][..len * hd].fill(0.0);
     }
 }
 
