@@ -143,7 +143,7 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
             }
         }
     };
-    candle_core::utils::barrier_pool().execute_chunked(b * n_kv_head, work);
+    crate::spread::spread(b * n_kv_head, work);
 }
 
 /// The `n_rep` query heads in `q` (consecutive) against one key/value head of one cache

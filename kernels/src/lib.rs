@@ -15,6 +15,7 @@ mod ops;
 mod prefetch;
 mod q4_1;
 mod q8_0;
+mod spread;
 #[cfg(test)]
 mod test_rng;
 mod threads;

@@ -54,7 +54,7 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         return;
     }
     let (len, addr) = (gate.len(), gate.as_mut_ptr() as usize);
-    candle_core::utils::barrier_pool().execute_chunked(pieces, |range| {
+    crate::spread::spread(pieces, |range| {
         for c in range {
             let (at, end) = (c * PIECE, ((c + 1) * PIECE).min(len));
             // SAFETY: piece c is gate[at..end], inside `gate` (c < pieces, end clamped to

@@ -270,7 +270,7 @@ impl Q41Matrix {
                 }
             }
         };
-        candle_core::utils::barrier_pool().execute_chunked(starts[mats.len()], work);
+        crate::spread::spread(starts[mats.len()], work);
     }
 }
 
@@ -289,7 +289,7 @@ fn quantize_rows(lhs: &[f32], m: usize, k: usize) -> Vec<ActBlock> {
     };
     let mut out = vec![empty; m * kb];
     let out_addr = out.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(m, |rows| {
+    crate::spread::spread(m, |rows| {
         for r in rows {
             for (b, x) in lhs[r * k..(r + 1) * k].chunks_exact(QK).enumerate() {
                 let block = quantize_block(x);

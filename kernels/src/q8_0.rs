@@ -175,7 +175,7 @@ impl Q80Matrix {
                 }
             }
         };
-        candle_core::utils::barrier_pool().execute_chunked(n / GROUP, work);
+        crate::spread::spread(n / GROUP, work);
     }
 }
 
