@@ -4,10 +4,12 @@
 //! (its tests compare against candle), so a faster engine gives the same completions: the
 //! Q4_1 matrix product ([`Q41Matrix`]), the Q8_0 one ([`Q80Matrix`]), the element-wise
 //! steps of a layer ([`rms_norm`], [`silu_mul`]) and one decode step of attention over per-sequence
-//! caches ([`decode_attention`], [`rope_interleaved`]).
+//! caches ([`decode_attention`], [`rope_interleaved`]), and greedy decoding's pick
+//! ([`argmax_rows`]).
 //! This is the workspace's only crate with `unsafe` code: SIMD intrinsics and disjoint
 //! writes from candle's thread pool, each block with its safety argument.
 
+mod argmax;
 mod attention;
 mod exp;
 mod ops;
@@ -20,6 +22,7 @@ mod spread;
 mod test_rng;
 mod threads;
 
+pub use argmax::{argmax, argmax_rows};
 pub use attention::{AttentionShape, KvView, decode_attention, rope_interleaved};
 pub use ops::{rms_norm, silu_mul};
 pub use q4_1::{Q41Kernel, Q41Matrix};

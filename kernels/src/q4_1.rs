@@ -219,6 +219,43 @@ impl Q41Matrix {
     /// `dsts[j]` receives matrix `j`'s product.
     pub fn matmul_many(mats: &[&Self], lhs: &[f32], dsts: &mut [&mut [f32]]) {
         assert_eq!(mats.len(), dsts.len(), "one destination per matrix");
+        let m = mats.first().map_or(0, |mat| lhs.len() / mat.k.max(1));
+        for (mat, dst) in mats.iter().zip(dsts.iter()) {
+            assert!(dst.len() >= m * mat.n, "dst too small");
+        }
+        let dsts: Vec<*mut f32> = dsts.iter_mut().map(|d| d.as_mut_ptr()).collect();
+        // SAFETY: each destination holds at least m * n elements (asserted above).
+        unsafe { Self::run(mats, lhs, &dsts) };
+    }
+
+    /// [`Q41Matrix::matmul_many`] into new vectors, `[m * n]` each: every element is written
+    /// by the kernel, so none is first filled with zeros.
+    pub fn products(mats: &[&Self], lhs: &[f32]) -> Vec<Vec<f32>> {
+        let m = mats.first().map_or(0, |mat| lhs.len() / mat.k.max(1));
+        let mut outs: Vec<Vec<f32>> = mats
+            .iter()
+            .map(|mat| Vec::with_capacity(m * mat.n))
+            .collect();
+        let dsts: Vec<*mut f32> = outs.iter_mut().map(Vec::as_mut_ptr).collect();
+        // SAFETY: each destination has capacity for m * n elements.
+        unsafe { Self::run(mats, lhs, &dsts) };
+        for (out, mat) in outs.iter_mut().zip(mats) {
+            // SAFETY: `run` returned, so it wrote all m * n elements: its work items cover
+            // every (row tile, group of 8 columns) pair of each matrix, each writing its
+            // rows' 8 columns, and n is a multiple of 8.
+            unsafe { out.set_len(m * mat.n) };
+        }
+        outs
+    }
+
+    /// The products of `mats` with `lhs`, matrix `j`'s written to `dsts[j]` (row-major,
+    /// `[m, n]`).
+    ///
+    /// # Safety
+    /// Each `dsts[j]` must be valid for writes of `m * mats[j].n` f32, and nothing else may
+    /// access that memory during the call.
+    unsafe fn run(mats: &[&Self], lhs: &[f32], dsts: &[*mut f32]) {
+        assert_eq!(mats.len(), dsts.len(), "one destination per matrix");
         let Some(k) = mats.first().map(|m| m.k) else {
             return;
         };
@@ -226,9 +263,6 @@ impl Q41Matrix {
         let kb = k / QK;
         let m = lhs.len() / k;
         assert_eq!(m * k, lhs.len(), "lhs is not a whole number of rows");
-        for (mat, dst) in mats.iter().zip(dsts.iter()) {
-            assert!(dst.len() >= m * mat.n, "dst too small");
-        }
         let acts = quantize_rows(lhs, m, k);
         // Matrix j owns work items starts[j]..starts[j + 1].
         let mut starts = vec![0usize];
@@ -236,7 +270,7 @@ impl Q41Matrix {
             let tiles = m.div_ceil(tile_rows(mat.kernel, m));
             starts.push(starts[starts.len() - 1] + tiles * (mat.n / ROWS));
         }
-        let dst_addrs: Vec<usize> = dsts.iter_mut().map(|d| d.as_mut_ptr() as usize).collect();
+        let dst_addrs: Vec<usize> = dsts.iter().map(|&d| d as usize).collect();
         // Work items are (matrix, row tile, group of 8 matrix rows): a group's weights are read
         // once per tile of up to TILE activation rows (a batch of sequences, or prompt tokens).
         let work = |range: std::ops::Range<usize>| {
@@ -261,8 +295,8 @@ impl Q41Matrix {
                 }
                 for (i, o) in out.iter().take(count).enumerate() {
                     // SAFETY: each (matrix, tile, group) item writes its own 8 elements of each
-                    // of its rows of `dsts[j]`, which is at least m * n long (asserted above)
-                    // and outlives the pool's execution; no two items write the same element.
+                    // of its rows of `dsts[j]`, valid for m * n elements (the caller's
+                    // contract) for the whole pool run; no two items write the same element.
                     unsafe {
                         let p = (dst_addrs[j] as *mut f32).add((first + i) * n + g * ROWS);
                         std::ptr::copy_nonoverlapping(o.as_ptr(), p, ROWS);
@@ -633,7 +667,7 @@ mod tests {
     }
 
     #[test]
-    fn many_matrices_at_once_equal_each_alone() -> candle_core::Result<()> {
+    fn many_matrices_at_once_and_into_new_vectors_equal_each_alone() -> candle_core::Result<()> {
         let dev = Device::Cpu;
         let mut seed = 5u64;
         let k = 576;
@@ -651,10 +685,13 @@ mod tests {
             let mut dsts: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
             let refs: Vec<&Q41Matrix> = mats.iter().collect();
             Q41Matrix::matmul_many(&refs, &x, &mut dsts);
-            for (mat, got) in mats.iter().zip(&outs) {
+            // The same products into new vectors (never zero-filled: all written).
+            let fresh = Q41Matrix::products(&refs, &x);
+            for ((mat, got), fresh) in mats.iter().zip(&outs).zip(&fresh) {
                 let mut alone = vec![0f32; m * mat.n];
                 mat.matmul(&x, &mut alone);
                 assert_eq!(got, &alone, "{m} rows, {} outputs", mat.n);
+                assert_eq!(fresh, &alone, "{m} rows, {} outputs, new vectors", mat.n);
             }
         }
         Ok(())

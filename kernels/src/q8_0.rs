@@ -135,14 +135,37 @@ impl Q80Matrix {
     /// `dst[i * n + j]` = row `j` of the matrix · row `i` of `lhs` (`lhs.len() / k` rows), as
     /// candle's `QMatMul::forward` computes it; the work is spread over candle's thread pool.
     pub fn matmul(&self, lhs: &[f32], dst: &mut [f32]) {
+        assert!(dst.len() >= lhs.len() / self.k * self.n, "dst too small");
+        // SAFETY: `dst` holds at least m * n elements (asserted above).
+        unsafe { self.run(lhs, dst.as_mut_ptr()) };
+    }
+
+    /// [`Q80Matrix::matmul`] into a new vector (`[m * n]`): every element is written by the
+    /// kernel, so none is first filled with zeros.
+    pub fn product(&self, lhs: &[f32]) -> Vec<f32> {
+        let len = lhs.len() / self.k * self.n;
+        let mut out = Vec::with_capacity(len);
+        // SAFETY: `out` has capacity for m * n elements.
+        unsafe { self.run(lhs, out.as_mut_ptr()) };
+        // SAFETY: `run` returned, so it wrote all m * n elements: its work items are the
+        // n / 4 groups of columns, each writing its four columns of every row.
+        unsafe { out.set_len(len) };
+        out
+    }
+
+    /// The product with `lhs`, written to `dst` (row-major, `[m, n]`).
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `m * n` f32, and nothing else may access that
+    /// memory during the call.
+    unsafe fn run(&self, lhs: &[f32], dst: *mut f32) {
         let (n, k) = (self.n, self.k);
         let kb = k / QK;
         let m = lhs.len() / k;
         assert_eq!(m * k, lhs.len(), "lhs is not a whole number of rows");
-        assert!(dst.len() >= m * n, "dst too small");
         let acts = quantize_pairs(lhs, m, k);
         let pairs = m.div_ceil(2);
-        let dst_addr = dst.as_mut_ptr() as usize;
+        let dst_addr = dst as usize;
         let work = |range: std::ops::Range<usize>| {
             for g in range {
                 let rows = g * GROUP..(g + 1) * GROUP;
@@ -163,8 +186,8 @@ impl Q80Matrix {
                                 break;
                             }
                             // SAFETY: group g writes elements g*GROUP..(g+1)*GROUP of each
-                            // activation row of `dst` (at least m * n long, asserted above),
-                            // which outlives the pool's run; no two groups share an element.
+                            // activation row of `dst`, valid for m * n elements (the caller's
+                            // contract) for the whole pool run; no two groups share one.
                             unsafe {
                                 let at = (dst_addr as *mut f32).add(row * n + rows.start);
                                 std::ptr::copy_nonoverlapping(out[half].as_ptr(), at, GROUP);
@@ -322,9 +345,10 @@ mod tests {
                     .forward(&Tensor::from_vec(x.clone(), (m, k), &dev)?)?
                     .flatten_all()?
                     .to_vec1::<f32>()?;
-                let mut got = vec![0f32; m * n];
+                let mut got = vec![f32::NAN; m * n];
                 ours.matmul(&x, &mut got);
                 assert_eq!(got, want, "{n}x{k}, {m} rows");
+                assert_eq!(ours.product(&x), want, "{n}x{k}, {m} rows, new vector");
             }
         }
         Ok(())

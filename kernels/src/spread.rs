@@ -80,8 +80,8 @@ mod tests {
     #[test]
     fn ranges_shrink_to_single_items_at_the_end() {
         let ranges = Mutex::new(Vec::new());
-        spread(1000, |r| ranges.lock().unwrap().push(r));
-        let mut ranges = ranges.into_inner().unwrap();
+        spread(1000, |r| ranges.lock().expect("not poisoned").push(r));
+        let mut ranges = ranges.into_inner().expect("not poisoned");
         ranges.sort_by_key(|r| r.start);
         assert_eq!(ranges.last().map(|r| r.len()), Some(1));
         assert!(ranges.first().is_some_and(|r| r.len() > 1));

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use veil_server::engine::{KvCache, WeightFormat, argmax};
+use veil_server::engine::{KvCache, WeightFormat, argmax, argmax_rows};
 use veil_server::model::LoadedModel;
 
 const PROMPT: &str = "The history of the printing press begins";
@@ -50,9 +50,7 @@ fn main() -> anyhow::Result<()> {
             let tokens: Vec<&[u32]> = tokens.iter().map(|t| t.as_slice()).collect();
             let mut refs: Vec<&mut KvCache> = caches.iter_mut().collect();
             let logits = llama.forward(&tokens, &mut refs)?;
-            for (i, n) in next.iter_mut().enumerate() {
-                *n = argmax(&logits.get(i)?)?;
-            }
+            next = argmax_rows(&logits)?;
         }
         let secs = started.elapsed().as_secs_f64();
         let tok_s = (b * steps) as f64 / secs;

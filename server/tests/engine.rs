@@ -353,3 +353,44 @@ fn greedy_completions_are_pinned_alone_and_batched() {
     let want: Vec<&[u32]> = PINNED.iter().map(|(_, w)| w.as_slice()).collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn engine_streams_the_pinned_greedy_completions_batched() {
+    // The served path: the worker batches the three prompts and picks each greedy token with
+    // Veil's argmax over the batch's logits; its text must be the pinned completions'.
+    let model = common::load();
+    let tokenizer = std::sync::Arc::new(model.tokenizer);
+    let (engine, worker) = Engine::new(
+        std::sync::Arc::new(model.llama),
+        tokenizer.clone(),
+        EngineConfig::default(),
+    );
+    let receivers: Vec<_> = PINNED
+        .iter()
+        .map(|(prompt, _)| {
+            engine
+                .submit(GenRequest {
+                    id: "pinned".to_owned(),
+                    prompt: tokenizer.encode(prompt).expect("encodes"),
+                    params: SamplingParams::greedy(32),
+                })
+                .expect("queued")
+        })
+        .collect();
+    // Started after all three are queued, so that they share steps.
+    worker.spawn().expect("worker");
+    for ((prompt, want), mut rx) in PINNED.iter().zip(receivers) {
+        let mut text = String::new();
+        loop {
+            match rx.blocking_recv().expect("event") {
+                GenEvent::Text(t) => text.push_str(&t),
+                GenEvent::Done(_, usage) => {
+                    assert_eq!(usage.completion_tokens, 32, "{prompt:?}");
+                    break;
+                }
+                GenEvent::Failed(e) => panic!("failed: {e}"),
+            }
+        }
+        assert_eq!(text, tokenizer.decode(want), "{prompt:?}");
+    }
+}

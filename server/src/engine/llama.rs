@@ -312,3 +312,20 @@ fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<RopeTables> {
 pub fn argmax(logits: &Tensor) -> Result<u32> {
     Ok(logits.argmax(D::Minus1)?.to_scalar::<u32>()?)
 }
+
+/// [`argmax`] of every row of `[batch, vocab]` logits: on the CPU by Veil's kernel (the
+/// same picks as candle's, ties to the first; the rows spread over the pool), elsewhere by
+/// candle's.
+pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
+    let (_, width) = logits.dims2()?;
+    {
+        let (storage, layout) = logits.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+            && let Ok(all) = cpu.as_slice::<f32>()
+        {
+            return Ok(veil_kernels::argmax_rows(&all[start..end], width));
+        }
+    }
+    Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
+}

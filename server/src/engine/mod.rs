@@ -13,7 +13,7 @@ mod sampling;
 mod text;
 mod worker;
 
-pub use llama::{KvCache, Llama, LlamaConfig, WeightFormat, argmax};
+pub use llama::{KvCache, Llama, LlamaConfig, WeightFormat, argmax, argmax_rows};
 pub use sampling::SamplingParams;
 pub use text::{Delta, TextStream};
 pub use worker::Worker;

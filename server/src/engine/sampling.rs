@@ -32,9 +32,14 @@ impl SamplingParams {
         }
     }
 
+    /// Whether these parameters decode greedily (the processor is candle's argmax).
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+
     /// The candle logits processor for these parameters.
     pub fn processor(&self) -> LogitsProcessor {
-        let sampling = if self.temperature <= 0.0 {
+        let sampling = if self.is_greedy() {
             Sampling::ArgMax
         } else if self.top_p < 1.0 {
             Sampling::TopP {

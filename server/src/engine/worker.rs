@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use candle_transformers::generation::LogitsProcessor;
 use tokio::sync::mpsc;
 
-use super::llama::{KvCache, Llama};
+use super::llama::{KvCache, Llama, argmax_rows};
 use super::text::{Delta, TextStream};
 use super::{FinishReason, GenEvent, Job, Usage};
 use crate::tokenizer::Tokenizer;
@@ -35,6 +35,9 @@ struct Active {
     events: mpsc::UnboundedSender<GenEvent>,
     cache: KvCache,
     processor: LogitsProcessor,
+    /// Greedy decoding: the pick is the batch's argmax (the processor's, computed for all
+    /// rows at once).
+    greedy: bool,
     text: TextStream,
     max_tokens: usize,
     ignore_eos: bool,
@@ -113,6 +116,7 @@ impl Worker {
             events,
             cache: self.llama.new_cache(),
             processor: request.params.processor(),
+            greedy: request.params.is_greedy(),
             text: TextStream::new(request.params.stop),
             max_tokens: request.params.max_tokens,
             ignore_eos: request.params.ignore_eos,
@@ -161,24 +165,50 @@ impl Worker {
                 return;
             }
         };
+        // Greedy picks for every row in one pass over the pool, where any sequence wants one.
+        let picks = if active.iter().chain(&new).any(|a| a.greedy) {
+            match argmax_rows(&logits) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    for a in active.drain(..).chain(new) {
+                        fail(&a, &e.to_string());
+                    }
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let picks = picks.as_deref();
         let mut row = 0;
         active.retain_mut(|a| {
             let r = row;
             row += 1;
-            self.sample_and_accept(a, &logits, r)
+            self.sample_and_accept(a, &logits, picks, r)
         });
         for (n, mut a) in new.into_iter().enumerate() {
             // The prompt's pass is done: its first token is sampled now.
             a.prefill = a.started.elapsed();
-            if self.sample_and_accept(&mut a, &logits, decoding + n) {
+            if self.sample_and_accept(&mut a, &logits, picks, decoding + n) {
                 active.push(a);
             }
         }
     }
 
-    /// Samples sequence `a`'s token from row `row` of `logits` and handles it; returns
-    /// whether the sequence goes on.
-    fn sample_and_accept(&self, a: &mut Active, logits: &candle_core::Tensor, row: usize) -> bool {
+    /// Samples sequence `a`'s token from row `row` of `logits` (a greedy sequence takes its
+    /// row's entry of `picks`) and handles it; returns whether the sequence goes on.
+    fn sample_and_accept(
+        &self,
+        a: &mut Active,
+        logits: &candle_core::Tensor,
+        picks: Option<&[u32]>,
+        row: usize,
+    ) -> bool {
+        if a.greedy
+            && let Some(&t) = picks.and_then(|p| p.get(row))
+        {
+            return self.accept(a, t);
+        }
         match logits.get(row).and_then(|l| a.processor.sample(&l)) {
             Ok(t) => self.accept(a, t),
             Err(e) => {

@@ -53,16 +53,8 @@ impl Matrix {
     ) -> candle_core::Result<Vec<f32>> {
         let m = x.len() / width.max(1);
         match self {
-            Self::Q4_1(w) => {
-                let mut out = vec![0f32; m * w.rows()];
-                w.matmul(x, &mut out);
-                Ok(out)
-            }
-            Self::Q8_0(w) => {
-                let mut out = vec![0f32; m * w.rows()];
-                w.matmul(x, &mut out);
-                Ok(out)
-            }
+            Self::Q4_1(w) => Ok(Q41Matrix::products(&[w], x).pop().unwrap_or_default()),
+            Self::Q8_0(w) => Ok(w.product(x)),
             Self::Candle(w) => {
                 let x = Tensor::from_slice(x, (m, 1, width), device)?;
                 w.forward(&x)?
@@ -97,13 +89,7 @@ impl Matrix {
             })
             .collect();
         let outs: Vec<Vec<f32>> = match q4 {
-            Some(q4) => {
-                let m = x.len() / width.max(1);
-                let mut outs: Vec<Vec<f32>> = q4.iter().map(|w| vec![0f32; m * w.rows()]).collect();
-                let mut dsts: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
-                Q41Matrix::matmul_many(&q4, x, &mut dsts);
-                outs
-            }
+            Some(q4) => Q41Matrix::products(&q4, x),
             None => mats
                 .iter()
                 .map(|w| w.rows(x, width, device))
