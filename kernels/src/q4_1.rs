@@ -282,17 +282,9 @@ impl Q41Matrix {
                 let size = tile_rows(mat.kernel, m);
                 let first = tile * size;
                 let count = size.min(m - first);
-                let mut rows: [&[ActBlock]; TILE] = [&[]; TILE];
-                for (i, r) in rows.iter_mut().take(count).enumerate() {
-                    *r = &acts[(first + i) * kb..(first + i + 1) * kb];
-                }
                 let w = &mat.blocks[g * kb..(g + 1) * kb];
-                let (rows, mut out) = (&rows[..count], [[0f32; ROWS]; TILE]);
-                if size == 8 {
-                    out = dot8_tile::<8>(mat.kernel, w, rows);
-                } else {
-                    out[..4].copy_from_slice(&dot8_tile::<4>(mat.kernel, w, rows));
-                }
+                let tile = &acts[first * kb..(first + count) * kb];
+                let out = dot8_rows(mat.kernel, w, tile);
                 for (i, o) in out.iter().take(count).enumerate() {
                     // SAFETY: each (matrix, tile, group) item writes its own 8 elements of each
                     // of its rows of `dsts[j]`, valid for m * n elements (the caller's
@@ -364,28 +356,62 @@ fn quantize_block(xs: &[f32]) -> ActBlock {
     }
 }
 
-/// For each of up to `T` activation rows, its eight dot products with the eight
+/// For each activation row of `tile` (1 to [`TILE`] rows of `w.len()` blocks each, row after
+/// row), its eight dot products with the eight interleaved rows of `w`; rows past the tile's
+/// are zero.
+fn dot8_rows(kernel: Q41Kernel, w: &[Block8], tile: &[ActBlock]) -> [[f32; ROWS]; TILE] {
+    fn padded<const T: usize>(out: [[f32; ROWS]; T]) -> [[f32; ROWS]; TILE] {
+        let mut all = [[0f32; ROWS]; TILE];
+        all[..T].copy_from_slice(&out);
+        all
+    }
+    let kb = w.len();
+    assert!(
+        kb > 0 && tile.len().is_multiple_of(kb),
+        "whole activation rows"
+    );
+    // Each row count is its own instance: the rows' accumulators stay in registers.
+    match tile.len() / kb {
+        1 => padded(dot8_tile::<1>(kernel, w, tile)),
+        2 => padded(dot8_tile::<2>(kernel, w, tile)),
+        3 => padded(dot8_tile::<3>(kernel, w, tile)),
+        4 => padded(dot8_tile::<4>(kernel, w, tile)),
+        5 => padded(dot8_tile::<5>(kernel, w, tile)),
+        6 => padded(dot8_tile::<6>(kernel, w, tile)),
+        7 => padded(dot8_tile::<7>(kernel, w, tile)),
+        8 => dot8_tile::<8>(kernel, w, tile),
+        rows => unreachable!("a tile of {rows} rows"),
+    }
+}
+
+/// For each of the `T` activation rows of `tile`, its eight dot products with the eight
 /// interleaved rows of `w`.
 fn dot8_tile<const T: usize>(
     kernel: Q41Kernel,
     w: &[Block8],
-    rows: &[&[ActBlock]],
+    tile: &[ActBlock],
 ) -> [[f32; ROWS]; T] {
+    assert_eq!(
+        tile.len(),
+        T * w.len(),
+        "T activation rows of the weights' length"
+    );
     #[cfg(target_arch = "x86_64")]
     {
         match kernel {
             // SAFETY: matrices are only built with a kernel the CPU supports
-            // (`from_qtensor_with` checks `is_supported`).
-            Q41Kernel::Avx2 => unsafe { dot8_tile_avx2(w, rows) },
+            // (`from_qtensor_with` checks `is_supported`); `tile` holds T rows of w.len()
+            // blocks (asserted above).
+            Q41Kernel::Avx2 => unsafe { dot8_tile_avx2(w, tile) },
             // SAFETY: as above.
-            Q41Kernel::Avx512Vnni => unsafe { dot8_tile_vnni(w, rows) },
+            Q41Kernel::Avx512Vnni => unsafe { dot8_tile_vnni(w, tile) },
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = kernel;
         let mut out = [[0f32; ROWS]; T];
-        for (o, a) in out.iter_mut().zip(rows) {
+        for (o, a) in out.iter_mut().zip(tile.chunks_exact(w.len())) {
             *o = dot8_scalar(w, a);
         }
         out
@@ -471,9 +497,9 @@ fn accumulate(
     use std::arch::x86_64::*;
     let t = _mm256_mul_ps(
         _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d),
-        _mm256_set1_ps(ab.d),
+        _mm256_broadcast_ss(&ab.d),
     );
-    let u = _mm256_mul_ps(m, _mm256_set1_ps(ab.s));
+    let u = _mm256_mul_ps(m, _mm256_broadcast_ss(&ab.s));
     *acc = _mm256_add_ps(*acc, _mm256_add_ps(t, u));
 }
 
@@ -489,21 +515,48 @@ fn store<const T: usize>(acc: [std::arch::x86_64::__m256; T]) -> [[f32; ROWS]; T
     out
 }
 
+/// `$row(t, &mut $acc[t])` for t in 0..$T (at most 8), unrolled by hand: `$T` is a constant,
+/// so the tests are resolved at compile time, and the accumulators stay in registers (the
+/// compiler does not unroll a loop over rows this long, and keeps them on the stack).
+#[cfg(target_arch = "x86_64")]
+macro_rules! each_row {
+    ($T:expr, $row:ident, $acc:ident) => {
+        each_row!(@ $T, $row, $acc; 0 1 2 3 4 5 6 7)
+    };
+    (@ $T:expr, $row:ident, $acc:ident; $($t:literal)*) => {$(
+        if $t < $T {
+            $row($t, &mut $acc[$t]);
+        }
+    )*};
+}
+
+/// Activation block `b` of row `t` of a tile of rows `kb` blocks long.
+///
 /// # Safety
-/// The CPU must support AVX2.
+/// `t * kb + b` must be inside `tile`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn act(tile: &[ActBlock], kb: usize, t: usize, b: usize) -> &ActBlock {
+    // SAFETY: the caller's contract.
+    unsafe { tile.get_unchecked(t * kb + b) }
+}
+
+/// # Safety
+/// The CPU must support AVX2, and `tile` must hold `T` rows of `w.len()` blocks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn dot8_tile_avx2<const T: usize>(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; T] {
+unsafe fn dot8_tile_avx2<const T: usize>(w: &[Block8], tile: &[ActBlock]) -> [[f32; ROWS]; T] {
     use std::arch::x86_64::*;
     let ones = _mm256_set1_epi16(1);
+    let kb = w.len();
     let mut acc = [_mm256_setzero_ps(); T];
-    let rows = &rows[..rows.len().min(T)];
     for (b, wb) in w.iter().enumerate() {
         crate::prefetch::ahead(wb);
         // Unpacked once for every activation row of the tile.
         let (x, d, m) = unpack(wb);
-        for (a, acc) in rows.iter().zip(acc.iter_mut()) {
-            let ab = &a[b];
+        let row = |t: usize, acc: &mut __m256| {
+            // SAFETY: t < T and b < kb, and the tile holds T rows of kb blocks.
+            let ab = unsafe { act(tile, kb, t, b) };
             // u8 nibbles (0..=15) times i8, pairs summed: at most 2 * 15 * 128 = 3840 in
             // magnitude, so `vpmaddubsw` never saturates; eight of them summed in i16 stay
             // within 30 720: exact.
@@ -515,24 +568,27 @@ unsafe fn dot8_tile_avx2<const T: usize>(w: &[Block8], rows: &[&[ActBlock]]) -> 
             );
             // Lane r: row r's exact integer dot product over the block.
             accumulate(acc, _mm256_madd_epi16(s, ones), d, m, ab);
-        }
+        };
+        each_row!(T, row, acc);
     }
     store(acc)
 }
 
 /// # Safety
-/// The CPU must support AVX2, AVX-512 VL and AVX-512 VNNI.
+/// The CPU must support AVX2, AVX-512 VL and AVX-512 VNNI, and `tile` must hold `T` rows
+/// of `w.len()` blocks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512vl,avx512vnni")]
-unsafe fn dot8_tile_vnni<const T: usize>(w: &[Block8], rows: &[&[ActBlock]]) -> [[f32; ROWS]; T] {
+unsafe fn dot8_tile_vnni<const T: usize>(w: &[Block8], tile: &[ActBlock]) -> [[f32; ROWS]; T] {
     use std::arch::x86_64::*;
+    let kb = w.len();
     let mut acc = [_mm256_setzero_ps(); T];
-    let rows = &rows[..rows.len().min(T)];
     for (b, wb) in w.iter().enumerate() {
         crate::prefetch::ahead(wb);
         let (x, d, m) = unpack(wb);
-        for (a, acc) in rows.iter().zip(acc.iter_mut()) {
-            let ab = &a[b];
+        let row = |t: usize, acc: &mut __m256| {
+            // SAFETY: t < T and b < kb, and the tile holds T rows of kb blocks.
+            let ab = unsafe { act(tile, kb, t, b) };
             // Lane r += the four products of row r's elements 4j..4j+4 with the activations
             // (u8 times i8, summed in i32, no saturation): exact. Two chains, then one add.
             let zero = _mm256_setzero_si256();
@@ -543,7 +599,8 @@ unsafe fn dot8_tile_vnni<const T: usize>(w: &[Block8], rows: &[&[ActBlock]]) -> 
                 s1 = _mm256_dpbusd_epi32(s1, x[j + 1], broadcast4(ab, j + 1));
             }
             accumulate(acc, _mm256_add_epi32(s0, s1), d, m, ab);
-        }
+        };
+        each_row!(T, row, acc);
     }
     store(acc)
 }
@@ -569,6 +626,11 @@ mod tests {
             (1, 576, 1536),
             (7, 192, 576),
             (2, 8, 64),
+            // Every tile size: 4, 5, 6, and 8 + 5.
+            (4, 64, 576),
+            (5, 64, 576),
+            (6, 64, 576),
+            (13, 64, 576),
         ] {
             let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) * 0.1).collect();
             let x: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) * 3.0).collect();
