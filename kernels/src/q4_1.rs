@@ -329,18 +329,22 @@ fn quantize_rows(lhs: &[f32], m: usize, k: usize) -> Vec<ActBlock> {
 }
 
 /// One block quantized to Q8_1 exactly as candle's `BlockQ8_1::from_float` does it (a test
-/// compares them), in eight-lane steps the compiler vectorizes: the largest magnitude, the
-/// scale `d = amax / 127`, each element times `1 / d` rounded half away from zero, and the
-/// sum term `s = f16(Σq) · f16(d)` in f16 arithmetic.
+/// compares them): the largest magnitude, the scale `d = amax / 127`, each element times
+/// `1 / d` rounded half away from zero (saturated to i8, NaN to 0), and the sum term
+/// `s = f16(Σq) · f16(d)` in f16 arithmetic. On AVX2 eight elements at a time (the
+/// compiler made the element-wise rounding and conversion scalar code).
 fn quantize_block(xs: &[f32]) -> ActBlock {
-    const L: usize = 8;
-    let mut lanes = [0f32; L];
-    for c in xs.chunks_exact(L) {
-        for (m, &x) in lanes.iter_mut().zip(c) {
-            *m = m.max(x.abs());
-        }
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    if let Ok(xs) = <&[f32; QK]>::try_from(xs) {
+        // SAFETY: AVX2 is enabled for the whole build (the x86-64-v3 target level).
+        return unsafe { quantize_block_avx2(xs) };
     }
-    let amax = lanes.iter().copied().fold(0f32, f32::max);
+    quantize_block_portable(xs)
+}
+
+/// [`quantize_block`] element by element.
+fn quantize_block_portable(xs: &[f32]) -> ActBlock {
+    let amax = xs.iter().fold(0f32, |m, &x| m.max(x.abs()));
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut qs = [0i8; QK];
@@ -348,12 +352,79 @@ fn quantize_block(xs: &[f32]) -> ActBlock {
         *q = (x * id).round() as i8;
     }
     let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
+    act_block(qs, d, sum)
+}
+
+/// The block of bytes `qs` (summing to `sum`) at scale `d`.
+fn act_block(qs: [i8; QK], d: f32, sum: i32) -> ActBlock {
     let d16 = f16::from_f32(d);
     ActBlock {
         qs,
         d: d16.to_f32(),
         s: (f16::from_f32(sum as f32) * d16).to_f32(),
     }
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_block_avx2(xs: &[f32; QK]) -> ActBlock {
+    use std::arch::x86_64::*;
+    // SAFETY: reads the 32 f32 of `xs` (unaligned loads, in bounds).
+    let v: [__m256; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(xs[8 * i..].as_ptr()) });
+    let magnitude = _mm256_set1_ps(f32::from_bits(0x7FFF_FFFF));
+    let mut m = _mm256_setzero_ps();
+    for &v in &v {
+        // `vmaxps` gives its second operand where either is NaN: a NaN leaves `m` as is, as
+        // `f32::max` ignores it. The largest of numbers is exact in any order.
+        m = _mm256_max_ps(_mm256_and_ps(v, magnitude), m);
+    }
+    let h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    let amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+    let q: [__m256i; 4] = std::array::from_fn(|i| {
+        let r = round_half_away(_mm256_mul_ps(v[i], id));
+        // `as i8`: NaN to 0, then saturated; in range, the conversion is exact.
+        let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
+        let r = _mm256_min_ps(
+            _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
+            _mm256_set1_ps(127.0),
+        );
+        _mm256_cvttps_epi32(r)
+    });
+    // i32 → i8 with saturating packs (values are in range), then the 32-bit groups back in
+    // order (each pack interleaves its operands' 128-bit halves).
+    let bytes = _mm256_packs_epi16(
+        _mm256_packs_epi32(q[0], q[1]),
+        _mm256_packs_epi32(q[2], q[3]),
+    );
+    let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    let mut qs = [0i8; QK];
+    // SAFETY: writes the 32 bytes of `qs` (unaligned store, in bounds).
+    unsafe { _mm256_storeu_si256(qs.as_mut_ptr().cast(), bytes) };
+    let s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let sum = _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<1>(s)));
+    act_block(qs, d, sum)
+}
+
+/// `f32::round` (half away from zero) on eight lanes: `trunc(x + copysign(0.49999997, x))`,
+/// the compiler's own lowering of `round` on x86 (adding the largest float below one half
+/// never carries a value below .5 over, and always carries .5 itself, rounded to even).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[target_feature(enable = "avx2")]
+fn round_half_away(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let below_half = _mm256_set1_ps(f32::from_bits(0x3EFF_FFFF));
+    let sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0));
+    _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm256_add_ps(
+        x,
+        _mm256_or_ps(sign, below_half),
+    ))
 }
 
 /// For each activation row of `tile` (1 to [`TILE`] rows of `w.len()` blocks each, row after
@@ -691,6 +762,80 @@ mod tests {
     /// Bytes of one Q8_1 block: `d: f16, s: f16, qs: [i8; 32]`.
     const Q8_1_BLOCK_BYTES: usize = 36;
 
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[test]
+    fn vector_rounding_is_f32_round() {
+        use std::arch::x86_64::*;
+        let mut xs: Vec<f32> = Vec::new();
+        // Every half from -300.5 to 300.5, and the floats either side of each.
+        for k in -300..=300 {
+            let h = k as f32 + 0.5;
+            xs.extend([
+                h,
+                f32::from_bits(h.to_bits() + 1),
+                f32::from_bits(h.to_bits() - 1),
+            ]);
+        }
+        xs.extend([
+            0.0,
+            -0.0,
+            0.499_999_97,
+            -0.499_999_97,
+            8_388_607.5,
+            16_777_215.0,
+        ]);
+        xs.extend([
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            1e30,
+        ]);
+        let mut bits = 12_345u32;
+        for _ in 0..1_000_000 {
+            bits = bits.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            xs.push(f32::from_bits(bits));
+        }
+        while !xs.len().is_multiple_of(8) {
+            xs.push(1.5);
+        }
+        for c in xs.chunks_exact(8) {
+            let mut got = [0f32; 8];
+            // SAFETY: AVX2 is enabled for the build; loads and stores 8 f32 in bounds.
+            unsafe {
+                let r = round_half_away(_mm256_loadu_ps(c.as_ptr()));
+                _mm256_storeu_ps(got.as_mut_ptr(), r);
+            }
+            for (&x, &g) in c.iter().zip(&got) {
+                let want = x.round();
+                assert!(
+                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                    "{x:e}: {g:e} != {want:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn vector_and_portable_quantization_agree() {
+        let mut seed = 17u64;
+        for i in 0..5000 {
+            let scale = [1e-38f32, 1e-6, 1.0, 300.0, 3e38][i % 5];
+            let mut xs: Vec<f32> = (0..QK).map(|_| lcg(&mut seed) * scale).collect();
+            match i % 7 {
+                0 => xs[i % QK] = f32::NAN,
+                1 => xs[i % QK] = f32::INFINITY,
+                2 => xs[i % QK] = f32::NEG_INFINITY,
+                3 => xs.fill(f32::NAN),
+                _ => {}
+            }
+            let (a, b) = (quantize_block(&xs), quantize_block_portable(&xs));
+            assert_eq!(a.qs, b.qs, "{xs:?}");
+            assert_eq!(a.d.to_bits(), b.d.to_bits(), "{xs:?}");
+            assert_eq!(a.s.to_bits(), b.s.to_bits(), "{xs:?}");
+        }
+    }
+
     #[test]
     fn quantizes_activations_as_candle_does() {
         let mut seed = 9u64;
@@ -708,6 +853,13 @@ mod tests {
                 .collect(),
         );
         rows.push(vec![0.0; QK]);
+        // A NaN (ignored by the largest magnitude), and negative zeros.
+        let mut odd: Vec<f32> = (0..QK).map(|j| j as f32 - 20.0).collect();
+        odd[7] = f32::NAN;
+        odd[QK - 1] = f32::NAN;
+        odd[1] = -0.0;
+        rows.push(odd);
+        rows.push(vec![-0.0; QK]);
         for row in &rows {
             let mut want = [BlockQ8_1::zeros()];
             BlockQ8_1::from_float(row, &mut want);
