@@ -303,28 +303,31 @@ impl Q41Matrix {
 /// Quantizes each row of `lhs` to the Q8_1 blocks candle's matmul would use, laid out for the
 /// kernel.
 fn quantize_rows(lhs: &[f32], m: usize, k: usize) -> Vec<ActBlock> {
+    assert!(
+        k.is_multiple_of(QK) && lhs.len() == m * k,
+        "m rows of whole blocks"
+    );
     let kb = k / QK;
     if m < 2 {
         return lhs.chunks_exact(QK).map(quantize_block).collect();
     }
-    // Several rows (a batch): spread over the pool, a row per item.
-    let empty = ActBlock {
-        qs: [0; QK],
-        d: 0.0,
-        s: 0.0,
-    };
-    let mut out = vec![empty; m * kb];
+    // Several rows (a batch): spread over the pool, a row per item, into a vector that is
+    // not first filled (every block is written).
+    let mut out: Vec<ActBlock> = Vec::with_capacity(m * kb);
     let out_addr = out.as_mut_ptr() as usize;
     crate::spread::spread(m, |rows| {
         for r in rows {
             for (b, x) in lhs[r * k..(r + 1) * k].chunks_exact(QK).enumerate() {
                 let block = quantize_block(x);
-                // SAFETY: item r writes blocks r * kb .. (r + 1) * kb of `out` (m * kb long),
-                // which outlives the pool's run; no two items write the same block.
+                // SAFETY: item r writes blocks r * kb .. (r + 1) * kb of `out` (capacity
+                // m * kb), which outlives the pool's run; no two items write the same block.
                 unsafe { (out_addr as *mut ActBlock).add(r * kb + b).write(block) };
             }
         }
     });
+    // SAFETY: `spread` returned, so every row r < m wrote its kb blocks: all m * kb are
+    // initialized (`lhs` is m rows of k = kb * 32 floats, asserted above).
+    unsafe { out.set_len(m * kb) };
     out
 }
 
