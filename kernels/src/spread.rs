@@ -38,7 +38,7 @@ pub(crate) fn spread<F: Fn(Range<usize>) + Sync>(n_items: usize, f: F) {
         let was = IN_SPREAD.replace(true);
         let mut start = next.load(Ordering::Relaxed);
         while start < n_items {
-            let take = ((n_items - start) / (2 * threads)).max(1);
+            let take = grab(n_items - start, threads);
             match next.compare_exchange_weak(
                 start,
                 start + take,
@@ -54,6 +54,11 @@ pub(crate) fn spread<F: Fn(Range<usize>) + Sync>(n_items: usize, f: F) {
         }
         IN_SPREAD.set(was);
     });
+}
+
+/// Items one grab takes when `remaining` are left for `threads` threads.
+fn grab(remaining: usize, threads: usize) -> usize {
+    (remaining / (2 * threads)).max(1)
 }
 
 #[cfg(test)]
@@ -79,12 +84,25 @@ mod tests {
 
     #[test]
     fn ranges_shrink_to_single_items_at_the_end() {
+        // Grabs one after another, as two threads taking turns would make them.
+        let (mut left, mut sizes) = (1000usize, Vec::new());
+        while left > 0 {
+            let take = grab(left, 2);
+            sizes.push(take);
+            left -= take;
+        }
+        assert_eq!(sizes[0], 250);
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+        assert_eq!(sizes[sizes.len() - 4..], [1, 1, 1, 1]);
+        assert!(sizes.len() < 40, "{} grabs", sizes.len());
+        // On the pool (however many threads this test process has), the ranges tile the
+        // items in order.
         let ranges = Mutex::new(Vec::new());
         spread(1000, |r| ranges.lock().expect("not poisoned").push(r));
         let mut ranges = ranges.into_inner().expect("not poisoned");
         ranges.sort_by_key(|r| r.start);
-        assert_eq!(ranges.last().map(|r| r.len()), Some(1));
-        assert!(ranges.first().is_some_and(|r| r.len() > 1));
+        assert_eq!(ranges.first().map(|r| r.start), Some(0));
+        assert_eq!(ranges.last().map(|r| r.end), Some(1000));
         assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
     }
 
