@@ -158,23 +158,13 @@ impl Worker {
             .collect();
         let logits = match self.llama.forward(&inputs, &mut caches) {
             Ok(l) => l,
-            Err(e) => {
-                for a in active.drain(..).chain(new) {
-                    fail(&a, &e.to_string());
-                }
-                return;
-            }
+            Err(e) => return fail_all(active, new, &e.to_string()),
         };
         // Greedy picks for every row in one pass over the pool, where any sequence wants one.
         let picks = if active.iter().chain(&new).any(|a| a.greedy) {
             match argmax_rows(&logits) {
                 Ok(p) => Some(p),
-                Err(e) => {
-                    for a in active.drain(..).chain(new) {
-                        fail(&a, &e.to_string());
-                    }
-                    return;
-                }
+                Err(e) => return fail_all(active, new, &e.to_string()),
             }
         } else {
             None
@@ -276,6 +266,13 @@ fn send_text(a: &Active, text: String) {
     if !text.is_empty() {
         // A closed receiver is noticed (and the sequence dropped) at the next step.
         let _ = a.events.send(GenEvent::Text(text));
+    }
+}
+
+/// Fails every sequence of a step (its pass could not run) and drops them.
+fn fail_all(active: &mut Vec<Active>, new: Vec<Active>, error: &str) {
+    for a in active.drain(..).chain(new) {
+        fail(&a, error);
     }
 }
 
