@@ -126,12 +126,16 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
     let work = |range: std::ops::Range<usize>| {
         let mut scores = Vec::new();
         let mut acc = vec![0f32; n_rep * head_dim];
+        let end = range.end;
         for item in range {
             let (i, g) = (item / n_kv_head, item % n_kv_head);
             let at = i * qw + g * n_rep * head_dim;
             let qg = &q[at..][..n_rep * head_dim];
             let head = caches[i].head(g, head_dim);
-            group(qg, head, head_dim, scale, simd, &mut scores, &mut acc);
+            // This range's next item is read from memory while this one computes.
+            let next = (item + 1 < end)
+                .then(|| caches[(item + 1) / n_kv_head].head((item + 1) % n_kv_head, head_dim));
+            group(qg, head, next, head_dim, scale, simd, &mut scores, &mut acc);
             // SAFETY: item (i, g) writes exactly out[at..][..n_rep * head_dim] (query heads
             // g * n_rep .. (g + 1) * n_rep of sequence i), inside `out` (b * qw long,
             // asserted above), which outlives the pool's run; no two items share an (i, g),
@@ -148,10 +152,13 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
 
 /// The `n_rep` query heads in `q` (consecutive) against one key/value head of one cache
 /// (its keys and values, `hd` floats per position): for each, the softmax of its scaled
-/// scores, then the weighted sum of the values, into its `hd` floats of `acc`.
+/// scores, then the weighted sum of the values, into its `hd` floats of `acc`. `next`: the
+/// keys and values the caller reads next, asked for from memory meanwhile.
+#[allow(clippy::too_many_arguments)]
 fn group(
     q: &[f32],
     (keys, vals): (&[f32], &[f32]),
+    next: Option<(&[f32], &[f32])>,
     hd: usize,
     scale: f32,
     simd: Simd,
@@ -176,9 +183,23 @@ fn group(
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Simd::Avx2` is only chosen where the CPU has AVX2 and FMA, and for
             // heads a whole number of lanes wide. The first query head's pass brings the
-            // keys and the values (for the weighted sums) in from memory as it goes.
+            // keys and the values (for the weighted sums) in from memory as it goes; the
+            // others, whose keys are then in cache, the next item's keys and values.
             Simd::Avx2 => unsafe {
-                x86::score_row(qh, keys, horizontal, scale, row, (r == 0).then_some(vals));
+                let later = match (r, next) {
+                    (1, Some((k, _))) => k,
+                    (2, Some((_, v))) => v,
+                    _ => &[],
+                };
+                x86::score_row(
+                    qh,
+                    keys,
+                    horizontal,
+                    scale,
+                    row,
+                    (r == 0).then_some(vals),
+                    later,
+                );
             },
             Simd::Portable => score_row(qh, keys, horizontal, scale, row),
         }

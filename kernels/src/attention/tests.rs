@@ -127,7 +127,7 @@ fn simd_scores_equal_the_portable_ones() {
                 // SAFETY: AVX2 and FMA were detected (`Simd::for_width` above), and hd
                 // is a multiple of 8.
                 unsafe {
-                    x86::score_row(&q, &keys, horizontal, 0.125, &mut got, Some(&keys));
+                    x86::score_row(&q, &keys, horizontal, 0.125, &mut got, Some(&keys), &keys);
                 }
                 let same = want
                     .iter()

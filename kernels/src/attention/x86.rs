@@ -12,7 +12,8 @@ use super::{KEYS, LANES};
 
 /// [`super::score_row`] on AVX2 registers; where `fetch` is given (the values, as
 /// long as `keys`), it also asks for the keys a block ahead and the values of the block
-/// in use to be brought in from memory.
+/// in use to be brought in from memory; and for `later` (any length) into the second-level
+/// cache, a share of it with each block.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -24,6 +25,7 @@ pub(super) unsafe fn score_row(
     scale: f32,
     row: &mut [f32],
     fetch: Option<&[f32]>,
+    later: &[f32],
 ) {
     let (hd, len) = (qh.len(), row.len());
     assert!(
@@ -35,7 +37,10 @@ pub(super) unsafe fn score_row(
         "values as keys"
     );
     let (scale, zero) = (_mm256_set1_ps(scale), _mm256_setzero_ps());
+    let blocks = len.div_ceil(KEYS);
     for j in (0..len).step_by(KEYS) {
+        let b = j / KEYS;
+        crate::prefetch::slice_l2(&later[later.len() * b / blocks..later.len() * (b + 1) / blocks]);
         if let Some(vals) = fetch {
             let ahead = ((j + KEYS) * hd).min(keys.len());
             let now = j * hd..((j + KEYS) * hd).min(keys.len());
