@@ -5,8 +5,8 @@ mod common;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use veil_server::engine::{
-    Engine, EngineConfig, FinishReason, GenEvent, GenRequest, KvCache, Llama, SamplingParams,
-    WeightFormat, argmax,
+    Engine, EngineConfig, FinishReason, GenEvent, GenRequest, KvCache, Llama, PREFILL_CHUNK,
+    SamplingParams, WeightFormat, argmax,
 };
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -393,4 +393,149 @@ fn engine_streams_the_pinned_greedy_completions_batched() {
         }
         assert_eq!(text, tokenizer.decode(want), "{prompt:?}");
     }
+}
+
+/// A prompt of exactly `n` tokens of English text.
+fn long_prompt(tokenizer: &veil_server::tokenizer::Tokenizer, n: usize) -> Vec<u32> {
+    let paragraph = "The printing press changed how ideas travelled. Before it, every book was \
+                     copied by hand, and a library of a few hundred volumes was a fortune. ";
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        ids.extend(tokenizer.encode(paragraph).expect("encodes"));
+    }
+    ids.truncate(n);
+    ids
+}
+
+/// Greedy text of `rx` until it ends.
+fn collect_text(rx: &mut tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> String {
+    let mut text = String::new();
+    loop {
+        match rx.blocking_recv().expect("event") {
+            GenEvent::Text(t) => text.push_str(&t),
+            GenEvent::Done(..) => return text,
+            GenEvent::Failed(e) => panic!("failed: {e}"),
+        }
+    }
+}
+
+/// candle's `quantized_llama` fed `prompt` in `pieces` of positions, then `steps` tokens
+/// drawn with `params`' sampler.
+fn reference_completion(
+    prompt: &[u32],
+    pieces: usize,
+    params: &SamplingParams,
+    steps: usize,
+) -> Vec<u32> {
+    let weights = common::verified();
+    let (content, mut reader) = weights.gguf().expect("gguf");
+    let mut reference =
+        ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).expect("candle loads");
+    let row = |ids: &[u32]| {
+        Tensor::new(ids, &Device::Cpu)
+            .expect("t")
+            .unsqueeze(0)
+            .expect("u")
+    };
+    let mut sampler = params.processor();
+    let mut logits = None;
+    for (i, piece) in prompt.chunks(pieces).enumerate() {
+        logits = Some(reference.forward(&row(piece), i * pieces).expect("piece"));
+    }
+    let mut tokens = Vec::new();
+    for step in 0..steps {
+        let l = logits.take().expect("logits").squeeze(0).expect("s");
+        let next = sampler.sample(&l).expect("sample");
+        tokens.push(next);
+        logits = Some(
+            reference
+                .forward(&row(&[next]), prompt.len() + step)
+                .expect("decode"),
+        );
+    }
+    tokens
+}
+
+#[test]
+fn long_prompts_are_fed_in_chunks_as_candle_fed_those_chunks() {
+    // A prompt longer than two chunks: the engine feeds positions [0, C), [C, 2C), [2C, n),
+    // the same pieces whatever else runs. Sampled (a seeded draw, which follows the
+    // logits closely), its completion is what candle's quantized_llama says fed those
+    // pieces; fed whole, candle says something else.
+    let model = common::load();
+    let n = 2 * PREFILL_CHUNK + 88;
+    // Ids scattered over the vocabulary: no text to continue, so the next-token
+    // distributions are wide and a draw turns on small differences in the logits.
+    let prompt: Vec<u32> = (0..n as u32).map(|i| 100 + i * 7919 % 40_000).collect();
+    let params = SamplingParams {
+        temperature: 1.0,
+        seed: 7,
+        ignore_eos: true,
+        ..SamplingParams::greedy(24)
+    };
+    let chunked = reference_completion(&prompt, PREFILL_CHUNK, &params, 24);
+    let whole = reference_completion(&prompt, n, &params, 24);
+    assert_ne!(chunked, whole, "the pieces change this prompt's draws");
+
+    let tokenizer = std::sync::Arc::new(model.tokenizer);
+    let (engine, worker) = Engine::new(
+        std::sync::Arc::new(model.llama),
+        tokenizer.clone(),
+        EngineConfig::default(),
+    );
+    worker.spawn().expect("worker");
+    let mut rx = engine
+        .submit(GenRequest {
+            id: "long".to_owned(),
+            prompt,
+            params,
+        })
+        .expect("queued");
+    assert_eq!(collect_text(&mut rx), tokenizer.decode(&chunked));
+}
+
+#[test]
+fn a_long_prompt_does_not_stall_running_streams() {
+    // Stream A decodes; prompt B (five chunks) joins. Each of B's five passes carries one
+    // token of A, so A's tokens keep coming while B is fed; fed whole, B would hold A up
+    // for the entire prompt (one token of A at most, plus a step already under way).
+    let model = common::load();
+    let b_prompt = long_prompt(&model.tokenizer, 5 * PREFILL_CHUNK);
+    let tokenizer = std::sync::Arc::new(model.tokenizer);
+    let (engine, worker) = Engine::new(
+        std::sync::Arc::new(model.llama),
+        tokenizer.clone(),
+        EngineConfig::default(),
+    );
+    worker.spawn().expect("worker");
+    let greedy = |max_tokens| SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(max_tokens)
+    };
+    let mut a = engine
+        .submit(GenRequest {
+            id: "a".to_owned(),
+            prompt: tokenizer.encode(PINNED[0].0).expect("encodes"),
+            params: greedy(64),
+        })
+        .expect("queued");
+    assert!(matches!(a.blocking_recv(), Some(GenEvent::Text(_))));
+    while a.try_recv().is_ok() {}
+    let mut b = engine
+        .submit(GenRequest {
+            id: "b".to_owned(),
+            prompt: b_prompt,
+            params: greedy(1),
+        })
+        .expect("queued");
+    assert!(matches!(b.blocking_recv(), Some(GenEvent::Text(_))));
+    let mut during = 0;
+    while let Ok(e) = a.try_recv() {
+        assert!(matches!(e, GenEvent::Text(_)), "A still running");
+        during += 1;
+    }
+    assert!(
+        during >= 4,
+        "A's tokens while B was fed: {during} (B took 5 passes)"
+    );
 }

@@ -16,7 +16,7 @@ mod worker;
 pub use llama::{KvCache, Llama, LlamaConfig, WeightFormat, argmax, argmax_rows};
 pub use sampling::SamplingParams;
 pub use text::{Delta, TextStream};
-pub use worker::Worker;
+pub use worker::{PREFILL_CHUNK, Worker};
 
 use std::sync::Arc;
 

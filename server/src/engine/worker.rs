@@ -1,7 +1,13 @@
-//! The worker loop: each step is one batched forward pass that advances every active
-//! sequence by one token and, in the same pass, prefills the requests admitted from the
-//! queue since the last step (their prompts' rows ride along with the decode rows, so the
-//! weights are read once for both, and running streams do not wait for a separate prefill).
+//! The worker loop: each step is one batched forward pass that advances every decoding
+//! sequence by one token and, in the same pass, feeds prompts admitted from the queue
+//! (their rows ride along with the decode rows, so the weights are read once for both).
+//!
+//! A prompt is fed in chunks of [`PREFILL_CHUNK`] positions, at most that many prompt rows a
+//! step: a long prompt joining running streams delays each of their tokens by one chunk's
+//! pass, not by the whole prompt's. The chunk boundaries are fixed positions of the
+//! sequence (multiples of the chunk), never chosen by the load, so a sequence's result does
+//! not depend on what else runs: a prompt up to one chunk long is one pass, as before; a
+//! longer one gives what candle's `quantized_llama` gives fed those same pieces.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +36,10 @@ impl std::fmt::Debug for Worker {
     }
 }
 
+/// Positions of a prompt fed in one pass, and prompt rows in one step at most (the first
+/// chunk waiting always goes).
+pub const PREFILL_CHUNK: usize = 256;
+
 struct Active {
     id: String,
     events: mpsc::UnboundedSender<GenEvent>,
@@ -41,6 +51,8 @@ struct Active {
     text: TextStream,
     max_tokens: usize,
     ignore_eos: bool,
+    /// The prompt while it is being fed (`cache.len()` of it so far); empty once decoding.
+    prompt: Vec<u32>,
     next: u32,
     usage: Usage,
     started: Instant,
@@ -73,16 +85,15 @@ impl Worker {
     pub fn run(mut self) {
         let mut active: Vec<Active> = Vec::with_capacity(self.max_batch);
         loop {
-            let mut admitted = Vec::new();
             if active.is_empty() {
                 match self.queue.blocking_recv() {
-                    Some(job) => admitted.extend(self.admit(job)),
+                    Some(job) => active.extend(self.admit(job)),
                     None => return,
                 }
             }
-            while active.len() + admitted.len() < self.max_batch {
+            while active.len() < self.max_batch {
                 match self.queue.try_recv() {
-                    Ok(job) => admitted.extend(self.admit(job)),
+                    Ok(job) => active.extend(self.admit(job)),
                     Err(_) => break,
                 }
             }
@@ -97,20 +108,21 @@ impl Worker {
                 }
                 !gone
             });
-            if !active.is_empty() || !admitted.is_empty() {
-                self.step(&mut active, admitted);
+            if !active.is_empty() {
+                self.step(&mut active);
             }
         }
     }
 
-    /// A queued request made ready to join the next step (its prompt to be prefilled in
-    /// it), or `None` if its client already left or its prompt cannot run (refused here, so
-    /// that it fails alone rather than the step it would join).
-    fn admit(&self, job: Job) -> Option<(Active, Vec<u32>)> {
+    /// A queued request made ready to join the next step (its prompt to be fed from it), or
+    /// `None` if its client already left or its prompt cannot run (refused here, so that it
+    /// fails alone rather than the step it would join).
+    fn admit(&self, job: Job) -> Option<Active> {
         if job.events.is_closed() {
             return None;
         }
         let Job { request, events } = job;
+        let prompt = request.prompt;
         let a = Active {
             id: request.id,
             events,
@@ -120,19 +132,19 @@ impl Worker {
             text: TextStream::new(request.params.stop),
             max_tokens: request.params.max_tokens,
             ignore_eos: request.params.ignore_eos,
-            next: 0,
             usage: Usage {
-                prompt_tokens: request.prompt.len(),
+                prompt_tokens: prompt.len(),
                 completion_tokens: 0,
             },
+            prompt,
+            next: 0,
             started: Instant::now(),
             prefill: Duration::ZERO,
         };
         let cfg = self.llama.config();
-        let prompt = request.prompt;
-        if prompt.is_empty()
-            || prompt.len() > cfg.context_length
-            || prompt.iter().any(|&t| t as usize >= cfg.vocab_size)
+        if a.prompt.is_empty()
+            || a.prompt.len() > cfg.context_length
+            || a.prompt.iter().any(|&t| t as usize >= cfg.vocab_size)
         {
             fail(
                 &a,
@@ -140,49 +152,66 @@ impl Worker {
             );
             return None;
         }
-        Some((a, prompt))
+        Some(a)
     }
 
-    /// One forward pass: the next token of every active sequence and the prompt of every
-    /// admitted one; then a token sampled for each.
-    fn step(&self, active: &mut Vec<Active>, admitted: Vec<(Active, Vec<u32>)>) {
-        let decoding = active.len();
-        let nexts: Vec<[u32; 1]> = active.iter().map(|a| [a.next]).collect();
-        let mut inputs: Vec<&[u32]> = nexts.iter().map(|t| t.as_slice()).collect();
-        let (mut new, prompts): (Vec<Active>, Vec<Vec<u32>>) = admitted.into_iter().unzip();
-        inputs.extend(prompts.iter().map(Vec::as_slice));
+    /// One forward pass: the next token of every decoding sequence and the next chunk of
+    /// the prompts being fed ([`feeds`]); then a token sampled for each sequence whose
+    /// prompt is now whole.
+    fn step(&self, active: &mut Vec<Active>) {
+        let feeds = feeds(active.iter().map(|a| (a.cache.len(), a.prompt.len())));
+        let tokens: Vec<Vec<u32>> = active
+            .iter()
+            .zip(&feeds)
+            .filter_map(|(a, f)| match *f {
+                Feed::Skip => None,
+                Feed::Next => Some(vec![a.next]),
+                Feed::Prompt(n) => Some(a.prompt[a.cache.len()..][..n].to_vec()),
+            })
+            .collect();
+        let inputs: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
         let mut caches: Vec<&mut KvCache> = active
             .iter_mut()
-            .chain(new.iter_mut())
-            .map(|a| &mut a.cache)
+            .zip(&feeds)
+            .filter(|(_, f)| **f != Feed::Skip)
+            .map(|(a, _)| &mut a.cache)
             .collect();
         let logits = match self.llama.forward(&inputs, &mut caches) {
             Ok(l) => l,
-            Err(e) => return fail_all(active, new, &e.to_string()),
+            Err(e) => return fail_all(active, &e.to_string()),
         };
         // Greedy picks for every row in one pass over the pool, where any sequence wants one.
-        let picks = if active.iter().chain(&new).any(|a| a.greedy) {
+        let greedy = active
+            .iter()
+            .zip(&feeds)
+            .any(|(a, f)| a.greedy && *f != Feed::Skip);
+        let picks = if greedy {
             match argmax_rows(&logits) {
                 Ok(p) => Some(p),
-                Err(e) => return fail_all(active, new, &e.to_string()),
+                Err(e) => return fail_all(active, &e.to_string()),
             }
         } else {
             None
         };
         let picks = picks.as_deref();
-        let mut row = 0;
+        let (mut row, mut feed) = (0, feeds.iter());
         active.retain_mut(|a| {
+            let f = feed.next().copied().unwrap_or(Feed::Skip);
+            if f == Feed::Skip {
+                return true;
+            }
             let r = row;
             row += 1;
+            if let Feed::Prompt(_) = f {
+                if a.cache.len() < a.prompt.len() {
+                    return true;
+                }
+                // The prompt is whole: its first token is sampled now.
+                a.prompt = Vec::new();
+                a.prefill = a.started.elapsed();
+            }
             self.sample_and_accept(a, &logits, picks, r)
         });
-        for (n, mut a) in new.into_iter().enumerate() {
-            // The prompt's pass is done: its first token is sampled now.
-            a.prefill = a.started.elapsed();
-            if self.sample_and_accept(&mut a, &logits, picks, decoding + n) {
-                active.push(a);
-            }
-        }
     }
 
     /// Samples sequence `a`'s token from row `row` of `logits` (a greedy sequence takes its
@@ -269,9 +298,41 @@ fn send_text(a: &Active, text: String) {
     }
 }
 
-/// Fails every sequence of a step (its pass could not run) and drops them.
-fn fail_all(active: &mut Vec<Active>, new: Vec<Active>, error: &str) {
-    for a in active.drain(..).chain(new) {
+/// What a sequence feeds a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// Nothing: a prompt waiting for room in the step.
+    Skip,
+    /// Its last token, to get the next one.
+    Next,
+    /// The next `n` tokens of its prompt.
+    Prompt(usize),
+}
+
+/// What each sequence (`(positions cached, prompt length)`, in order of admission) feeds
+/// the next step: every decoding sequence its last token; the prompts their next chunk (up
+/// to the next multiple of [`PREFILL_CHUNK`] positions) while the step's prompt rows stay
+/// within one chunk, the first waiting chunk always.
+fn feeds(sequences: impl Iterator<Item = (usize, usize)>) -> Vec<Feed> {
+    let mut rows = 0;
+    sequences
+        .map(|(fed, len)| {
+            if fed >= len {
+                return Feed::Next;
+            }
+            let n = (len - fed).min(PREFILL_CHUNK - fed % PREFILL_CHUNK);
+            if rows > 0 && rows + n > PREFILL_CHUNK {
+                return Feed::Skip;
+            }
+            rows += n;
+            Feed::Prompt(n)
+        })
+        .collect()
+}
+
+/// Fails every sequence (a step's pass could not run) and drops them.
+fn fail_all(active: &mut Vec<Active>, error: &str) {
+    for a in active.drain(..) {
         fail(&a, error);
     }
 }
@@ -281,4 +342,45 @@ fn fail(a: &Active, error: &str) {
     let _ = a
         .events
         .send(GenEvent::Failed("inference failed".to_owned()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Feed, PREFILL_CHUNK, feeds};
+
+    const C: usize = PREFILL_CHUNK;
+
+    #[test]
+    fn prompts_are_fed_up_to_fixed_chunk_boundaries() {
+        let long = 2 * C + 88;
+        assert_eq!(feeds([(0, long)].into_iter()), [Feed::Prompt(C)]);
+        assert_eq!(feeds([(C, long)].into_iter()), [Feed::Prompt(C)]);
+        assert_eq!(feeds([(2 * C, long)].into_iter()), [Feed::Prompt(88)]);
+        // A prompt that fits one chunk is one pass.
+        assert_eq!(feeds([(0, C)].into_iter()), [Feed::Prompt(C)]);
+        assert_eq!(feeds([(0, 7)].into_iter()), [Feed::Prompt(7)]);
+    }
+
+    #[test]
+    fn decoding_sequences_always_go_and_prompt_rows_stay_within_one_chunk() {
+        // Decoders (prompt fully cached) feed their token whatever the prompts take.
+        let got = feeds([(9, 9), (0, 3 * C), (40, 40), (0, 10)].into_iter());
+        assert_eq!(got, [Feed::Next, Feed::Prompt(C), Feed::Next, Feed::Skip]);
+        // Short prompts share a step while they fit; one that does not waits its turn.
+        let got = feeds([(0, 100), (0, 100), (0, 100), (0, 50)].into_iter());
+        assert_eq!(
+            got,
+            [
+                Feed::Prompt(100),
+                Feed::Prompt(100),
+                Feed::Skip,
+                Feed::Prompt(50)
+            ]
+        );
+        // The first waiting chunk always goes.
+        assert_eq!(
+            feeds([(0, 10), (0, C)].into_iter()),
+            [Feed::Prompt(10), Feed::Skip]
+        );
+    }
 }
