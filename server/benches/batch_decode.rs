@@ -3,7 +3,8 @@
 //! each batch size, and the ratios to one sequence, measured in the same run.
 //!
 //! Run with: `cargo bench -p veil-server --bench batch_decode` (`-- --steps N --batch B`:
-//! only that batch size, for profiling).
+//! only that batch size, for profiling; `-- --prefill N`: instead, a prompt of N tokens fed
+//! in the engine's chunks, each chunk's time).
 
 use std::time::Instant;
 
@@ -17,11 +18,13 @@ fn main() -> anyhow::Result<()> {
     veil_kernels::settle_thread_count();
     let mut steps = 64usize;
     let mut only = None;
+    let mut prefill = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--steps" => steps = args.next().context("--steps N")?.parse()?,
             "--batch" => only = Some(args.next().context("--batch B")?.parse::<usize>()?),
+            "--prefill" => prefill = Some(args.next().context("--prefill N")?.parse::<usize>()?),
             "--bench" => {}
             other => anyhow::bail!("unexpected argument {other:?}"),
         }
@@ -34,6 +37,29 @@ fn main() -> anyhow::Result<()> {
     )?;
     let llama = &model.llama;
     let prompt = model.tokenizer.encode(PROMPT)?;
+    if let Some(n) = prefill {
+        // Token ids cycling through the prompt's: the speed does not depend on which.
+        let long: Vec<u32> = prompt.iter().copied().cycle().take(n).collect();
+        let mut cache = llama.new_cache();
+        let started = Instant::now();
+        for (i, chunk) in long.chunks(veil_server::engine::PREFILL_CHUNK).enumerate() {
+            let t = Instant::now();
+            llama.forward(&[chunk], &mut [&mut cache])?;
+            println!(
+                "chunk {i} ({} tokens from position {}): {:.1} ms",
+                chunk.len(),
+                i * veil_server::engine::PREFILL_CHUNK,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "prefill of {n} tokens: {:.1} ms, {:.1} tok/s",
+            secs * 1e3,
+            n as f64 / secs
+        );
+        return Ok(());
+    }
     let sizes: Vec<usize> = only.map_or_else(|| vec![1, 4, 8], |b| vec![b]);
     let mut per_size = Vec::new();
     for &b in &sizes {

@@ -7,6 +7,10 @@
 //! each round, then its median. On a shared VM whose speed drifts by ±15 % over seconds,
 //! a ratio of two levels measured at different times says little.
 //!
+//! Then a long prompt joins four running streams: its time to first token, and the running
+//! streams' longest wait between two text chunks while it is fed (the prompt is fed in
+//! chunks, so the streams keep going).
+//!
 //! Run with: `cargo run --release -p veil-server --bin veil-bench -- --model PATH [--tokens N] [--rounds R] [--json]`
 //! (without `--model`, the default model is fetched into the cache).
 
@@ -47,6 +51,9 @@ struct Args {
     /// Rounds of the 1/4/8-stream measurement (figures are medians over them).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
+    /// Copies of a 30-token paragraph in the long prompt that joins running streams.
+    #[arg(long, default_value_t = 64)]
+    long_prompt_copies: usize,
 }
 
 /// Aggregate tokens per second at one stream count, and each stream's time to first token.
@@ -98,7 +105,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (server, concurrent) = rt.block_on(async move {
+    let (server, concurrent, long) = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         // The server's own accept loop (TCP_NODELAY, limits), as `veil-server serve` runs it.
@@ -123,7 +130,8 @@ fn main() -> anyhow::Result<()> {
             rounds.push(round);
         }
         let concurrent = levels(&rounds);
-        anyhow::Ok((single, concurrent))
+        let long = long_prompt_joins(&client, &url, &model_id, args.long_prompt_copies).await?;
+        anyhow::Ok((single, concurrent, long))
     })?;
     let ratio = raw.map(|raw| server / raw);
     if args.json {
@@ -148,6 +156,12 @@ fn main() -> anyhow::Result<()> {
                 "concurrent_tok_s_each_round": by_streams(&|r| r.each.iter().map(|&t| round(t)).collect()),
                 "ttft_ms_mean": by_streams(&|r| round(r.ttft_mean_ms).into()),
                 "ttft_ms_max": by_streams(&|r| round(r.ttft_max_ms).into()),
+                "long_prompt": {
+                    "prompt_tokens": long.prompt_tokens,
+                    "ttft_ms": round(long.ttft.as_secs_f64() * 1e3),
+                    "running_streams": LONG_PROMPT_STREAMS,
+                    "running_worst_gap_ms": round(long.worst_gap.as_secs_f64() * 1e3),
+                },
             })
         );
     } else {
@@ -168,6 +182,13 @@ fn main() -> anyhow::Result<()> {
                 r.tok_s, r.over_one, r.ttft_mean_ms, r.ttft_max_ms
             );
         }
+        println!(
+            "a {}-token prompt joining {LONG_PROMPT_STREAMS} streams: time to first token {:.1} ms; \
+             the streams' longest wait between chunks {:.1} ms",
+            long.prompt_tokens,
+            long.ttft.as_secs_f64() * 1e3,
+            long.worst_gap.as_secs_f64() * 1e3
+        );
     }
     Ok(())
 }
@@ -263,9 +284,29 @@ async fn stream_once(
     model: &str,
     tokens: usize,
 ) -> anyhow::Result<(usize, Duration)> {
+    let (usage, first, _) = stream_prompt(client, url, model, PROMPT, tokens).await?;
+    Ok((usage.completion_tokens, first))
+}
+
+/// Token counts of a streamed completion.
+struct StreamUsage {
+    prompt_tokens: usize,
+    completion_tokens: usize,
+}
+
+/// One streamed completion of exactly `tokens` tokens of `prompt`: its usage, the time from
+/// sending the request to its first text chunk, and the longest time between two reads that
+/// brought text after that.
+async fn stream_prompt(
+    client: &reqwest::Client,
+    url: &str,
+    model: &str,
+    prompt: &str,
+    tokens: usize,
+) -> anyhow::Result<(StreamUsage, Duration, Duration)> {
     let sent = Instant::now();
     let body = serde_json::json!({
-        "model": model, "prompt": PROMPT, "max_tokens": tokens, "temperature": 0,
+        "model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0,
         "stream": true, "stream_options": {"include_usage": true}, "ignore_eos": true,
     });
     let res = client
@@ -281,8 +322,17 @@ async fn stream_once(
     let mut stream = res.bytes_stream();
     let mut buf = Vec::new();
     let mut first = None;
+    let (mut last, mut worst_gap) = (None::<Instant>, Duration::ZERO);
     while let Some(chunk) = stream.next().await {
-        buf.extend_from_slice(&chunk?);
+        let chunk = chunk?;
+        buf.extend_from_slice(&chunk);
+        if has_text_chunk(&chunk) {
+            let now = Instant::now();
+            if let Some(l) = last {
+                worst_gap = worst_gap.max(now - l);
+            }
+            last = Some(now);
+        }
         if first.is_none() && has_text_chunk(&buf) {
             first = Some(sent.elapsed());
         }
@@ -295,9 +345,64 @@ async fn stream_once(
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-        .find_map(|v| v.get("usage")?.get("completion_tokens")?.as_u64())
+        .find_map(|v| {
+            let u = v.get("usage")?;
+            let count = |k: &str| usize::try_from(u.get(k)?.as_u64()?).ok();
+            Some(StreamUsage {
+                prompt_tokens: count("prompt_tokens")?,
+                completion_tokens: count("completion_tokens")?,
+            })
+        })
         .context("no usage chunk")?;
-    Ok((usize::try_from(usage)?, first.context("no text chunk")?))
+    Ok((usage, first.context("no text chunk")?, worst_gap))
+}
+
+/// Streams running when the long prompt joins.
+const LONG_PROMPT_STREAMS: usize = 4;
+
+/// What a long prompt joining running streams costs them.
+struct LongPrompt {
+    prompt_tokens: usize,
+    /// The long prompt's time to first token.
+    ttft: Duration,
+    /// The running streams' longest wait between two text chunks.
+    worst_gap: Duration,
+}
+
+/// [`LONG_PROMPT_STREAMS`] streams of 128 tokens start; once they are decoding, a prompt of
+/// `copies` paragraphs joins (one token asked).
+async fn long_prompt_joins(
+    client: &reqwest::Client,
+    url: &Arc<String>,
+    model: &str,
+    copies: usize,
+) -> anyhow::Result<LongPrompt> {
+    const PARAGRAPH: &str = "The printing press changed how ideas travelled. Before it, every \
+                             book was copied by hand, and a library of a few hundred volumes \
+                             was a fortune. ";
+    let mut tasks = Vec::new();
+    for _ in 0..LONG_PROMPT_STREAMS {
+        let (client, url, model) = (client.clone(), url.clone(), model.to_owned());
+        tasks.push(tokio::spawn(async move {
+            stream_prompt(&client, &url, &model, PROMPT, 128).await
+        }));
+    }
+    // Well into their decoding (a few dozen tokens at this machine's speed).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (usage, ttft, _) = stream_prompt(client, url, model, &PARAGRAPH.repeat(copies), 1).await?;
+    let mut worst_gap = Duration::ZERO;
+    for t in tasks {
+        let (u, _, gap) = t.await??;
+        if u.completion_tokens != 128 {
+            bail!("a running stream ended early");
+        }
+        worst_gap = worst_gap.max(gap);
+    }
+    Ok(LongPrompt {
+        prompt_tokens: usage.prompt_tokens,
+        ttft,
+        worst_gap,
+    })
 }
 
 /// Whether an SSE chunk with non-empty completion text has arrived.
