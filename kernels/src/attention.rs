@@ -410,7 +410,7 @@ fn dot_gemv_one(a: &[f32], b: &[f32]) -> f32 {
 /// candle's `softmax_last_dim` on one row: the maximum, `exp(x - max)`, their sum in
 /// candle's order (four 8-lane accumulators over chunks of 32, its reduction, then the tail
 /// in order), and a division of each by the sum.
-fn softmax(row: &mut [f32]) {
+pub(crate) fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(row[0], f32::max);
     for x in row.iter_mut() {
         *x -= max;

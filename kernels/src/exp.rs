@@ -77,11 +77,21 @@ fn lane(x: f32) -> f32 {
 /// `x[i] = exp(x[i])` for eight lanes, bit for bit the C library's `expf`.
 #[inline(always)]
 pub(crate) fn exp8(x: &mut [f32; 8]) {
-    // `abs() < 88` is false for NaN too: every lane outside the fast path goes to libm.
+    // `abs() < 88` is false for NaN too: every lane outside the fast path goes to libm,
+    // lane by lane (the others keep the fast path's value), except -inf, whose exp is +0
+    // (a causal mask's lanes).
     if x.iter().all(|v| v.abs() < FAST_BELOW) {
         *x = x.map(lane);
     } else {
-        *x = x.map(f32::exp);
+        for v in x.iter_mut() {
+            *v = if v.abs() < FAST_BELOW {
+                lane(*v)
+            } else if *v == f32::NEG_INFINITY {
+                0.0
+            } else {
+                v.exp()
+            };
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod argmax;
 mod attention;
+mod causal;
 mod exp;
 mod ops;
 #[cfg(target_arch = "x86_64")]
@@ -24,6 +25,7 @@ mod threads;
 
 pub use argmax::{argmax, argmax_rows};
 pub use attention::{AttentionShape, KvView, decode_attention, rope_interleaved};
+pub use causal::causal_softmax;
 pub use ops::{rms_norm, silu_mul};
 pub use q4_1::{Q41Kernel, Q41Matrix};
 pub use q8_0::Q80Matrix;

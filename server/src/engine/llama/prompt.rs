@@ -1,10 +1,11 @@
 //! A prompt's attention (several new tokens of a sequence at once) with candle's own
-//! operations, as candle's `quantized_llama` runs them: the same logits, bit for bit (the
+//! operations, as candle's `quantized_llama` runs them, the scaling, mask and softmax fused
+//! into one pass (`veil_kernels::causal_softmax`): the same logits, bit for bit (the
 //! matrix products quantize their inputs to 8 bits, which turns any change in the float
 //! summation order, e.g. grouping query heads instead of repeating keys, into visibly
 //! different logits).
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use candle_transformers::utils::repeat_kv;
 
 use super::{KvCache, Llama};
@@ -32,21 +33,15 @@ impl Llama {
         };
         let k = repeat_kv(k, n_rep)?;
         let v = repeat_kv(v, n_rep)?.contiguous()?;
-        let att = (q.matmul(&k.t()?)? / scale)?;
-        // `cache.len`: the positions before these tokens (counted up after the pass).
-        let att = att.broadcast_add(&causal_mask(l, cache.len, &self.device)?)?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        // candle's `(q · kᵀ) / sqrt(head_dim)`, the causal mask (`cache.len`: the positions
+        // before these tokens, counted up after the pass) and its softmax, in one pass
+        // over the scores: the same operations, the same bits.
+        let att = q.matmul(&k.t()?)?;
+        let width = cache.len + l;
+        let mut scores = att.flatten_all()?.to_vec1::<f32>()?;
+        veil_kernels::causal_softmax(&mut scores, width, l, cache.len, (1.0 / scale) as f32);
+        let att = Tensor::from_vec(scores, (1, c.n_head, l, width), &self.device)?;
         let o = att.matmul(&v)?.transpose(1, 2)?.flatten_all()?;
         Ok(o.to_vec1::<f32>()?)
     }
-}
-
-/// Additive mask `[l, p + l]` hiding, from each of `l` new tokens after `p` cached ones,
-/// the tokens after it.
-fn causal_mask(l: usize, p: usize, device: &Device) -> Result<Tensor> {
-    let t = p + l;
-    let data: Vec<f32> = (0..l)
-        .flat_map(|i| (0..t).map(move |j| if j > p + i { f32::NEG_INFINITY } else { 0. }))
-        .collect();
-    Ok(Tensor::from_vec(data, (l, t), device)?)
 }
