@@ -81,7 +81,10 @@ pub(crate) fn exp8(x: &mut [f32; 8]) {
     // lane by lane (the others keep the fast path's value), except -inf, whose exp is +0
     // (a causal mask's lanes).
     if x.iter().all(|v| v.abs() < FAST_BELOW) {
-        *x = x.map(lane);
+        // A plain loop (not `map`, which the compiler left as a call in some callers).
+        for v in x.iter_mut() {
+            *v = lane(*v);
+        }
     } else {
         for v in x.iter_mut() {
             *v = if v.abs() < FAST_BELOW {
