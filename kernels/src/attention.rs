@@ -184,7 +184,8 @@ fn group(
             // SAFETY: `Simd::Avx2` is only chosen where the CPU has AVX2 and FMA, and for
             // heads a whole number of lanes wide. The first query head's pass brings the
             // keys and the values (for the weighted sums) in from memory as it goes; the
-            // others, whose keys are then in cache, the next item's keys and values.
+            // second and third, whose keys are then in cache, the next item's keys and
+            // values (with fewer query heads per group, that much less of them).
             Simd::Avx2 => unsafe {
                 let later = match (r, next) {
                     (1, Some((k, _))) => k,
