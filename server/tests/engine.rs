@@ -539,3 +539,51 @@ fn a_long_prompt_does_not_stall_running_streams() {
         "A's tokens while B was fed: {during} (B took 5 passes)"
     );
 }
+
+#[test]
+fn a_short_prompt_is_not_held_behind_a_long_one() {
+    // A five-chunk prompt is queued, then a short one, before the worker starts. The short
+    // prompt is fed first and decodes while the long one is fed: by the long prompt's first
+    // token, the short one has had a token from each of the five passes before it. Behind
+    // the long prompt (fed in order of arrival) it would have had none.
+    let model = common::load();
+    let long = long_prompt(&model.tokenizer, 5 * PREFILL_CHUNK);
+    let tokenizer = std::sync::Arc::new(model.tokenizer);
+    let (engine, worker) = Engine::new(
+        std::sync::Arc::new(model.llama),
+        tokenizer.clone(),
+        EngineConfig::default(),
+    );
+    let greedy = |max_tokens| SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(max_tokens)
+    };
+    let mut l = engine
+        .submit(GenRequest {
+            id: "long".to_owned(),
+            prompt: long,
+            params: greedy(1),
+        })
+        .expect("queued");
+    let mut s = engine
+        .submit(GenRequest {
+            id: "short".to_owned(),
+            prompt: tokenizer.encode(PINNED[0].0).expect("encodes"),
+            params: greedy(64),
+        })
+        .expect("queued");
+    worker.spawn().expect("worker");
+    assert!(matches!(l.blocking_recv(), Some(GenEvent::Text(_))));
+    let mut before = 0;
+    while let Ok(e) = s.try_recv() {
+        assert!(
+            matches!(e, GenEvent::Text(_)),
+            "the short one still running"
+        );
+        before += 1;
+    }
+    assert!(
+        before >= 4,
+        "the short prompt's tokens before the long one's first: {before}"
+    );
+}
