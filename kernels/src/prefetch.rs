@@ -24,22 +24,23 @@ pub(crate) fn ahead<T>(item: &T) {
 #[target_feature(enable = "sse")]
 #[inline]
 pub(crate) fn slice<T>(s: &[T]) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    let at = s.as_ptr().cast::<i8>();
-    for line in (0..size_of_val(s)).step_by(64) {
-        // A hint, as in `ahead`: every address is inside `s`.
-        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line));
-    }
+    lines::<{ std::arch::x86_64::_MM_HINT_T0 }, T>(s);
 }
 
 /// Asks for every cache line of `s` (which may be empty) into the second-level cache.
 #[target_feature(enable = "sse")]
 #[inline]
 pub(crate) fn slice_l2<T>(s: &[T]) {
-    use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+    lines::<{ std::arch::x86_64::_MM_HINT_T1 }, T>(s);
+}
+
+/// Every cache line of `s`, with prefetch hint `HINT`.
+#[target_feature(enable = "sse")]
+#[inline]
+fn lines<const HINT: i32, T>(s: &[T]) {
     let at = s.as_ptr().cast::<i8>();
     for line in (0..size_of_val(s)).step_by(64) {
         // A hint, as in `ahead`: every address is inside `s`.
-        _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(line));
+        std::arch::x86_64::_mm_prefetch::<HINT>(at.wrapping_add(line));
     }
 }

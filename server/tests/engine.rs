@@ -407,6 +407,25 @@ fn long_prompt(tokenizer: &veil_server::tokenizer::Tokenizer, n: usize) -> Vec<u
     ids
 }
 
+/// Greedy decoding of `max_tokens` tokens, end-of-generation tokens ignored.
+fn greedy_ignoring_eos(max_tokens: usize) -> SamplingParams {
+    SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(max_tokens)
+    }
+}
+
+/// The text events already waiting in `rx` (each checked to be text: the stream is still
+/// running).
+fn queued_texts(rx: &mut tokio::sync::mpsc::UnboundedReceiver<GenEvent>, who: &str) -> usize {
+    let mut n = 0;
+    while let Ok(e) = rx.try_recv() {
+        assert!(matches!(e, GenEvent::Text(_)), "{who} still running");
+        n += 1;
+    }
+    n
+}
+
 /// Greedy text of `rx` until it ends.
 fn collect_text(rx: &mut tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> String {
     let mut text = String::new();
@@ -508,10 +527,7 @@ fn a_long_prompt_does_not_stall_running_streams() {
         EngineConfig::default(),
     );
     worker.spawn().expect("worker");
-    let greedy = |max_tokens| SamplingParams {
-        ignore_eos: true,
-        ..SamplingParams::greedy(max_tokens)
-    };
+    let greedy = greedy_ignoring_eos;
     let mut a = engine
         .submit(GenRequest {
             id: "a".to_owned(),
@@ -529,11 +545,7 @@ fn a_long_prompt_does_not_stall_running_streams() {
         })
         .expect("queued");
     assert!(matches!(b.blocking_recv(), Some(GenEvent::Text(_))));
-    let mut during = 0;
-    while let Ok(e) = a.try_recv() {
-        assert!(matches!(e, GenEvent::Text(_)), "A still running");
-        during += 1;
-    }
+    let during = queued_texts(&mut a, "A");
     assert!(
         during >= 4,
         "A's tokens while B was fed: {during} (B took 5 passes)"
@@ -554,10 +566,7 @@ fn a_short_prompt_is_not_held_behind_a_long_one() {
         tokenizer.clone(),
         EngineConfig::default(),
     );
-    let greedy = |max_tokens| SamplingParams {
-        ignore_eos: true,
-        ..SamplingParams::greedy(max_tokens)
-    };
+    let greedy = greedy_ignoring_eos;
     let mut l = engine
         .submit(GenRequest {
             id: "long".to_owned(),
@@ -574,14 +583,7 @@ fn a_short_prompt_is_not_held_behind_a_long_one() {
         .expect("queued");
     worker.spawn().expect("worker");
     assert!(matches!(l.blocking_recv(), Some(GenEvent::Text(_))));
-    let mut before = 0;
-    while let Ok(e) = s.try_recv() {
-        assert!(
-            matches!(e, GenEvent::Text(_)),
-            "the short one still running"
-        );
-        before += 1;
-    }
+    let before = queued_texts(&mut s, "the short one");
     assert!(
         before >= 4,
         "the short prompt's tokens before the long one's first: {before}"
