@@ -119,7 +119,7 @@ enum MeasureCmd {
         /// vCPU type (EPYC-v4, EPYC-Milan, EPYC-Genoa, ...).
         #[arg(long)]
         vcpu_type: String,
-        /// Hypervisor: qemu (ec2 and gce are refused: sev 8.0.0 does not match the reference).
+        /// Hypervisor: QEMU, ec2 or gce.
         #[arg(long, default_value = "qemu")]
         vmm_type: String,
         /// Guest features (SEV_FEATURES) in hex.
