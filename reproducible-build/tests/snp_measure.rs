@@ -1,10 +1,11 @@
 //! `measure snp` equals virtee's `sev-snp-measure` 0.0.13 (the reference).
 //!
-//! The expected results were produced by the reference on the same files (a
-//! digest, or a refusal); they are pinned here so the tests check something
-//! without Python. With `VEIL_SEV_SNP_MEASURE=/path/to/sev-snp-measure` the
-//! reference is run again on every case, and the library and the reference
-//! must agree byte for byte (or both refuse).
+//! Every case is one argument list for both tools. The expected results were
+//! produced by the reference on the same files (a digest, or a refusal); they
+//! are pinned here so the tests check something without Python. With
+//! `VEIL_SEV_SNP_MEASURE=/path/to/sev-snp-measure` the reference is run again
+//! on every case, and the library, the `veil-repro measure snp` binary and the
+//! reference must agree byte for byte (or all refuse).
 //!
 //! The cases cover each VMM type (QEMU, ec2, gce), every vCPU type the
 //! reference knows and a raw signature, direct boot with each combination of
@@ -226,6 +227,14 @@ fn digest_of(out: &Output) -> Option<String> {
             .unwrap_or_default()
             .to_owned()
     })
+}
+
+fn veil_repro(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil-repro"))
+        .args(["measure", "snp"])
+        .args(args)
+        .output()
+        .expect("veil-repro runs")
 }
 
 // --- patched firmware: each hits one of the reference's refusals (or not) ---
@@ -497,6 +506,23 @@ fn launch_digest_equals_sev_snp_measure_golden_values() {
 }
 
 #[test]
+fn the_binary_takes_the_reference_arguments_and_prints_the_same() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut wrong = Vec::new();
+    for c in committed_cases() {
+        let got = digest_of(&veil_repro(&c.args(dir.path())));
+        if got != c.expected() {
+            wrong.push(format!(
+                "{}: expected {:?}, got {got:?}",
+                c.name,
+                c.expected()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
 fn launch_digest_equals_sev_snp_measure_when_run() {
     let Ok(tool) = std::env::var("VEIL_SEV_SNP_MEASURE") else {
         eprintln!(
@@ -515,9 +541,10 @@ fn launch_digest_equals_sev_snp_measure_when_run() {
             .expect("sev-snp-measure runs");
         let reference = digest_of(&out);
         let lib = c.ours(dir.path());
-        if lib != reference || c.expected() != reference {
+        let bin = digest_of(&veil_repro(&args));
+        if lib != reference || bin != reference || c.expected() != reference {
             wrong.push(format!(
-                "{}: reference {reference:?}, library {lib:?}, pinned {:?} ({})",
+                "{}: reference {reference:?}, library {lib:?}, binary {bin:?}, pinned {:?} ({})",
                 c.name,
                 c.expected(),
                 String::from_utf8_lossy(&out.stderr)
