@@ -773,21 +773,40 @@ fn sev_8_agrees_on_qemu_with_sev_metadata() {
 }
 
 #[test]
-fn sev_8_disagrees_on_ec2_debian_code4m_and_a_padded_command_line() {
+fn sev_8_disagrees_where_the_module_doc_says() {
     let dir = tempfile::tempdir().expect("tmp");
+    let named = |name: &str| {
+        committed_cases()
+            .into_iter()
+            .find(|c| c.name == name)
+            .expect("case")
+    };
+    // The reference measures these; sev gives another digest, or an error.
     for name in [
         "amdsev-3vcpu-ec2-kernel-initrd-append",
         "ovmfx64-2vcpu-ec2-features-0x21",
         "debian-code4m-tail-1vcpu-epyc-v4",
         "amdsev-kernel-append-with-spaces",
     ] {
-        let c = committed_cases()
-            .into_iter()
-            .find(|c| c.name == name)
-            .expect("case");
+        let c = named(name);
         let ours = c.ours(dir.path()).expect("the reference measures it");
         assert_ne!(sev_digest(&c, dir.path()), Ok(ours), "{name}");
     }
+    // The reference refuses these; sev measures them.
+    for name in [
+        "patched-ap-eip-0-2vcpu-refused",
+        "patched-section-type-0x101-refused",
+        "patched-hashes-table-overflows-refused",
+    ] {
+        let c = named(name);
+        assert_eq!(c.ours(dir.path()), None, "{name}");
+        assert!(sev_digest(&c, dir.path()).is_ok(), "{name}");
+    }
+    // And panics on metadata that declares more sections than it holds.
+    let c = named("patched-metadata-count-too-large-refused");
+    let path = dir.path().to_owned();
+    let sev = std::panic::catch_unwind(move || sev_digest(&c, &path));
+    assert!(sev.is_err(), "sev did not panic");
 }
 
 #[test]
