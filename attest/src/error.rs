@@ -92,6 +92,28 @@ pub enum VerifyError {
         /// Policy minimum.
         min: u8,
     },
+    /// The SEV-SNP TCB is below AMD's minimum fixed TCB for the processor.
+    #[error(
+        "TCB below AMD's floor for {product}: {component} is {got}, at least {floor} is fixed \
+         ({bulletin}); allow_outdated_tcb / --allow-outdated-tcb accepts it"
+    )]
+    TcbBelowFloor {
+        /// The processor product (and stepping, when the report names one).
+        product: String,
+        /// The TCB component.
+        component: &'static str,
+        /// Reported value.
+        got: u8,
+        /// The built-in floor.
+        floor: u8,
+        /// The security bulletin(s) the floor comes from.
+        bulletin: &'static str,
+    },
+    /// The policy leaves launch measurements unpinned where a client needs them pinned.
+    #[error(
+        "policy pins nothing here: {0}; accept_any_measurement / --accept-any-measurement accepts any image"
+    )]
+    Unpinned(String),
     /// The TDX TCB status is not one the policy accepts.
     #[error("TCB status {status} not accepted by the policy (accepted: {accepted})")]
     TcbStatusRejected {
@@ -201,6 +223,7 @@ impl VerifyError {
             Self::SignatureInvalid(_) | Self::SigningKeyMismatch { .. } => C::Signature,
             Self::TcbMismatch { .. }
             | Self::TcbBelowMinimum { .. }
+            | Self::TcbBelowFloor { .. }
             | Self::TcbStatusRejected { .. }
             | Self::TcbLevelNotFound(_) => C::Tcb,
             Self::ChipIdMismatch => C::ChipId,
@@ -209,7 +232,7 @@ impl VerifyError {
             Self::DebugGuestRejected => C::Debug,
             Self::MigrationAgentRejected => C::MigrationAgent,
             Self::VmplRejected { .. } => C::Vmpl,
-            Self::MeasurementMismatch { .. } => C::Measurement,
+            Self::MeasurementMismatch { .. } | Self::Unpinned(_) => C::Measurement,
             Self::ReportDataMismatch { .. } => C::ReportData,
             Self::ManifestMismatch { .. } => C::Manifest,
             Self::PlatformNotAllowed(_) | Self::SimulatedRejected => C::Platform,

@@ -56,6 +56,14 @@ impl Platform {
             Self::Simulated => "simulated",
         }
     }
+
+    /// The launch registers a reference for this platform can pin.
+    pub fn launch_registers(self) -> &'static [&'static str] {
+        match self {
+            Self::SevSnp | Self::Simulated => &["measurement"],
+            Self::Tdx => &["mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"],
+        }
+    }
 }
 
 impl std::fmt::Display for Platform {

@@ -72,7 +72,7 @@ fn case_args(c: &Case) -> Vec<String> {
 #[test]
 fn every_index_case_gives_its_expected_exit_status_and_json() {
     let cases = cases();
-    assert_eq!(cases.len(), 23);
+    assert_eq!(cases.len(), 27);
     for c in &cases {
         let mut args = case_args(c);
         let table = veil(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -149,9 +149,18 @@ fn snp_chain_files_are_sorted_by_role_in_any_order() {
         "--now",
         "2026-11-25T00:00:00Z",
         "--json",
+        "--allow-outdated-tcb",
     ]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(json(&out)["product"], "Milan");
+    assert!(
+        json(&out)["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("allow_outdated_tcb"))),
+        "the opt-in is a warning"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod cert_table;
 mod certs;
 mod report;
+pub mod tcb_floor;
 
 pub use cert_table::{CertTableEntry, MAX_CERT_TABLE_LEN, parse_cert_table};
 pub use certs::{CertRole, Product, split_certificates};
@@ -184,10 +185,52 @@ pub(crate) fn verify(
             });
         }
     }
+    let cpuid = match (r.cpuid_fam_id, r.cpuid_mod_id, r.cpuid_step) {
+        (Some(f), Some(m), Some(s)) => Some((f, m, s)),
+        _ => None,
+    };
+    let floor = tcb_floor::floor(product, cpuid);
+    let below_floor = [
+        ("bootloader", t.bootloader, floor.bootloader),
+        ("tee", t.tee, floor.tee),
+        ("snp", t.snp, floor.snp),
+        ("microcode", t.microcode, floor.microcode),
+        ("fmc", t.fmc.unwrap_or(u8::MAX), floor.fmc),
+    ]
+    .into_iter()
+    .find(|(_, got, floor)| got < floor);
+    let floor_note = match (below_floor, policy.allow_outdated_tcb) {
+        (Some((component, got, floor_value)), false) => {
+            return Err(VerifyError::TcbBelowFloor {
+                product: match cpuid {
+                    Some((f, m, s)) => {
+                        format!("{product} (family {f:#x} model {m:#x} stepping {s})")
+                    }
+                    None => format!("{product} (report names no stepping: strictest floor)"),
+                },
+                component,
+                got,
+                floor: floor_value,
+                bulletin: tcb_floor::BULLETINS,
+            });
+        }
+        (Some((component, got, floor_value)), true) => format!(
+            "; {component} {got} is BELOW AMD's floor {floor_value} (allowed by allow_outdated_tcb)"
+        ),
+        (None, _) => format!(
+            " and AMD's floor (microcode >= {}{})",
+            floor.microcode,
+            if floor.exact_stepping {
+                ""
+            } else {
+                ", strictest stepping"
+            }
+        ),
+    };
     checks.pass(
         CheckName::Tcb,
         format!(
-            "reported_tcb bl={} tee={} snp={} ucode={}{} equals the {} extensions{}",
+            "reported_tcb bl={} tee={} snp={} ucode={}{} equals the {} extensions{}{floor_note}",
             t.bootloader,
             t.tee,
             t.snp,
@@ -195,7 +238,7 @@ pub(crate) fn verify(
             t.fmc.map(|f| format!(" fmc={f}")).unwrap_or_default(),
             report.signing_key.as_str(),
             if mins.iter().any(|m| m.2 > 0) {
-                " and meets the minimum"
+                " and meets the policy's minimum"
             } else {
                 ""
             }

@@ -28,9 +28,16 @@ pub(crate) struct ChatArgs {
     /// Model id (default: the attested manifest's model).
     #[arg(long)]
     model: Option<String>,
-    /// Accept the simulated platform (no hardware protection).
+    /// Accept the simulated platform (no hardware protection). Without --policy, only the
+    /// simulated platform: a hardware server is refused as unpinned.
     #[arg(long)]
     allow_simulated: bool,
+    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (a warning on every connect).
+    #[arg(long)]
+    allow_outdated_tcb: bool,
+    /// Accept a policy that leaves launch registers unpinned (a warning on every connect).
+    #[arg(long)]
+    accept_any_measurement: bool,
     /// Tokens to generate per answer at most.
     #[arg(long, default_value_t = 256)]
     max_tokens: u64,
@@ -40,7 +47,14 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
     if args.policy.is_none() && !args.allow_simulated {
         bail!("a policy is required (--policy FILE), unless --allow-simulated");
     }
-    let policy = crate::verify::load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let policy = crate::verify::load_connect_policy(
+        args.policy.as_deref(),
+        crate::verify::Loosen {
+            allow_simulated: args.allow_simulated,
+            allow_outdated_tcb: args.allow_outdated_tcb,
+            accept_any_measurement: args.accept_any_measurement,
+        },
+    )?;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let dim = |s: String| {
         if color {
@@ -55,7 +69,11 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
         let client = match Client::connect(&args.url, policy).await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("veil: rejected: {}: {e}", e.check());
+                eprintln!(
+                    "veil: rejected: {}: {}",
+                    e.check(),
+                    crate::verify::printable(&e.to_string())
+                );
                 return Ok(ExitCode::from(1));
             }
         };
@@ -68,12 +86,12 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
                 a.verdict.platform,
                 m.map_or("measurement", |m| m.register),
                 m.map(|m| hex::encode(&m.value)).unwrap_or_default(),
-                a.attestation.manifest.model_id,
+                crate::verify::printable(&a.attestation.manifest.model_id),
                 hex::encode(a.attestation.manifest.model_digest)
             ))
         );
         for w in &a.verdict.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", crate::verify::printable(w));
         }
         let model = args
             .model

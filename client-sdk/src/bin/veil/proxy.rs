@@ -34,9 +34,16 @@ pub(crate) struct ProxyArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8088")]
     listen: SocketAddr,
-    /// Accept the simulated platform (no hardware protection).
+    /// Accept the simulated platform (no hardware protection). Without --policy, only the
+    /// simulated platform: a hardware server is refused as unpinned.
     #[arg(long)]
     allow_simulated: bool,
+    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (a warning on every connect).
+    #[arg(long)]
+    allow_outdated_tcb: bool,
+    /// Accept a policy that leaves launch registers unpinned (a warning on every connect).
+    #[arg(long)]
+    accept_any_measurement: bool,
     /// Allow listening on a non-loopback address (anyone who reaches it uses your proxy).
     #[arg(long)]
     allow_non_loopback: bool,
@@ -52,7 +59,14 @@ pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
             args.listen
         );
     }
-    let policy = crate::verify::load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let policy = crate::verify::load_connect_policy(
+        args.policy.as_deref(),
+        crate::verify::Loosen {
+            allow_simulated: args.allow_simulated,
+            allow_outdated_tcb: args.allow_outdated_tcb,
+            accept_any_measurement: args.accept_any_measurement,
+        },
+    )?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let upstream = Arc::new(Upstream::new(args.upstream.clone(), policy));
@@ -68,12 +82,16 @@ pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
                         .first()
                         .map(|m| hex::encode(&m.value))
                         .unwrap_or_default(),
-                    a.attestation.manifest.model_id
+                    crate::verify::printable(&a.attestation.manifest.model_id)
                 );
+                for w in &a.verdict.warnings {
+                    eprintln!("veil: warning: {}", crate::verify::printable(w));
+                }
             }
             Err(e) => eprintln!(
-                "veil: attestation failed ({}: {e}); requests will be refused until it succeeds",
-                e.check()
+                "veil: attestation failed ({}: {}); requests will be refused until it succeeds",
+                e.check(),
+                crate::verify::printable(&e.to_string())
             ),
         }
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -51,6 +51,9 @@ pub(crate) struct VerifyArgs {
     /// Accept software-signed evidence from the simulated platform (no hardware protection).
     #[arg(long, global = true)]
     allow_simulated: bool,
+    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (reported as a warning).
+    #[arg(long, global = true)]
+    allow_outdated_tcb: bool,
     /// Print one JSON object instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -131,7 +134,31 @@ fn load_evidence(args: &VerifyArgs) -> Result<Evidence> {
     })
 }
 
-pub(crate) fn load_policy_file(path: Option<&Path>, allow_simulated: bool) -> Result<Policy> {
+/// A server-supplied string made safe for a terminal: control characters (ESC, CR, BEL,
+/// C1 controls, ...) become `\u{..}` escapes, so a network attacker cannot move the cursor,
+/// rewrite a REJECTED line or set the window title. Printable text is kept as is.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The loosening flags every command that judges evidence shares (each one an explicit,
+/// loudly named opt-in).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Loosen {
+    pub(crate) allow_simulated: bool,
+    pub(crate) allow_outdated_tcb: bool,
+    pub(crate) accept_any_measurement: bool,
+}
+
+pub(crate) fn load_policy_file(path: Option<&Path>, loosen: Loosen) -> Result<Policy> {
     let policy = match path {
         None => Policy::default(),
         Some(path) => {
@@ -143,12 +170,40 @@ pub(crate) fn load_policy_file(path: Option<&Path>, allow_simulated: bool) -> Re
             }
         }
     };
-    let simulated = policy.allow_simulated || allow_simulated;
-    Ok(policy.allow_simulated(simulated))
+    let simulated = policy.allow_simulated || loosen.allow_simulated;
+    let outdated = policy.allow_outdated_tcb || loosen.allow_outdated_tcb;
+    let any = policy.accept_any_measurement || loosen.accept_any_measurement;
+    Ok(policy
+        .allow_simulated(simulated)
+        .allow_outdated_tcb(outdated)
+        .accept_any_measurement(any))
+}
+
+/// Loads the policy a connecting command (proxy, chat) uses, and refuses one that pins
+/// nothing before any network traffic.
+pub(crate) fn load_connect_policy(path: Option<&Path>, loosen: Loosen) -> Result<Policy> {
+    let policy = load_policy_file(path, loosen)?;
+    if let Err(e) = policy.check_pinned() {
+        bail!("{}: {e}", e.check());
+    }
+    if policy.accept_any_measurement {
+        eprintln!(
+            "veil: warning: --accept-any-measurement: any launch image is accepted where the \
+             policy pins none"
+        );
+    }
+    Ok(policy)
 }
 
 fn load_policy(args: &VerifyArgs) -> Result<Policy> {
-    let policy = load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let policy = load_policy_file(
+        args.policy.as_deref(),
+        Loosen {
+            allow_simulated: args.allow_simulated,
+            allow_outdated_tcb: args.allow_outdated_tcb,
+            accept_any_measurement: false,
+        },
+    )?;
     let debug = policy.allow_debug || args.allow_debug;
     Ok(policy.allow_debug(debug))
 }
@@ -194,7 +249,7 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
                     "binary {} model {} ({}); gateway key id {} bound with the nonce",
                     hex::encode(a.manifest.binary_sha256),
                     hex::encode(a.manifest.model_digest),
-                    a.manifest.model_id,
+                    printable(&a.manifest.model_id),
                     k.key_id()
                 ),
             }),
@@ -267,7 +322,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
         print_table(&evidence, &result, now);
         if let Some((a, nonce)) = &attested {
             println!();
-            println!("  {:<12} {}", "model", a.manifest.model_id);
+            println!("  {:<12} {}", "model", printable(&a.manifest.model_id));
             println!(
                 "  {:<12} {}",
                 "binary",
@@ -285,7 +340,11 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     Ok(match &result.outcome {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("veil: rejected: {}: {e}", e.check());
+            eprintln!(
+                "veil: rejected: {}: {}",
+                e.check(),
+                printable(&e.to_string())
+            );
             ExitCode::from(1)
         }
     })
@@ -342,7 +401,7 @@ fn print_table(evidence: &Evidence, a: &Audit, now: UnixTime) {
             serde_json::to_string(&v.tcb).unwrap_or_default()
         );
         for w in &v.warnings {
-            println!("  {} {w}", paint(false, "warning:"));
+            println!("  {} {}", paint(false, "warning:"), printable(w));
         }
     }
     println!();
@@ -353,7 +412,7 @@ fn print_table(evidence: &Evidence, a: &Audit, now: UnixTime) {
             "  {:<16} {} {}",
             c.name.as_str(),
             paint(c.ok, &format!("{r:<6}")),
-            c.detail
+            printable(&c.detail)
         );
     }
 }
