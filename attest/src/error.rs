@@ -58,6 +58,35 @@ pub enum VerifyError {
         /// End of validity (RFC 3339).
         not_after: String,
     },
+    /// The SEV-SNP CRL could not be parsed, or carries what Veil cannot process.
+    #[error("malformed CRL: {0}")]
+    MalformedCrl(String),
+    /// The SEV-SNP CRL is not issued and signed (RSASSA-PSS, SHA-384) by the pinned ARK.
+    #[error("CRL not signed by the ARK: {0}")]
+    CrlSignature(String),
+    /// The SEV-SNP CRL is not valid at `now` (before `thisUpdate`, after `nextUpdate`).
+    #[error("CRL not valid at {now}: valid {this_update} .. {next_update}")]
+    CrlNotValid {
+        /// The verification time (RFC 3339).
+        now: String,
+        /// The CRL's `thisUpdate` (RFC 3339).
+        this_update: String,
+        /// The CRL's `nextUpdate` (RFC 3339, or `none`).
+        next_update: String,
+    },
+    /// A certificate of the chain is listed in the CRL.
+    #[error("certificate {cert} (serial {serial}) revoked by AMD at {revoked_at}")]
+    CertificateRevoked {
+        /// Which certificate (`ask`, `asvk`, `ark`).
+        cert: &'static str,
+        /// Its serial number (hex).
+        serial: String,
+        /// The revocation date the CRL gives (RFC 3339).
+        revoked_at: String,
+    },
+    /// The policy requires a CRL (`require_crl`) and the evidence carries none.
+    #[error("no CRL: the policy requires one (require_crl)")]
+    CrlMissing,
     /// The report's signature does not verify against the endorsement key.
     #[error("report signature invalid: {0}")]
     SignatureInvalid(String),
@@ -198,6 +227,11 @@ impl VerifyError {
             Self::CertificateNotValid { .. } | Self::PckCertificateNotValid { .. } => {
                 C::CertValidity
             }
+            Self::MalformedCrl(_)
+            | Self::CrlSignature(_)
+            | Self::CrlNotValid { .. }
+            | Self::CertificateRevoked { .. }
+            | Self::CrlMissing => C::Revocation,
             Self::SignatureInvalid(_) | Self::SigningKeyMismatch { .. } => C::Signature,
             Self::TcbMismatch { .. }
             | Self::TcbBelowMinimum { .. }

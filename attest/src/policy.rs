@@ -25,6 +25,7 @@
 //! products = ["Milan", "Genoa", "Turin"]
 //! max_vmpl = 0
 //! allow_migration_agent = false
+//! require_crl = false            # true: refuse evidence without AMD's CRL (default: a warning)
 //! [tdx]                          # optional TDX rules
 //! mr_config_id = "HEX48"
 //! mr_owner = "HEX48"
@@ -227,6 +228,10 @@ pub struct SnpPolicy {
     /// Processor products accepted; empty means every product with a pinned root.
     #[serde(default)]
     pub products: Vec<Product>,
+    /// Refuse evidence that carries no ARK-signed CRL (check `revocation`). Default false:
+    /// without a CRL, revocation is not checked and the verdict says so in a warning.
+    #[serde(default)]
+    pub require_crl: bool,
 }
 
 /// TDX rules beyond reference values.
