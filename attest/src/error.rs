@@ -151,6 +151,16 @@ pub enum VerifyError {
     /// The TDX collateral (TCB info, QE identity) is not authentic or not consistent.
     #[error("TDX collateral invalid: {0}")]
     CollateralInvalid(String),
+    /// The TDX collateral predates the policy's minimum TCB evaluation (a TCB recovery).
+    #[error("TDX {which} has tcbEvaluationDataNumber {got}, policy requires at least {min}")]
+    CollateralTooOld {
+        /// `TCB info` or `QE identity`.
+        which: &'static str,
+        /// The collateral's `tcbEvaluationDataNumber`.
+        got: u32,
+        /// The policy's `min_tcb_evaluation_number`.
+        min: u32,
+    },
     /// The TDX collateral is for another platform (FMSPC).
     #[error("TDX collateral is for another platform: {0}")]
     CollateralMismatch(String),
@@ -239,7 +249,9 @@ impl VerifyError {
             | Self::TcbLevelNotFound(_) => C::Tcb,
             Self::ChipIdMismatch => C::ChipId,
             Self::Quote(_) | Self::CollateralMismatch(_) => C::Quote,
-            Self::CollateralNotValid { .. } | Self::CollateralInvalid(_) => C::Collateral,
+            Self::CollateralNotValid { .. }
+            | Self::CollateralInvalid(_)
+            | Self::CollateralTooOld { .. } => C::Collateral,
             Self::DebugGuestRejected => C::Debug,
             Self::MigrationAgentRejected => C::MigrationAgent,
             Self::VmplRejected { .. } => C::Vmpl,

@@ -29,6 +29,7 @@
 //! [tdx]                          # optional TDX rules
 //! mr_config_id = "HEX48"
 //! mr_owner = "HEX48"
+//! min_tcb_evaluation_number = 17 # optional: refuse collateral of an older TCB evaluation
 //! ```
 
 use serde::{Deserialize, Deserializer};
@@ -245,6 +246,11 @@ pub struct TdxPolicy {
     /// Required MROWNER, if set.
     #[serde(default)]
     pub mr_owner: Option<Measurement48>,
+    /// Lowest `tcbEvaluationDataNumber` accepted in the collateral (TCB info and QE
+    /// identity), if set: Intel raises it at each TCB recovery, so older collateral, still
+    /// inside its `nextUpdate`, can call a platform `UpToDate` that the recovery outdated.
+    #[serde(default)]
+    pub min_tcb_evaluation_number: Option<u32>,
 }
 
 impl Policy {
