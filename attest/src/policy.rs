@@ -29,9 +29,11 @@
 //! products = ["Milan", "Genoa", "Turin"]
 //! max_vmpl = 0
 //! allow_migration_agent = false
+//! require_crl = false            # true: refuse evidence without AMD's CRL (default: a warning)
 //! [tdx]                          # optional TDX rules
 //! mr_config_id = "HEX48"
 //! mr_owner = "HEX48"
+//! min_tcb_evaluation_number = 17 # optional: refuse collateral of an older TCB evaluation
 //! ```
 //!
 //! [`Policy::check_pinned`] is what a client runs before it connects: a policy that allows a
@@ -314,6 +316,10 @@ pub struct SnpPolicy {
     /// Processor products accepted; empty means every product with a pinned root.
     #[serde(default)]
     pub products: Vec<Product>,
+    /// Refuse evidence that carries no ARK-signed CRL (check `revocation`). Default false:
+    /// without a CRL, revocation is not checked and the verdict says so in a warning.
+    #[serde(default)]
+    pub require_crl: bool,
 }
 
 /// TDX rules beyond reference values.
@@ -327,6 +333,11 @@ pub struct TdxPolicy {
     /// Required MROWNER, if set.
     #[serde(default)]
     pub mr_owner: Option<Measurement48>,
+    /// Lowest `tcbEvaluationDataNumber` accepted in the collateral (TCB info and QE
+    /// identity), if set: Intel raises it at each TCB recovery, so older collateral, still
+    /// inside its `nextUpdate`, can call a platform `UpToDate` that the recovery outdated.
+    #[serde(default)]
+    pub min_tcb_evaluation_number: Option<u32>,
 }
 
 impl Policy {

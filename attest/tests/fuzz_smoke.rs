@@ -21,6 +21,14 @@ mod harness;
 #[path = "../../fuzz/smoke.rs"]
 mod smoke;
 
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the revocation tests"
+)]
+#[path = "common/crl.rs"]
+mod crl_root;
+
 use std::path::Path;
 
 use smoke::{seeds, seeds_dir};
@@ -42,6 +50,11 @@ fn tdx_quote_never_panics() {
 #[test]
 fn snp_cert_table_never_panics() {
     smoke::smoke("snp_cert_table", harness::snp_cert_table, &[]);
+}
+
+#[test]
+fn snp_crl_never_panics() {
+    smoke::smoke("snp_crl", harness::snp_crl, &[]);
 }
 
 #[test]
@@ -70,6 +83,9 @@ fn seeds_and_fixed_inputs_verify() {
             let certs = SnpCerts::from_cert_table(&bytes).expect(&name);
             assert!(certs.vcek.is_some() || certs.vlek.is_some(), "{name}");
         }
+    }
+    for (name, bytes) in seeds("snp_crl") {
+        veil_attest::snp::read_crl(&bytes).expect(&name);
     }
     for (name, bytes) in seeds("evidence_bundle") {
         if name.ends_with(".json") {
@@ -207,6 +223,21 @@ fn regenerate_seeds() {
         write("evidence_bundle", name, ev.to_json().as_bytes());
     }
     write("evidence_bundle", "policy.toml", POLICY_TOML.as_bytes());
+
+    // A CRL signed by the test root (the real ARK's key is AMD's), listing the Milan ASK.
+    let ask = crl_root::serial(
+        &classify(&["snp/milan-v2-virtee/ask_ark.pem"])
+            .ask
+            .expect("ask"),
+    );
+    let crl =
+        crl_root::TestRoot::new(veil_attest::snp::Product::Milan, 1).crl(&crl_root::CrlSpec {
+            revoked: &[&ask],
+            ..crl_root::CrlSpec::default()
+        });
+    write("snp_crl", "test-root-revokes-milan-ask.crl", &crl);
+    let pem = pem::encode(&pem::Pem::new("X509 CRL", crl));
+    write("snp_crl", "test-root-revokes-milan-ask.pem", pem.as_bytes());
     Policy::from_toml(POLICY_TOML).expect("policy seed parses");
 }
 

@@ -10,7 +10,9 @@
 
 use std::sync::OnceLock;
 
-use veil_attest::snp::{REPORT_LEN, parse_cert_table, split_certificates};
+use veil_attest::snp::{
+    Product, REPORT_LEN, parse_cert_table, parse_crl, read_crl, split_certificates,
+};
 use veil_attest::tdx::parse_td_report;
 use veil_attest::{
     Evidence, Platform, Policy, SnpCerts, SnpEvidence, TdxEvidence, UnixTime, verify,
@@ -103,6 +105,23 @@ pub fn snp_cert_table(data: &[u8]) {
     {
         verify_snp_certs(certs);
     }
+}
+
+/// `snp_crl`: the bytes as AMD's CRL (DER, or a PEM file), checked against the pinned
+/// Milan ARK and a genuine chain, and carried by genuine evidence.
+pub fn snp_crl(data: &[u8]) {
+    static ARK: OnceLock<Vec<u8>> = OnceLock::new();
+    let ark = ARK.get_or_init(|| Product::Milan.ark_der().expect("the pinned Milan ARK"));
+    let _ = read_crl(data);
+    if let Ok(crl) = parse_crl(data) {
+        let _ = (crl.this_update(), crl.next_update(), crl.len());
+        let _ = crl.verify(ark, SNP_NOW);
+        let _ = crl.check_not_revoked(ark, "ark");
+        let _ = crl.check_not_revoked(MILAN_VCEK, "vcek");
+    }
+    let mut certs = milan_certs().clone();
+    certs.crl = Some(data.to_vec());
+    verify_snp_certs(certs);
 }
 
 /// `evidence_bundle`: the bytes as a JSON evidence bundle, and as a TOML policy.

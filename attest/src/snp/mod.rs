@@ -2,11 +2,13 @@
 
 mod cert_table;
 mod certs;
+mod crl;
 mod report;
 pub mod tcb_floor;
 
 pub use cert_table::{CertTableEntry, MAX_CERT_TABLE_LEN, parse_cert_table};
 pub use certs::{CertRole, Product, split_certificates};
+pub use crl::{Crl, MAX_CRL_LEN, parse_crl, read_crl};
 pub use report::REPORT_LEN;
 
 use crate::verdict::{CheckName, Checks, Measurement, Tcb};
@@ -156,6 +158,20 @@ pub(crate) fn verify(
         ),
     );
 
+    // Revocation: AMD's ARK-signed CRL, where the evidence carries one.
+    let revocation_warning = crl::check_chain(
+        ev.certs.crl.as_deref(),
+        policy.snp.require_crl,
+        &ark,
+        &[
+            ("ark", &ark),
+            (ca_name, &ca),
+            (report.signing_key.as_str(), &vek),
+        ],
+        now,
+        checks,
+    )?;
+
     report.check_signature(
         vek.tbs_certificate
             .subject_public_key_info
@@ -245,7 +261,7 @@ pub(crate) fn verify(
         ),
     );
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = revocation_warning.into_iter().collect();
     let chip_masked = r.chip_id.iter().all(|&b| b == 0);
     check_chip_id(
         report.signing_key,

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use veil_attest::{
     Attestation, Audit, Check, CheckName, Evidence, MAX_BUNDLE_LEN, Policy, ReportData, SnpCerts,
-    SnpEvidence, TdxEvidence, UnixTime, VerifyError, audit, snp::split_certificates,
+    SnpEvidence, TdxEvidence, UnixTime, VerifyError, audit, snp::read_crl, snp::split_certificates,
 };
 
 const EXAMPLES: &str = "\
@@ -19,6 +19,7 @@ Examples:
   veil verify --evidence attestation.json --nonce 00..(64 hex)..00 --allow-simulated
   veil verify snp --report report.bin --cert vcek.der
   veil verify snp --report report.bin --cert vcek.pem --cert ask_ark.pem --now 2026-11-25T00:00:00Z
+  veil verify snp --report report.bin --cert vcek.der --crl milan.crl --policy policy.toml
   veil verify tdx --quote quote.bin --collateral collateral.json --policy policy.toml --json
   veil verify --evidence bundle.json --allow-simulated
 
@@ -54,6 +55,10 @@ pub(crate) struct VerifyArgs {
     /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (reported as a warning).
     #[arg(long, global = true)]
     allow_outdated_tcb: bool,
+    /// AMD's ARK-signed CRL for SEV-SNP evidence (DER as the KDS serves it, or PEM),
+    /// checked in place of any CRL the evidence carries.
+    #[arg(long, global = true, value_name = "FILE")]
+    crl: Option<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -296,16 +301,34 @@ fn attestation_source(args: &VerifyArgs) -> Result<Option<(Attestation, [u8; 32]
     Ok(None)
 }
 
+/// Puts the `--crl` file into SEV-SNP evidence (replacing a CRL it carries).
+fn add_crl(evidence: &mut Evidence, path: Option<&Path>) -> Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let Evidence::SevSnp(ev) = evidence else {
+        bail!(
+            "--crl is for SEV-SNP evidence; this is {}",
+            evidence.platform()
+        );
+    };
+    ev.certs.crl =
+        Some(read_crl(&read_capped(path)?).with_context(|| format!("{}", path.display()))?);
+    Ok(())
+}
+
 pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let policy = load_policy(args)?;
     let now = now_or_clock(args.now.as_deref())?;
     let (evidence, result, attested) = match attestation_source(args)? {
-        Some((a, nonce)) => {
+        Some((mut a, nonce)) => {
+            add_crl(&mut a.evidence, args.crl.as_deref())?;
             let result = audit_attestation(&a, &policy, &nonce, now);
             (a.evidence.clone(), result, Some((a, nonce)))
         }
         None => {
-            let evidence = load_evidence(args)?;
+            let mut evidence = load_evidence(args)?;
+            add_crl(&mut evidence, args.crl.as_deref())?;
             let result = audit(&evidence, &policy, now);
             (evidence, result, None)
         }
