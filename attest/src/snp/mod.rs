@@ -185,13 +185,10 @@ pub(crate) fn verify(
     let t = &r.reported_tcb;
     check_tcb_binding(&ext, t)?;
     let min = &policy.tcb;
-    let mins = [
-        ("bootloader", t.bootloader, min.bootloader),
-        ("tee", t.tee, min.tee),
-        ("snp", t.snp, min.snp),
-        ("microcode", t.microcode, min.microcode),
-        ("fmc", t.fmc.unwrap_or(u8::MAX), min.fmc),
-    ];
+    let mins = against(
+        t,
+        [min.bootloader, min.tee, min.snp, min.microcode, min.fmc],
+    );
     for (component, got, min) in mins {
         if got < min {
             return Err(VerifyError::TcbBelowMinimum {
@@ -206,15 +203,16 @@ pub(crate) fn verify(
         _ => None,
     };
     let floor = tcb_floor::floor(product, cpuid);
-    let below_floor = [
-        ("bootloader", t.bootloader, floor.bootloader),
-        ("tee", t.tee, floor.tee),
-        ("snp", t.snp, floor.snp),
-        ("microcode", t.microcode, floor.microcode),
-        ("fmc", t.fmc.unwrap_or(u8::MAX), floor.fmc),
-    ]
-    .into_iter()
-    .find(|(_, got, floor)| got < floor);
+    let floors = [
+        floor.bootloader,
+        floor.tee,
+        floor.snp,
+        floor.microcode,
+        floor.fmc,
+    ];
+    let below_floor = against(t, floors)
+        .into_iter()
+        .find(|(_, got, floor)| got < floor);
     let floor_note = match (below_floor, policy.allow_outdated_tcb) {
         (Some((component, got, floor_value)), false) => {
             return Err(VerifyError::TcbBelowFloor {
@@ -308,6 +306,18 @@ pub(crate) fn verify(
         chip_id: (!chip_masked).then(|| hex::encode(r.chip_id)),
         warnings,
     })
+}
+
+/// Each TCB component as (name, reported value, minimum), minimums in the order bootloader,
+/// tee, snp, microcode, fmc. A report without FMC (before Turin) meets any FMC minimum.
+fn against(t: &TcbVersion, min: [u8; 5]) -> [(&'static str, u8, u8); 5] {
+    [
+        ("bootloader", t.bootloader, min[0]),
+        ("tee", t.tee, min[1]),
+        ("snp", t.snp, min[2]),
+        ("microcode", t.microcode, min[3]),
+        ("fmc", t.fmc.unwrap_or(u8::MAX), min[4]),
+    ]
 }
 
 /// The VCEK/VLEK certifies one TCB: every component it names must equal `reported_tcb`.

@@ -1,10 +1,9 @@
 //! `veil chat URL`: an interactive chat through the verified, encrypted path.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use futures_util::StreamExt as _;
 use veil_client::{ChatMessage, ChatRequest, Client};
@@ -22,39 +21,18 @@ pub(crate) struct ChatArgs {
     /// The Veil server.
     #[arg(value_name = "URL")]
     url: String,
-    /// Policy of reference values (required unless --allow-simulated).
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
     /// Model id (default: the attested manifest's model).
     #[arg(long)]
     model: Option<String>,
-    /// Accept the simulated platform (no hardware protection). Without --policy, only the
-    /// simulated platform: a hardware server is refused as unpinned.
-    #[arg(long)]
-    allow_simulated: bool,
-    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (a warning on every connect).
-    #[arg(long)]
-    allow_outdated_tcb: bool,
-    /// Accept a policy that leaves launch registers unpinned (a warning on every connect).
-    #[arg(long)]
-    accept_any_measurement: bool,
+    #[command(flatten)]
+    policy: crate::verify::ConnectPolicy,
     /// Tokens to generate per answer at most.
     #[arg(long, default_value_t = 256)]
     max_tokens: u64,
 }
 
 pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
-    if args.policy.is_none() && !args.allow_simulated {
-        bail!("a policy is required (--policy FILE), unless --allow-simulated");
-    }
-    let policy = crate::verify::load_connect_policy(
-        args.policy.as_deref(),
-        crate::verify::Loosen {
-            allow_simulated: args.allow_simulated,
-            allow_outdated_tcb: args.allow_outdated_tcb,
-            accept_any_measurement: args.accept_any_measurement,
-        },
-    )?;
+    let policy = args.policy.load()?;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let dim = |s: String| {
         if color {

@@ -1,7 +1,6 @@
 //! `veil proxy`: a plain OpenAI-compatible endpoint on loopback for unmodified clients.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -28,45 +27,24 @@ pub(crate) struct ProxyArgs {
     /// The Veil server.
     #[arg(long, value_name = "URL")]
     upstream: String,
-    /// Policy of reference values (required unless --allow-simulated).
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8088")]
     listen: SocketAddr,
-    /// Accept the simulated platform (no hardware protection). Without --policy, only the
-    /// simulated platform: a hardware server is refused as unpinned.
-    #[arg(long)]
-    allow_simulated: bool,
-    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (a warning on every connect).
-    #[arg(long)]
-    allow_outdated_tcb: bool,
-    /// Accept a policy that leaves launch registers unpinned (a warning on every connect).
-    #[arg(long)]
-    accept_any_measurement: bool,
+    #[command(flatten)]
+    policy: crate::verify::ConnectPolicy,
     /// Allow listening on a non-loopback address (anyone who reaches it uses your proxy).
     #[arg(long)]
     allow_non_loopback: bool,
 }
 
 pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
-    if args.policy.is_none() && !args.allow_simulated {
-        bail!("a policy is required (--policy FILE), unless --allow-simulated");
-    }
     if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
         bail!(
             "refusing to listen on non-loopback {} (add --allow-non-loopback if you mean it)",
             args.listen
         );
     }
-    let policy = crate::verify::load_connect_policy(
-        args.policy.as_deref(),
-        crate::verify::Loosen {
-            allow_simulated: args.allow_simulated,
-            allow_outdated_tcb: args.allow_outdated_tcb,
-            accept_any_measurement: args.accept_any_measurement,
-        },
-    )?;
+    let policy = args.policy.load()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let upstream = Arc::new(Upstream::new(args.upstream.clone(), policy));

@@ -184,20 +184,49 @@ pub(crate) fn load_policy_file(path: Option<&Path>, loosen: Loosen) -> Result<Po
         .accept_any_measurement(any))
 }
 
-/// Loads the policy a connecting command (proxy, chat) uses, and refuses one that pins
-/// nothing before any network traffic.
-pub(crate) fn load_connect_policy(path: Option<&Path>, loosen: Loosen) -> Result<Policy> {
-    let policy = load_policy_file(path, loosen)?;
-    if let Err(e) = policy.check_pinned() {
-        bail!("{}: {e}", e.check());
+/// The policy options of the commands that send prompts (`proxy`, `chat`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConnectPolicy {
+    /// Policy of reference values (required unless --allow-simulated).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Accept the simulated platform (no hardware protection). Without --policy, only the
+    /// simulated platform: a hardware server is refused as unpinned.
+    #[arg(long)]
+    allow_simulated: bool,
+    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (a warning on every connect).
+    #[arg(long)]
+    allow_outdated_tcb: bool,
+    /// Accept a policy that leaves launch registers unpinned (a warning on every connect).
+    #[arg(long)]
+    accept_any_measurement: bool,
+}
+
+impl ConnectPolicy {
+    /// Loads the policy and refuses one that pins nothing, before any network traffic.
+    pub(crate) fn load(&self) -> Result<Policy> {
+        if self.policy.is_none() && !self.allow_simulated {
+            bail!("a policy is required (--policy FILE), unless --allow-simulated");
+        }
+        let policy = load_policy_file(
+            self.policy.as_deref(),
+            Loosen {
+                allow_simulated: self.allow_simulated,
+                allow_outdated_tcb: self.allow_outdated_tcb,
+                accept_any_measurement: self.accept_any_measurement,
+            },
+        )?;
+        if let Err(e) = policy.check_pinned() {
+            bail!("{}: {e}", e.check());
+        }
+        if policy.accept_any_measurement {
+            eprintln!(
+                "veil: warning: --accept-any-measurement: any launch image is accepted where \
+                 the policy pins none"
+            );
+        }
+        Ok(policy)
     }
-    if policy.accept_any_measurement {
-        eprintln!(
-            "veil: warning: --accept-any-measurement: any launch image is accepted where the \
-             policy pins none"
-        );
-    }
-    Ok(policy)
 }
 
 fn load_policy(args: &VerifyArgs) -> Result<Policy> {
