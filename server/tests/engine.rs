@@ -439,13 +439,13 @@ fn collect_text(rx: &mut tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> Stri
 }
 
 /// candle's `quantized_llama` fed `prompt` in `pieces` of positions, then `steps` tokens
-/// drawn with `params`' sampler.
+/// drawn with `params`' sampler; also the logits after the prompt, as bits.
 fn reference_completion(
     prompt: &[u32],
     pieces: usize,
     params: &SamplingParams,
     steps: usize,
-) -> Vec<u32> {
+) -> (Vec<u32>, Vec<u32>) {
     let weights = common::verified();
     let (content, mut reader) = weights.gguf().expect("gguf");
     let mut reference =
@@ -462,8 +462,17 @@ fn reference_completion(
         logits = Some(reference.forward(&row(piece), i * pieces).expect("piece"));
     }
     let mut tokens = Vec::new();
+    let mut first = Vec::new();
     for step in 0..steps {
         let l = logits.take().expect("logits").squeeze(0).expect("s");
+        if step == 0 {
+            first = l
+                .to_vec1::<f32>()
+                .expect("f32 logits")
+                .iter()
+                .map(|x| x.to_bits())
+                .collect();
+        }
         let next = sampler.sample(&l).expect("sample");
         tokens.push(next);
         logits = Some(
@@ -472,7 +481,7 @@ fn reference_completion(
                 .expect("decode"),
         );
     }
-    tokens
+    (tokens, first)
 }
 
 #[test]
@@ -480,7 +489,7 @@ fn long_prompts_are_fed_in_chunks_as_candle_fed_those_chunks() {
     // A prompt longer than two chunks: the engine feeds positions [0, C), [C, 2C), [2C, n),
     // the same pieces whatever else runs. Sampled (a seeded draw, which follows the
     // logits closely), its completion is what candle's quantized_llama says fed those
-    // pieces; fed whole, candle says something else.
+    // pieces (fed whole, candle says something else on some CPUs).
     let model = common::load();
     let n = 2 * PREFILL_CHUNK + 88;
     // Ids scattered over the vocabulary: no text to continue, so the next-token
@@ -492,9 +501,16 @@ fn long_prompts_are_fed_in_chunks_as_candle_fed_those_chunks() {
         ignore_eos: true,
         ..SamplingParams::greedy(24)
     };
-    let chunked = reference_completion(&prompt, PREFILL_CHUNK, &params, 24);
-    let whole = reference_completion(&prompt, n, &params, 24);
-    assert_ne!(chunked, whole, "the pieces change this prompt's draws");
+    let (chunked, chunked_logits) = reference_completion(&prompt, PREFILL_CHUNK, &params, 24);
+    let (_, whole_logits) = reference_completion(&prompt, n, &params, 24);
+    // Where candle's kernels sum differently for other matrix shapes (AMD Genoa), the pieces
+    // change the logits and the draws, and equality with the chunked reference below shows
+    // the engine fed those pieces. Where they do not (an Intel Xeon with AVX-512 gives the
+    // same bits either way), both feedings are the same answer and the comparison still
+    // holds; the feed plan itself is pinned by the worker's `feeds` unit tests.
+    if chunked_logits == whole_logits {
+        eprintln!("note: on this CPU candle's logits do not depend on the prompt's pieces");
+    }
 
     let tokenizer = std::sync::Arc::new(model.tokenizer);
     let (engine, worker) = Engine::new(
