@@ -122,7 +122,7 @@ pub(super) struct ImageArgs {
     #[arg(long)]
     pub(super) model: Option<PathBuf>,
     /// A bzImage to boot instead of the pinned Debian kernel (needs --kernel-modules).
-    #[arg(long, conflicts_with = "kernel_deb")]
+    #[arg(long, conflicts_with = "kernel_deb", requires = "kernel_modules")]
     pub(super) kernel: Option<PathBuf>,
     /// The /lib/modules/RELEASE tree of --kernel (modules.builtin and module files).
     #[arg(long, requires = "kernel")]
@@ -218,11 +218,15 @@ enum Order {
 #[derive(Debug, Args)]
 pub(super) struct ManifestArgs {
     /// The server binary.
-    #[arg(long)]
-    pub(super) binary: PathBuf,
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    pub(super) binary: Option<PathBuf>,
     /// The model manifest file.
-    #[arg(long)]
-    pub(super) model_manifest: PathBuf,
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    pub(super) model_manifest: Option<PathBuf>,
+    /// An image.json (`veil-repro image`): its binary sha256, model manifest digest and
+    /// reference values (SNP launch digest, TDX values), plus any --snp-measurement.
+    #[arg(long, conflicts_with_all = ["tdx_mrtd"])]
+    pub(super) image: Option<PathBuf>,
     /// Allowed SNP launch digest (repeatable).
     #[arg(long = "snp-measurement")]
     pub(super) snp_measurements: Vec<String>,

@@ -135,6 +135,7 @@ fn build(
     let server = read(server_path)?;
     let init = read(init_path)?;
     let tee_auto = a.tee == ImageTee::Auto;
+    let (model_manifest, model_files) = image_inputs::model(server_path, a.model.as_deref())?;
     let kernel = image_inputs::kernel(
         a.kernel.as_deref(),
         a.kernel_modules.as_deref(),
@@ -142,7 +143,6 @@ fn build(
         tee_auto,
         work,
     )?;
-    let (model_manifest, model_files) = image_inputs::model(server_path, a.model.as_deref())?;
     let model_digest = veil_attest::model_manifest_digest_json(&model_manifest)
         .context("the model manifest's digest")?;
     let model_id = serde_json::from_slice::<serde_json::Value>(&model_manifest)?
