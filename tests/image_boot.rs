@@ -3,7 +3,8 @@
 //! KVM); `veil verify` accepts the server in the VM under a policy pinned from
 //! `image.json` (simulated measurement, binary, model) and shows it runs from a measured
 //! image; the client SDK gets a chat answer through the encrypted path; the console shows
-//! no prompt.
+//! no prompt. And an image whose server cannot start (`--tee auto` where QEMU offers no TEE)
+//! powers the VM off with the server's reason on the console.
 //!
 //! Run alone (about 3 minutes on 2 cores; needs `qemu-system-x86_64`, the pinned kernel
 //! package through `apt-get download`, and the default model through pip, both cached):
@@ -12,6 +13,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,10 +23,17 @@ use veil_system_tests::{Boot, Guest, free_port, workspace_bin};
 const FILES: [&str; 4] = ["vmlinuz", "initrd.img", "cmdline", "image.json"];
 const PROMPT: &str = "What is the capital of France? Answer in one word.";
 
+/// One guest at a time: two TCG guests on two cores would slow each other past the budget.
+static ONE_GUEST: Mutex<()> = Mutex::new(());
+
 fn build_image(out: &Path) -> Duration {
+    build_image_with(out, "simulated")
+}
+
+fn build_image_with(out: &Path, tee: &str) -> Duration {
     let start = Instant::now();
     let run = Command::new(workspace_bin("veil-repro"))
-        .args(["image", "--tee", "simulated", "--port", "8080", "--out"])
+        .args(["image", "--tee", tee, "--port", "8080", "--out"])
         .arg(out)
         .output()
         .expect("veil-repro runs");
@@ -57,6 +66,9 @@ fn veil(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn the_measured_image_boots_attests_and_answers() {
+    let _one = ONE_GUEST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let tmp = tempfile::tempdir().expect("temp dir");
     let (a, b) = (tmp.path().join("image-a"), tmp.path().join("image-b"));
     let first = build_image(&a);
@@ -158,4 +170,33 @@ fn the_measured_image_boots_attests_and_answers() {
     assert!(!text.trim().is_empty(), "empty answer");
     let console = guest.console_text();
     assert!(!console.contains(PROMPT), "the prompt is on the console");
+}
+
+#[test]
+fn a_server_that_cannot_start_powers_the_vm_off_with_the_reason() {
+    let _one = ONE_GUEST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let image = tmp.path().join("image");
+    build_image_with(&image, "auto");
+    let mut guest = Guest::boot(&Boot {
+        image: &image,
+        host_port: free_port(),
+        guest_port: 8080,
+        accel: &std::env::var("VEIL_QEMU_ACCEL").unwrap_or_else(|_| "tcg".to_owned()),
+        console: tmp.path().join("console.log"),
+    });
+    let ran = guest.wait_exit(Duration::from_secs(180));
+    let console = guest.console_text();
+    eprintln!("the guest powered off after {ran:?}");
+    assert!(
+        console.contains("choosing the TEE backend"),
+        "no reason on the console:\n{console}"
+    );
+    assert!(
+        console.contains("veil-init: veil-server exited (exit status: 1): powering off"),
+        "{console}"
+    );
+    assert!(!console.contains("listening on"), "{console}");
 }

@@ -135,6 +135,24 @@ impl Guest {
     }
 }
 
+impl Guest {
+    /// Waits until QEMU exits (the guest powered off); returns how long it ran. Panics with
+    /// the console's tail after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Duration {
+        loop {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return self.started.elapsed();
+            }
+            assert!(
+                self.started.elapsed() < timeout,
+                "the guest still runs after {timeout:?}; console:\n{}",
+                self.console_text()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
 impl Drop for Guest {
     fn drop(&mut self) {
         let _ = self.child.kill();
