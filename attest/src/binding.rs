@@ -121,6 +121,15 @@ impl Attestation {
         now: UnixTime,
     ) -> Result<Verdict, VerifyError> {
         let expected = ReportData::new(&self.key_config, nonce, &self.manifest.digest())?;
+        // The transcript decides REPORT_DATA here; a policy that names another value cannot
+        // both hold, and silently replacing it would hide the caller's mistake.
+        if let Some(set) = policy.report_data.filter(|set| set.0 != expected.0) {
+            return Err(VerifyError::Policy(format!(
+                "the policy's report_data {set} conflicts with the attestation transcript \
+                 (key configuration, nonce, manifest), which decides REPORT_DATA here: \
+                 remove report_data from the policy"
+            )));
+        }
         let policy = policy.clone().expect_report_data(expected.0);
         let verdict = verify(&self.evidence, &policy, now)?;
         check_digest(
@@ -268,5 +277,24 @@ mod tests {
             a.verify(&p, &[9; 32], UnixTime(0)),
             Err(VerifyError::ManifestMismatch { what: "binary", .. })
         ));
+    }
+
+    #[test]
+    fn a_policy_report_data_other_than_the_transcript_is_an_error() {
+        let a = attestation(&[9; 32]);
+        let p = policy().expect_report_data([5; 64]);
+        assert!(matches!(
+            a.verify(&p, &[9; 32], UnixTime(0)),
+            Err(VerifyError::Policy(m)) if m.contains("conflicts with the attestation transcript")
+        ));
+        // The transcript's own value is no conflict.
+        let expected =
+            ReportData::new(&a.key_config, &[9; 32], &a.manifest.digest()).expect("transcript");
+        a.verify(
+            &policy().expect_report_data(expected.0),
+            &[9; 32],
+            UnixTime(0),
+        )
+        .expect("same value");
     }
 }

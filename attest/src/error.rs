@@ -58,6 +58,35 @@ pub enum VerifyError {
         /// End of validity (RFC 3339).
         not_after: String,
     },
+    /// The SEV-SNP CRL could not be parsed, or carries what Veil cannot process.
+    #[error("malformed CRL: {0}")]
+    MalformedCrl(String),
+    /// The SEV-SNP CRL is not issued and signed (RSASSA-PSS, SHA-384) by the pinned ARK.
+    #[error("CRL not signed by the ARK: {0}")]
+    CrlSignature(String),
+    /// The SEV-SNP CRL is not valid at `now` (before `thisUpdate`, after `nextUpdate`).
+    #[error("CRL not valid at {now}: valid {this_update} .. {next_update}")]
+    CrlNotValid {
+        /// The verification time (RFC 3339).
+        now: String,
+        /// The CRL's `thisUpdate` (RFC 3339).
+        this_update: String,
+        /// The CRL's `nextUpdate` (RFC 3339, or `none`).
+        next_update: String,
+    },
+    /// A certificate of the chain is listed in the CRL.
+    #[error("certificate {cert} (serial {serial}) revoked by AMD at {revoked_at}")]
+    CertificateRevoked {
+        /// Which certificate (`ask`, `asvk`, `ark`).
+        cert: &'static str,
+        /// Its serial number (hex).
+        serial: String,
+        /// The revocation date the CRL gives (RFC 3339).
+        revoked_at: String,
+    },
+    /// The policy requires a CRL (`require_crl`) and the evidence carries none.
+    #[error("no CRL: the policy requires one (require_crl)")]
+    CrlMissing,
     /// The report's signature does not verify against the endorsement key.
     #[error("report signature invalid: {0}")]
     SignatureInvalid(String),
@@ -92,6 +121,28 @@ pub enum VerifyError {
         /// Policy minimum.
         min: u8,
     },
+    /// The SEV-SNP TCB is below AMD's minimum fixed TCB for the processor.
+    #[error(
+        "TCB below AMD's floor for {product}: {component} is {got}, at least {floor} is fixed \
+         ({bulletin}); allow_outdated_tcb / --allow-outdated-tcb accepts it"
+    )]
+    TcbBelowFloor {
+        /// The processor product (and stepping, when the report names one).
+        product: String,
+        /// The TCB component.
+        component: &'static str,
+        /// Reported value.
+        got: u8,
+        /// The built-in floor.
+        floor: u8,
+        /// The security bulletin(s) the floor comes from.
+        bulletin: &'static str,
+    },
+    /// The policy leaves launch measurements unpinned where a client needs them pinned.
+    #[error(
+        "policy pins nothing here: {0}; accept_any_measurement / --accept-any-measurement accepts any image"
+    )]
+    Unpinned(String),
     /// The TDX TCB status is not one the policy accepts.
     #[error("TCB status {status} not accepted by the policy (accepted: {accepted})")]
     TcbStatusRejected {
@@ -122,6 +173,16 @@ pub enum VerifyError {
     /// The TDX collateral (TCB info, QE identity) is not authentic or not consistent.
     #[error("TDX collateral invalid: {0}")]
     CollateralInvalid(String),
+    /// The TDX collateral predates the policy's minimum TCB evaluation (a TCB recovery).
+    #[error("TDX {which} has tcbEvaluationDataNumber {got}, policy requires at least {min}")]
+    CollateralTooOld {
+        /// `TCB info` or `QE identity`.
+        which: &'static str,
+        /// The collateral's `tcbEvaluationDataNumber`.
+        got: u32,
+        /// The policy's `min_tcb_evaluation_number`.
+        min: u32,
+    },
     /// The TDX collateral is for another platform (FMSPC).
     #[error("TDX collateral is for another platform: {0}")]
     CollateralMismatch(String),
@@ -198,18 +259,26 @@ impl VerifyError {
             Self::CertificateNotValid { .. } | Self::PckCertificateNotValid { .. } => {
                 C::CertValidity
             }
+            Self::MalformedCrl(_)
+            | Self::CrlSignature(_)
+            | Self::CrlNotValid { .. }
+            | Self::CertificateRevoked { .. }
+            | Self::CrlMissing => C::Revocation,
             Self::SignatureInvalid(_) | Self::SigningKeyMismatch { .. } => C::Signature,
             Self::TcbMismatch { .. }
             | Self::TcbBelowMinimum { .. }
+            | Self::TcbBelowFloor { .. }
             | Self::TcbStatusRejected { .. }
             | Self::TcbLevelNotFound(_) => C::Tcb,
             Self::ChipIdMismatch => C::ChipId,
             Self::Quote(_) | Self::CollateralMismatch(_) => C::Quote,
-            Self::CollateralNotValid { .. } | Self::CollateralInvalid(_) => C::Collateral,
+            Self::CollateralNotValid { .. }
+            | Self::CollateralInvalid(_)
+            | Self::CollateralTooOld { .. } => C::Collateral,
             Self::DebugGuestRejected => C::Debug,
             Self::MigrationAgentRejected => C::MigrationAgent,
             Self::VmplRejected { .. } => C::Vmpl,
-            Self::MeasurementMismatch { .. } => C::Measurement,
+            Self::MeasurementMismatch { .. } | Self::Unpinned(_) => C::Measurement,
             Self::ReportDataMismatch { .. } => C::ReportData,
             Self::ManifestMismatch { .. } => C::Manifest,
             Self::PlatformNotAllowed(_) | Self::SimulatedRejected => C::Platform,

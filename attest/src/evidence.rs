@@ -3,7 +3,7 @@
 //! It serializes as the JSON *evidence bundle* (byte fields in base64):
 //!
 //! ```json
-//! {"platform":"sev-snp","report":"<1184 bytes>","certs":{"vcek":"<DER>","ask":"<DER>","ark":"<DER>"}}
+//! {"platform":"sev-snp","report":"<1184 bytes>","certs":{"vcek":"<DER>","ask":"<DER>","ark":"<DER>","crl":"<DER>"}}
 //! {"platform":"tdx","quote":"<bytes>","collateral":{ /* dcap-qvl QuoteCollateralV3 */ }}
 //! {"platform":"simulated","measurement":"…","report_data":"…","public_key":"…","signature":"…"}
 //! ```
@@ -45,8 +45,8 @@ pub struct SnpEvidence {
     pub certs: SnpCerts,
 }
 
-/// SEV-SNP certificates (DER). The ARK is checked against the pinned root; a
-/// missing ASK/ASVK/ARK is filled in from the roots built into Veil.
+/// SEV-SNP certificates (DER), and the ARK's CRL. The ARK is checked against the pinned
+/// root; a missing ASK/ASVK/ARK is filled in from the roots built into Veil.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -66,6 +66,9 @@ pub struct SnpCerts {
     /// AMD Root Key.
     #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
     pub ark: Option<Vec<u8>>,
+    /// The ARK-signed certificate revocation list (DER, as AMD's KDS serves it).
+    #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
+    pub crl: Option<Vec<u8>>,
 }
 
 /// Intel TDX evidence.

@@ -29,6 +29,7 @@ mod encoding;
 mod error;
 mod evidence;
 mod model_digest;
+mod pinning;
 mod policy;
 pub mod release;
 mod report_data;
@@ -47,7 +48,8 @@ pub use model_digest::{
     MODEL_MANIFEST_DIGEST_DOMAIN, ModelFileRef, model_manifest_digest, model_manifest_digest_json,
 };
 pub use policy::{
-    DigestReference, HexBytes, Measurement48, Policy, Reference, SnpPolicy, TcbPolicy, TdxPolicy,
+    DigestReference, HexBytes, Measurement48, Pin, Policy, Reference, SnpPolicy, TcbPolicy,
+    TdxPolicy,
 };
 pub use report_data::{NONCE_LEN, ReportData, ServerManifest};
 pub use verdict::{Audit, Check, CheckName, Measurement, Platform, Tcb, UnixTime, Verdict};
@@ -92,9 +94,11 @@ fn run(
             p => p.to_string(),
         },
     );
-    match evidence {
+    let mut verdict = match evidence {
         Evidence::SevSnp(ev) => snp::verify(ev, policy, now, checks),
         Evidence::Tdx(ev) => tdx::verify(ev, policy, now, checks),
         Evidence::Simulated(ev) => simulated::verify(ev, policy, checks),
-    }
+    }?;
+    verdict.warnings.extend(policy.warnings(platform));
+    Ok(verdict)
 }

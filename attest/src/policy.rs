@@ -1,21 +1,25 @@
 //! The verifier's reference values and rules: what evidence must show to be trusted.
 //!
 //! Everything weaker than the default is opt-in and named so (`allow_debug`,
-//! `allow_simulated`, `allow_migration_agent`). The TOML form (unknown keys are an error):
+//! `allow_simulated`, `allow_migration_agent`, `allow_outdated_tcb`,
+//! `accept_any_measurement`). The TOML form (unknown keys are an error):
 //!
 //! ```toml
 //! allow_simulated = false        # default false
 //! allow_debug = false            # default false
+//! allow_outdated_tcb = false     # default false: AMD's built-in SNP TCB floor applies
+//! accept_any_measurement = false # default false: a client refuses a policy that pins nothing
 //! report_data = "HEX64"          # optional: the exact REPORT_DATA expected
-//! [[reference]]                  # the evidence must match one of these (none: any, with a warning)
+//! [[reference]]                  # the evidence must match one of these
 //! platform = "sev-snp"           # "sev-snp" | "tdx" | "simulated"
 //! measurement = "HEX48"          # SNP MEASUREMENT (simulated: SHA-384 of the server binary)
-//! # mrtd / rtmr0 / rtmr1 / rtmr2 / rtmr3 = "HEX48" for tdx; each given field must match
+//! # mrtd / rtmr0 / rtmr1 / rtmr2 / rtmr3 = "HEX48" for tdx; each given field must match;
+//! # a register may be left unchecked only by writing "any"
 //! [binary]
 //! sha256 = "HEX32"               # optional: the attested server binary (checked by clients)
 //! [model]
 //! sha256 = "HEX32"               # optional: the attested model manifest digest (checked by clients)
-//! [tcb]                          # optional SNP minimums; TDX statuses accepted
+//! [tcb]                          # optional SNP minimums (raise AMD's floor); TDX statuses accepted
 //! bootloader = 3
 //! tee = 0
 //! snp = 8
@@ -25,10 +29,16 @@
 //! products = ["Milan", "Genoa", "Turin"]
 //! max_vmpl = 0
 //! allow_migration_agent = false
+//! require_crl = false            # true: refuse evidence without AMD's CRL (default: a warning)
 //! [tdx]                          # optional TDX rules
 //! mr_config_id = "HEX48"
 //! mr_owner = "HEX48"
+//! min_tcb_evaluation_number = 17 # optional: refuse collateral of an older TCB evaluation
 //! ```
+//!
+//! [`Policy::check_pinned`] is what a client runs before it connects: a policy that allows a
+//! hardware platform must pin every launch register of it (or say `"any"`), or set
+//! `accept_any_measurement`.
 
 use serde::{Deserialize, Deserializer};
 
@@ -56,6 +66,36 @@ impl<const N: usize> std::fmt::Display for HexBytes<N> {
 /// A 48-byte launch measurement (SNP MEASUREMENT, TDX MRTD/RTMR).
 pub type Measurement48 = HexBytes<48>;
 
+/// A reference register: a value it must equal, or `"any"` (explicitly unchecked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// The register must equal this value.
+    Value(Measurement48),
+    /// The policy's author chose not to check this register.
+    Any,
+}
+
+impl Pin {
+    fn value(&self) -> Option<&Measurement48> {
+        match self {
+            Self::Value(v) => Some(v),
+            Self::Any => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Pin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "any" {
+            return Ok(Self::Any);
+        }
+        crate::encoding::parse_hex::<48>(&s)
+            .map(|b| Self::Value(HexBytes(b)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// What the verifier requires. [`Policy::default()`] is the strict policy: no debug
 /// guests, no simulated evidence, no migration agent, TDX TCB `UpToDate` only.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -68,11 +108,20 @@ pub struct Policy {
     /// Accept software-signed evidence from the simulated platform. Default false.
     #[serde(default)]
     pub allow_simulated: bool,
+    /// Accept an SEV-SNP TCB below AMD's built-in floor (`snp::tcb_floor`): only where the
+    /// `[tcb]` section sets the minimums instead. Reported as a warning in every verdict.
+    #[serde(default)]
+    pub allow_outdated_tcb: bool,
+    /// Let a client connect with a policy that leaves launch registers unpinned (any image
+    /// accepted). Reported as a warning in every verdict.
+    #[serde(default)]
+    pub accept_any_measurement: bool,
     /// REPORT_DATA the evidence must carry (usually computed by the caller from its nonce).
     #[serde(default)]
     pub report_data: Option<HexBytes<64>>,
     /// Reference values: the evidence must match one of them. Empty: any launch image
-    /// of any hardware platform (a warning is recorded).
+    /// of any hardware platform (a warning is recorded; clients refuse such a policy
+    /// unless `accept_any_measurement`).
     #[serde(default)]
     pub reference: Vec<Reference>,
     /// The attested server binary (clients compare it with the attested manifest).
@@ -92,7 +141,8 @@ pub struct Policy {
     pub tdx: TdxPolicy,
 }
 
-/// One set of reference values. Every field given must match; fields left out match anything.
+/// One set of reference values. Every field given must match; fields left out (or `\"any\"`)
+/// match anything, and [`Policy::check_pinned`] refuses left-out ones.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -101,22 +151,26 @@ pub struct Reference {
     pub platform: Platform,
     /// SEV-SNP MEASUREMENT, or the simulated platform's measurement.
     #[serde(default)]
-    pub measurement: Option<Measurement48>,
+    pub measurement: Option<Pin>,
     /// TDX MRTD.
     #[serde(default)]
-    pub mrtd: Option<Measurement48>,
+    pub mrtd: Option<Pin>,
     /// TDX RTMR0.
     #[serde(default)]
-    pub rtmr0: Option<Measurement48>,
+    pub rtmr0: Option<Pin>,
     /// TDX RTMR1.
     #[serde(default)]
-    pub rtmr1: Option<Measurement48>,
+    pub rtmr1: Option<Pin>,
     /// TDX RTMR2.
     #[serde(default)]
-    pub rtmr2: Option<Measurement48>,
+    pub rtmr2: Option<Pin>,
     /// TDX RTMR3.
     #[serde(default)]
-    pub rtmr3: Option<Measurement48>,
+    pub rtmr3: Option<Pin>,
+    /// Simulated platform only: the Ed25519 key its evidence must be signed with (what
+    /// trust on first use pins, since simulated evidence carries its own key).
+    #[serde(default)]
+    pub simulated_key: Option<HexBytes<32>>,
 }
 
 impl Reference {
@@ -128,7 +182,7 @@ impl Reference {
     /// A reference that pins a TDX MRTD (and no RTMR).
     pub fn tdx_mrtd(mrtd: [u8; 48]) -> Self {
         let mut r = Self::new(Platform::Tdx, None);
-        r.mrtd = Some(HexBytes(mrtd));
+        r.mrtd = Some(Pin::Value(HexBytes(mrtd)));
         r
     }
 
@@ -140,25 +194,60 @@ impl Reference {
     fn new(platform: Platform, measurement: Option<[u8; 48]>) -> Self {
         Self {
             platform,
-            measurement: measurement.map(HexBytes),
+            measurement: measurement.map(|m| Pin::Value(HexBytes(m))),
             mrtd: None,
             rtmr0: None,
             rtmr1: None,
             rtmr2: None,
             rtmr3: None,
+            simulated_key: None,
         }
     }
 
-    fn field(&self, register: &str) -> Option<&Measurement48> {
-        match register {
-            "measurement" => self.measurement.as_ref(),
-            "mrtd" => self.mrtd.as_ref(),
-            "rtmr0" => self.rtmr0.as_ref(),
-            "rtmr1" => self.rtmr1.as_ref(),
-            "rtmr2" => self.rtmr2.as_ref(),
-            "rtmr3" => self.rtmr3.as_ref(),
-            _ => None,
+    /// Sets one TDX register (`mrtd`, `rtmr0`..`rtmr3`) or the SNP `measurement`.
+    pub fn with_register(mut self, register: &str, pin: Pin) -> Self {
+        if let Some(slot) = self.slot_mut(register) {
+            *slot = Some(pin);
         }
+        self
+    }
+
+    fn slot(&self, register: &str) -> Option<&Option<Pin>> {
+        Some(match register {
+            "measurement" => &self.measurement,
+            "mrtd" => &self.mrtd,
+            "rtmr0" => &self.rtmr0,
+            "rtmr1" => &self.rtmr1,
+            "rtmr2" => &self.rtmr2,
+            "rtmr3" => &self.rtmr3,
+            _ => return None,
+        })
+    }
+
+    fn slot_mut(&mut self, register: &str) -> Option<&mut Option<Pin>> {
+        Some(match register {
+            "measurement" => &mut self.measurement,
+            "mrtd" => &mut self.mrtd,
+            "rtmr0" => &mut self.rtmr0,
+            "rtmr1" => &mut self.rtmr1,
+            "rtmr2" => &mut self.rtmr2,
+            "rtmr3" => &mut self.rtmr3,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn field(&self, register: &str) -> Option<&Measurement48> {
+        self.slot(register)?.as_ref()?.value()
+    }
+
+    /// The registers this reference's platform has and it leaves out entirely.
+    pub(crate) fn unpinned(&self) -> Vec<&'static str> {
+        self.platform
+            .launch_registers()
+            .iter()
+            .copied()
+            .filter(|reg| self.slot(reg).is_some_and(Option::is_none))
+            .collect()
     }
 }
 
@@ -227,6 +316,10 @@ pub struct SnpPolicy {
     /// Processor products accepted; empty means every product with a pinned root.
     #[serde(default)]
     pub products: Vec<Product>,
+    /// Refuse evidence that carries no ARK-signed CRL (check `revocation`). Default false:
+    /// without a CRL, revocation is not checked and the verdict says so in a warning.
+    #[serde(default)]
+    pub require_crl: bool,
 }
 
 /// TDX rules beyond reference values.
@@ -240,17 +333,36 @@ pub struct TdxPolicy {
     /// Required MROWNER, if set.
     #[serde(default)]
     pub mr_owner: Option<Measurement48>,
+    /// Lowest `tcbEvaluationDataNumber` accepted in the collateral (TCB info and QE
+    /// identity), if set: Intel raises it at each TCB recovery, so older collateral, still
+    /// inside its `nextUpdate`, can call a platform `UpToDate` that the recovery outdated.
+    #[serde(default)]
+    pub min_tcb_evaluation_number: Option<u32>,
 }
 
 impl Policy {
     /// Parses a TOML policy document.
     pub fn from_toml(s: &str) -> Result<Self, VerifyError> {
-        toml::from_str(s).map_err(|e| VerifyError::Policy(e.to_string()))
+        let p: Self = toml::from_str(s).map_err(|e| VerifyError::Policy(e.to_string()))?;
+        p.validate()
     }
 
     /// Parses a JSON policy document.
     pub fn from_json(s: &str) -> Result<Self, VerifyError> {
-        serde_json::from_str(s).map_err(|e| VerifyError::Policy(e.to_string()))
+        let p: Self = serde_json::from_str(s).map_err(|e| VerifyError::Policy(e.to_string()))?;
+        p.validate()
+    }
+
+    /// Accepts an SEV-SNP TCB below AMD's built-in floor. Weakens the policy.
+    pub fn allow_outdated_tcb(mut self, allow: bool) -> Self {
+        self.allow_outdated_tcb = allow;
+        self
+    }
+
+    /// Lets a client connect with unpinned launch registers. Weakens the policy.
+    pub fn accept_any_measurement(mut self, accept: bool) -> Self {
+        self.accept_any_measurement = accept;
+        self
     }
 
     /// Accepts debuggable guests. Weakens the policy: only for development.

@@ -186,8 +186,14 @@ impl ReleaseManifest {
             ));
         }
         if let Some(t) = &rv.tdx {
+            let zero = "00".repeat(48);
             out.push_str(&format!(
-                "\n[[reference]]\nplatform = \"tdx\"\nmrtd = \"{}\"\nrtmr1 = \"{}\"\nrtmr2 = \"{}\"\n",
+                "\n[[reference]]\nplatform = \"tdx\"\nmrtd = \"{}\"\n\
+                 # RTMR0 (the host's ACPI tables and TD HOB, as TDVF measures them) is not in\n\
+                 # the release manifest: unchecked on purpose until it is.\n\
+                 rtmr0 = \"any\"\nrtmr1 = \"{}\"\nrtmr2 = \"{}\"\n\
+                 # Veil's guest extends no runtime register.\nrtmr3 = \"{zero}\"\n\n\
+                 [tdx]\nmr_config_id = \"{zero}\"\nmr_owner = \"{zero}\"\n",
                 t.mrtd, t.rtmr1, t.rtmr2
             ));
         }
@@ -319,11 +325,17 @@ mod tests {
         let signed = SignedManifest::verify(&file, &key().verifying_key()).expect("verifies");
         let policy = Policy::from_toml(&signed.manifest.to_policy_toml()).expect("parses");
         assert_eq!(policy.reference.len(), 2);
-        assert_eq!(
-            policy.reference[0].measurement.map(|m| m.0),
-            Some([0x33; 48])
-        );
-        assert_eq!(policy.reference[1].rtmr2.map(|m| m.0), Some([0xcc; 48]));
+        let pin = |b| Some(crate::Pin::Value(crate::HexBytes([b; 48])));
+        assert_eq!(policy.reference[0].measurement, pin(0x33));
+        assert_eq!(policy.reference[1].rtmr2, pin(0xcc));
+        // RTMR0 is not in a manifest: skipped on purpose; RTMR3, MRCONFIGID, MROWNER zero.
+        assert_eq!(policy.reference[1].rtmr0, Some(crate::Pin::Any));
+        assert_eq!(policy.reference[1].rtmr3, pin(0));
+        assert_eq!(policy.tdx.mr_config_id, Some(crate::HexBytes([0; 48])));
+        assert_eq!(policy.tdx.mr_owner, Some(crate::HexBytes([0; 48])));
+        policy
+            .check_pinned()
+            .expect("a release policy is fully pinned");
         assert_eq!(policy.binary.map(|d| d.sha256.0), Some([0x11; 32]));
         assert_eq!(policy.model.map(|d| d.sha256.0), Some([0x22; 32]));
         assert!(!policy.allow_simulated && !policy.allow_debug);

@@ -64,9 +64,30 @@ pub(crate) fn verify(
     .map_err(|_| {
         VerifyError::SignatureInvalid("simulated claims signature does not verify".into())
     })?;
+    let pinned: Vec<&[u8; 32]> = policy
+        .reference
+        .iter()
+        .filter(|r| r.platform == Platform::Simulated)
+        .filter_map(|r| r.simulated_key.as_ref().map(|k| &k.0))
+        .collect();
+    if !pinned.is_empty() && !pinned.contains(&&public_key) {
+        return Err(VerifyError::SignatureInvalid(format!(
+            "simulated evidence signed by key {}, the policy pins {}",
+            hex::encode(public_key),
+            pinned
+                .iter()
+                .map(hex::encode)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     checks.pass(
         CheckName::Signature,
-        "Ed25519 by a software key (SIMULATED: no hardware root of trust)",
+        if pinned.is_empty() {
+            "Ed25519 by a software key (SIMULATED: no hardware root of trust)"
+        } else {
+            "Ed25519 by the pinned software key (SIMULATED: no hardware root of trust)"
+        },
     );
 
     policy.check_measurements(Platform::Simulated, &[("measurement", &measurement)])?;

@@ -121,11 +121,15 @@ pub(crate) fn verify(
         CheckName::Signature,
         "quote signed by the attestation key, which the PCK-signed QE report binds",
     );
+    let evaluation = check_tcb_evaluation(ev, policy)?;
     checks.pass(
         CheckName::Collateral,
         format!(
-            "TCB info and QE identity signed by Intel, valid at {}",
-            now.to_rfc3339()
+            "TCB info and QE identity signed by Intel, valid at {}{}",
+            now.to_rfc3339(),
+            evaluation
+                .map(|n| format!(", tcbEvaluationDataNumber {n} (at least the minimum)"))
+                .unwrap_or_default()
         ),
     );
     // dcap-qvl verified the same bytes we parsed; use its view of the report.
@@ -226,6 +230,34 @@ pub(crate) fn verify(
     })
 }
 
+/// The policy's `min_tcb_evaluation_number` against the collateral's TCB info and QE
+/// identity (run after dcap-qvl verified Intel's signatures over these very JSON texts).
+/// Returns the lower of the two numbers when the policy sets a minimum.
+fn check_tcb_evaluation(ev: &TdxEvidence, policy: &Policy) -> Result<Option<u32>, VerifyError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Evaluation {
+        tcb_evaluation_data_number: u32,
+    }
+    let Some(min) = policy.tdx.min_tcb_evaluation_number else {
+        return Ok(None);
+    };
+    let mut lowest = u32::MAX;
+    for (which, json) in [
+        ("TCB info", &ev.collateral.tcb_info),
+        ("QE identity", &ev.collateral.qe_identity),
+    ] {
+        let got = serde_json::from_str::<Evaluation>(json)
+            .map_err(|e| VerifyError::CollateralInvalid(format!("{which}: {e}")))?
+            .tcb_evaluation_data_number;
+        if got < min {
+            return Err(VerifyError::CollateralTooOld { which, got, min });
+        }
+        lowest = lowest.min(got);
+    }
+    Ok(Some(lowest))
+}
+
 /// TD_ATTRIBUTES: a debuggable TD (or one with profiling features) exposes its memory to the host.
 pub(crate) fn check_td_attributes(
     td_attributes: [u8; 8],
@@ -282,6 +314,43 @@ mod tests {
         )
         .expect("allowed");
         assert_eq!(warnings.len(), 1);
+    }
+
+    /// The real collateral of `v4-b0c06f-phala` is evaluation 17 (TCB info and QE identity).
+    #[test]
+    fn rejects_collateral_older_than_the_min_tcb_evaluation_number() {
+        let ev = TdxEvidence::new(
+            QUOTE.to_vec(),
+            include_bytes!("../tests/vectors/tdx/v4-b0c06f-phala/collateral.json"),
+        )
+        .expect("collateral");
+        let now = UnixTime(1_750_500_000); // 2025-06-21T10:00:00Z, inside its window
+        let run = |min: Option<u32>| {
+            let mut policy = Policy::default();
+            policy.tdx.min_tcb_evaluation_number = min;
+            let mut checks = Checks::default();
+            verify(&ev, &policy, now, &mut checks).map(|_| checks.0)
+        };
+        let e = run(Some(18)).expect_err("evaluation 17 is below 18");
+        assert_eq!(
+            e,
+            VerifyError::CollateralTooOld {
+                which: "TCB info",
+                got: 17,
+                min: 18
+            }
+        );
+        assert_eq!(e.check(), CheckName::Collateral);
+        let checks = run(Some(17)).expect("17 meets 17");
+        assert!(
+            checks
+                .iter()
+                .any(|c| c.name == CheckName::Collateral && c.detail.contains("17")),
+            "{checks:?}"
+        );
+        run(None).expect("no minimum by default");
+        let p = Policy::from_toml("[tdx]\nmin_tcb_evaluation_number = 18\n").expect("policy");
+        assert_eq!(p.tdx.min_tcb_evaluation_number, Some(18));
     }
 
     #[test]

@@ -56,6 +56,14 @@ impl Platform {
             Self::Simulated => "simulated",
         }
     }
+
+    /// The launch registers a reference for this platform can pin.
+    pub fn launch_registers(self) -> &'static [&'static str] {
+        match self {
+            Self::SevSnp | Self::Simulated => &["measurement"],
+            Self::Tdx => &["mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"],
+        }
+    }
 }
 
 impl std::fmt::Display for Platform {
@@ -79,6 +87,8 @@ pub enum CheckName {
     CertChain,
     /// Every certificate is valid at `now`.
     CertValidity,
+    /// SNP: no certificate of the chain is revoked by a current ARK-signed CRL.
+    Revocation,
     /// The report/quote signature verifies.
     Signature,
     /// TDX: quote, QE report, PCK chain and collateral verify (Intel DCAP).
@@ -112,6 +122,7 @@ impl CheckName {
             Self::Family => "family",
             Self::CertChain => "cert_chain",
             Self::CertValidity => "cert_validity",
+            Self::Revocation => "revocation",
             Self::Signature => "signature",
             Self::Quote => "quote",
             Self::Collateral => "collateral",

@@ -27,6 +27,13 @@ fn snp(dir: &str) -> SnpEvidence {
     )
 }
 
+/// Most SNP vectors are Milan reports from 2022 firmware, below AMD's TCB floor: the tamper
+/// matrix is about authenticity and policy rules, so it accepts their TCB explicitly
+/// (the floor itself: `tcb_floor_*` below and `tests/vectors.rs`).
+fn old_tcb() -> Policy {
+    Policy::default().allow_outdated_tcb(true)
+}
+
 fn check_snp(ev: &SnpEvidence, policy: &Policy, now: UnixTime) -> Result<(), VerifyError> {
     verify(&Evidence::SevSnp(ev.clone()), policy, now).map(|_| ())
 }
@@ -72,12 +79,12 @@ fn rejects_every_single_byte_change_in_every_signed_field() {
     let mut count = 0;
     for dir in ["milan-v2-virtee", "milan-v3-azure", "genoa-v3-azure"] {
         let ev = snp(dir);
-        check_snp(&ev, &Policy::default(), now()).expect("untampered verifies");
+        check_snp(&ev, &old_tcb(), now()).expect("untampered verifies");
         for &(field, off, len) in SIGNED_FIELDS {
             for at in [off, off + len / 2, off + len - 1] {
                 for mask in [0x01u8, 0x80] {
                     let t = with_report(&ev, |r| r[at] ^= mask);
-                    let e = check_snp(&t, &Policy::default(), now()).expect_err(field);
+                    let e = check_snp(&t, &old_tcb(), now()).expect_err(field);
                     // Header fields may fail to parse or name another key; everything else
                     // must fail exactly on the signature.
                     // Reserved fields must be zero (`sev` refuses them as malformed).
@@ -110,7 +117,7 @@ fn rejects_every_single_byte_change_in_every_signed_field() {
         for at in 0..0x2A0 {
             let t = with_report(&ev, |r| r[at] ^= 0x04);
             assert!(
-                check_snp(&t, &Policy::default(), now()).is_err(),
+                check_snp(&t, &old_tcb(), now()).is_err(),
                 "{dir} byte {at:#x} accepted"
             );
             count += 1;
@@ -126,7 +133,7 @@ fn rejects_changed_signature() {
         let t = with_report(&ev, |r| r[at] ^= 1);
         assert!(
             matches!(
-                check_snp(&t, &Policy::default(), now()),
+                check_snp(&t, &old_tcb(), now()),
                 Err(VerifyError::SignatureInvalid(_))
             ),
             "{at:#x}"
@@ -135,12 +142,12 @@ fn rejects_changed_signature() {
     // Non-zero padding above the 48-byte scalar.
     let t = with_report(&ev, |r| r[0x2A0 + 60] = 1);
     assert!(
-        matches!(check_snp(&t, &Policy::default(), now()), Err(VerifyError::SignatureInvalid(m)) if m.contains("out of range"))
+        matches!(check_snp(&t, &old_tcb(), now()), Err(VerifyError::SignatureInvalid(m)) if m.contains("out of range"))
     );
     // An all-zero signature (what MASK_CHIP_KEY produces).
     let t = with_report(&ev, |r| r[0x2A0..0x2A0 + 144].fill(0));
     assert!(matches!(
-        check_snp(&t, &Policy::default(), now()),
+        check_snp(&t, &old_tcb(), now()),
         Err(VerifyError::SignatureInvalid(_))
     ));
 }
@@ -150,11 +157,11 @@ fn rejects_unsigned_report() {
     let ev = snp("milan-v2-virtee");
     let t = with_report(&ev, |r| r[0x48] = 7 << 2);
     assert!(
-        matches!(check_snp(&t, &Policy::default(), now()), Err(VerifyError::SignatureInvalid(m)) if m.contains("unsigned"))
+        matches!(check_snp(&t, &old_tcb(), now()), Err(VerifyError::SignatureInvalid(m)) if m.contains("unsigned"))
     );
     let t = with_report(&ev, |r| r[0x48] = 1 << 1);
     assert!(
-        matches!(check_snp(&t, &Policy::default(), now()), Err(VerifyError::SignatureInvalid(m)) if m.contains("MASK_CHIP_KEY"))
+        matches!(check_snp(&t, &old_tcb(), now()), Err(VerifyError::SignatureInvalid(m)) if m.contains("MASK_CHIP_KEY"))
     );
 }
 
@@ -165,7 +172,7 @@ fn v2_report_with_masked_chip_id_parses_and_reaches_the_signature_check() {
     let ev = snp("milan-v2-virtee");
     let t = with_report(&ev, |r| r[0x1A0..0x1E0].fill(0));
     assert!(matches!(
-        check_snp(&t, &Policy::default(), now()),
+        check_snp(&t, &old_tcb(), now()),
         Err(VerifyError::SignatureInvalid(_))
     ));
 }
@@ -177,7 +184,7 @@ fn rejects_truncated_and_over_long_reports() {
         let t = with_report(&ev, |r| r.resize(len, 0));
         assert!(
             matches!(
-                check_snp(&t, &Policy::default(), now()),
+                check_snp(&t, &old_tcb(), now()),
                 Err(VerifyError::Malformed(_))
             ),
             "{len}"
@@ -185,7 +192,7 @@ fn rejects_truncated_and_over_long_reports() {
     }
     let t = with_report(&ev, |r| r[0] = 1);
     assert!(
-        matches!(check_snp(&t, &Policy::default(), now()), Err(VerifyError::Malformed(m)) if m.contains("version 1"))
+        matches!(check_snp(&t, &old_tcb(), now()), Err(VerifyError::Malformed(m)) if m.contains("version 1"))
     );
 }
 
@@ -205,7 +212,7 @@ fn rejects_foreign_root_and_wrong_intermediates() {
     let mut e = base.clone();
     e.certs.ark = Some(Product::Genoa.ark_der().expect("genoa ark"));
     assert_eq!(
-        check_snp(&e, &Policy::default(), now()),
+        check_snp(&e, &old_tcb(), now()),
         Err(VerifyError::UntrustedRoot {
             product: "Milan".into()
         })
@@ -218,7 +225,7 @@ fn rejects_foreign_root_and_wrong_intermediates() {
     let mut e = base.clone();
     e.certs.ark = Some(ark);
     assert!(matches!(
-        check_snp(&e, &Policy::default(), now()),
+        check_snp(&e, &old_tcb(), now()),
         Err(VerifyError::UntrustedRoot { .. })
     ));
 
@@ -226,7 +233,7 @@ fn rejects_foreign_root_and_wrong_intermediates() {
     let mut e = base.clone();
     e.certs.ask = Some(Product::Genoa.ask_der().expect("genoa ask"));
     assert!(
-        matches!(check_snp(&e, &Policy::default(), now()), Err(VerifyError::ChainSignature(m)) if m.contains("not the Milan"))
+        matches!(check_snp(&e, &old_tcb(), now()), Err(VerifyError::ChainSignature(m)) if m.contains("not the Milan"))
     );
 
     // The Milan ASK with its signature changed: the ARK no longer signs it.
@@ -236,14 +243,14 @@ fn rejects_foreign_root_and_wrong_intermediates() {
     let mut e = base.clone();
     e.certs.ask = Some(ask);
     assert!(
-        matches!(check_snp(&e, &Policy::default(), now()), Err(VerifyError::ChainSignature(m)) if m.contains("ark -> ask"))
+        matches!(check_snp(&e, &old_tcb(), now()), Err(VerifyError::ChainSignature(m)) if m.contains("ark -> ask"))
     );
 
     // The correct explicit chain still verifies.
     let mut e = base.clone();
     e.certs.ask = Some(milan_ask);
     e.certs.ark = Some(milan_ark);
-    check_snp(&e, &Policy::default(), now()).expect("explicit chain");
+    check_snp(&e, &old_tcb(), now()).expect("explicit chain");
 }
 
 #[test]
@@ -252,28 +259,28 @@ fn rejects_swapped_endorsement_keys() {
     let mut e = snp("milan-v2-trustee");
     e.certs = snp("milan-v2-virtee").certs;
     assert!(matches!(
-        check_snp(&e, &Policy::default(), now()),
+        check_snp(&e, &old_tcb(), now()),
         Err(VerifyError::SignatureInvalid(_))
     ));
     // No VCEK at all.
     let mut e = snp("milan-v2-virtee");
     e.certs.vcek = None;
     assert_eq!(
-        check_snp(&e, &Policy::default(), now()),
+        check_snp(&e, &old_tcb(), now()),
         Err(VerifyError::MissingCertificate("vcek"))
     );
     // A VLEK where the report says VCEK.
     let mut e = snp("milan-v2-virtee");
     e.certs.vlek = e.certs.vcek.take();
     assert!(matches!(
-        check_snp(&e, &Policy::default(), now()),
+        check_snp(&e, &old_tcb(), now()),
         Err(VerifyError::SigningKeyMismatch { report: "vcek", .. })
     ));
     // A VCEK certificate in the ASK slot.
     let mut e = snp("milan-v2-virtee");
     e.certs.ask = e.certs.vcek.clone();
     assert!(matches!(
-        check_snp(&e, &Policy::default(), now()),
+        check_snp(&e, &old_tcb(), now()),
         Err(VerifyError::ChainSignature(_))
     ));
     // A truncated VCEK.
@@ -282,7 +289,7 @@ fn rejects_swapped_endorsement_keys() {
         v.truncate(v.len() / 2);
     }
     assert!(matches!(
-        check_snp(&e, &Policy::default(), now()),
+        check_snp(&e, &old_tcb(), now()),
         Err(VerifyError::MalformedCertificate(_))
     ));
 }
@@ -296,21 +303,21 @@ fn rejects_vlek_report_with_a_vcek() {
             _ => unreachable!(),
         }
     };
-    check_snp(&vlek.0, &Policy::default(), vlek.1).expect("verifies");
+    check_snp(&vlek.0, &old_tcb(), vlek.1).expect("verifies");
     let mut e = vlek.0.clone();
     e.certs.vcek = e.certs.vlek.take();
     // Classification is by subject, so a VLEK in the VCEK slot is caught as the wrong role.
     assert!(matches!(
-        check_snp(&e, &Policy::default(), vlek.1),
+        check_snp(&e, &old_tcb(), vlek.1),
         Err(VerifyError::SigningKeyMismatch { report: "vlek", .. })
     ));
     // The ASVK is built in for Milan: the VLEK alone verifies.
     let mut e = vlek.0.clone();
     e.certs.asvk = None;
     e.certs.ark = None;
-    check_snp(&e, &Policy::default(), vlek.1).expect("built-in ASVK");
+    check_snp(&e, &old_tcb(), vlek.1).expect("built-in ASVK");
     // VMPL: this report is from VMPL 1.
-    let mut p = Policy::default();
+    let mut p = old_tcb();
     p.snp.max_vmpl = Some(0);
     assert_eq!(
         check_snp(&vlek.0, &p, vlek.1),
@@ -323,19 +330,19 @@ fn rejects_outside_certificate_validity() {
     let ev = snp("milan-v2-virtee");
     let after = UnixTime::parse_rfc3339("2030-04-03T19:23:44Z").expect("t");
     assert!(matches!(
-        check_snp(&ev, &Policy::default(), after),
+        check_snp(&ev, &old_tcb(), after),
         Err(VerifyError::CertificateNotValid { cert: "vcek", .. })
     ));
     let last_second = UnixTime::parse_rfc3339("2030-04-03T19:23:43Z").expect("t");
-    check_snp(&ev, &Policy::default(), last_second).expect("valid through notAfter");
+    check_snp(&ev, &old_tcb(), last_second).expect("valid through notAfter");
     let before = UnixTime::parse_rfc3339("2023-04-03T19:23:42Z").expect("t");
     assert!(matches!(
-        check_snp(&ev, &Policy::default(), before),
+        check_snp(&ev, &old_tcb(), before),
         Err(VerifyError::CertificateNotValid { cert: "vcek", .. })
     ));
     let far = UnixTime::parse_rfc3339("2050-01-01T00:00:00Z").expect("t");
     assert!(matches!(
-        check_snp(&ev, &Policy::default(), far),
+        check_snp(&ev, &old_tcb(), far),
         Err(VerifyError::CertificateNotValid { .. })
     ));
 }
@@ -345,20 +352,12 @@ fn rejects_what_the_policy_does_not_allow() {
     let ev = snp("milan-v2-virtee");
     let mut m = [0u8; 48];
     m.copy_from_slice(&ev.report[0x90..0xC0]);
-    check_snp(
-        &ev,
-        &Policy::default().with_reference(Reference::snp(m)),
-        now(),
-    )
-    .expect("reference measurement");
+    check_snp(&ev, &old_tcb().with_reference(Reference::snp(m)), now())
+        .expect("reference measurement");
     let mut wrong = m;
     wrong[0] ^= 1;
     assert!(matches!(
-        check_snp(
-            &ev,
-            &Policy::default().with_reference(Reference::snp(wrong)),
-            now()
-        ),
+        check_snp(&ev, &old_tcb().with_reference(Reference::snp(wrong)), now()),
         Err(VerifyError::MeasurementMismatch {
             register: "measurement",
             ..
@@ -367,22 +366,22 @@ fn rejects_what_the_policy_does_not_allow() {
 
     let mut rd = [0u8; 64];
     rd.copy_from_slice(&ev.report[0x50..0x90]);
-    check_snp(&ev, &Policy::default().expect_report_data(rd), now()).expect("expected report data");
+    check_snp(&ev, &old_tcb().expect_report_data(rd), now()).expect("expected report data");
     rd[63] ^= 1;
     assert!(matches!(
-        check_snp(&ev, &Policy::default().expect_report_data(rd), now()),
+        check_snp(&ev, &old_tcb().expect_report_data(rd), now()),
         Err(VerifyError::ReportDataMismatch { .. })
     ));
 
     assert_eq!(
-        check_snp(&ev, &Policy::default().snp_min_tcb(3, 0, 9, 0), now()),
+        check_snp(&ev, &old_tcb().snp_min_tcb(3, 0, 9, 0), now()),
         Err(VerifyError::TcbBelowMinimum {
             component: "snp",
             got: 8,
             min: 9
         })
     );
-    check_snp(&ev, &Policy::default().snp_min_tcb(3, 0, 8, 115), now()).expect("meets minimum");
+    check_snp(&ev, &old_tcb().snp_min_tcb(3, 0, 8, 115), now()).expect("meets minimum");
 
     let p = Policy::from_toml("[snp]\nproducts = [\"Genoa\"]").expect("policy");
     assert!(matches!(
@@ -405,6 +404,95 @@ fn rejects_what_the_policy_does_not_allow() {
     assert!(matches!(
         Policy::from_toml("[[reference]]\nplatform = \"sev-snp\"\nmeasurement = \"abcd\""),
         Err(VerifyError::Policy(_))
+    ));
+}
+
+#[test]
+fn tcb_floor_refuses_old_firmware_unless_allowed_and_the_policy_only_raises_it() {
+    // Milan v2 (2022 firmware, microcode 115): below AMD's floor by default, named.
+    let old = snp("milan-v2-virtee");
+    let e = check_snp(&old, &Policy::default(), now()).expect_err("below the floor");
+    assert!(
+        matches!(&e, VerifyError::TcbBelowFloor { component: "microcode", got: 115, floor: 219, bulletin, .. } if bulletin.contains("AMD-SB-3019")),
+        "{e:?}"
+    );
+    assert_eq!(e.check().as_str(), "tcb");
+    assert!(e.to_string().contains("--allow-outdated-tcb"), "{e}");
+    // A policy's [tcb] cannot lower the floor: only allow_outdated_tcb does.
+    let low = Policy::from_toml(
+        "[tcb]
+microcode = 100",
+    )
+    .expect("policy");
+    assert!(matches!(
+        check_snp(&old, &low, now()),
+        Err(VerifyError::TcbBelowFloor { .. })
+    ));
+    let v = verify(&Evidence::SevSnp(old.clone()), &old_tcb(), now()).expect("allowed");
+    assert!(
+        v.warnings.iter().any(|w| w.contains("allow_outdated_tcb")),
+        "{:?}",
+        v.warnings
+    );
+    // With allow_outdated_tcb the policy's own minimums still hold.
+    assert!(matches!(
+        check_snp(&old, &old_tcb().snp_min_tcb(0, 0, 0, 200), now()),
+        Err(VerifyError::TcbBelowMinimum {
+            component: "microcode",
+            got: 115,
+            min: 200
+        })
+    ));
+
+    // Current Milan B1 (microcode 219) and Genoa B1 (84) meet their steppings' floors exactly.
+    for dir in ["milan-v3-azure", "genoa-v3-azure"] {
+        let ev = snp(dir);
+        let audit = veil_attest::audit(&Evidence::SevSnp(ev.clone()), &Policy::default(), now());
+        let v = audit.outcome.expect(dir);
+        assert!(v.warnings.iter().all(|w| !w.contains("allow_outdated_tcb")));
+        let tcb = audit
+            .checks
+            .iter()
+            .find(|c| c.name.as_str() == "tcb")
+            .expect("tcb check");
+        assert!(tcb.detail.contains("AMD's floor"), "{}", tcb.detail);
+        // ...and a [tcb] above the report raises it.
+        assert!(matches!(
+            check_snp(&ev, &Policy::default().snp_min_tcb(0, 0, 0, 255), now()),
+            Err(VerifyError::TcbBelowMinimum {
+                component: "microcode",
+                ..
+            })
+        ));
+    }
+}
+
+#[test]
+fn simulated_evidence_must_carry_the_pinned_key() {
+    let m = [7u8; 48];
+    let ours = Evidence::Simulated(SimulatedEvidence::sign(&[1; 32], m, [0; 64]));
+    let theirs = Evidence::Simulated(SimulatedEvidence::sign(&[2; 32], m, [0; 64]));
+    let key = match &ours {
+        Evidence::Simulated(s) => hex::encode(&s.public_key),
+        _ => unreachable!(),
+    };
+    let p = Policy::from_toml(&format!(
+        "allow_simulated = true\n[[reference]]\nplatform = \"simulated\"\nmeasurement = \"{}\"\n\
+         simulated_key = \"{key}\"\n",
+        hex::encode(m)
+    ))
+    .expect("policy");
+    verify(&ours, &p, now()).expect("pinned key");
+    assert!(matches!(
+        verify(&theirs, &p, now()),
+        Err(VerifyError::SignatureInvalid(msg)) if msg.contains("the policy pins")
+    ));
+    assert!(matches!(
+        Policy::from_toml(&format!(
+            "[[reference]]\nplatform = \"sev-snp\"\nmeasurement = \"{}\"\nsimulated_key = \"{key}\"\n",
+            hex::encode(m)
+        )),
+        Err(VerifyError::Policy(msg)) if msg.contains("simulated_key")
     ));
 }
 
@@ -704,7 +792,7 @@ fn certificate_table_round_trips_and_rejects_bad_offsets() {
         ev.report.clone(),
         SnpCerts::from_cert_table(&table).expect("parses"),
     );
-    check_snp(&e, &Policy::default(), now()).expect("verifies from a table");
+    check_snp(&e, &old_tcb(), now()).expect("verifies from a table");
 }
 
 #[test]
@@ -713,16 +801,12 @@ fn evidence_must_match_one_reference_of_its_platform() {
     let m: [u8; 48] = ev.report[0x90..0xC0].try_into().expect("48");
     let mut other = m;
     other[10] ^= 0xFF;
-    let two = Policy::default()
+    let two = old_tcb()
         .with_reference(Reference::snp(other))
         .with_reference(Reference::snp(m));
     check_snp(&ev, &two, now()).expect("the second reference matches");
-    let err = check_snp(
-        &ev,
-        &Policy::default().with_reference(Reference::snp(other)),
-        now(),
-    )
-    .expect_err("no match");
+    let err = check_snp(&ev, &old_tcb().with_reference(Reference::snp(other)), now())
+        .expect_err("no match");
     assert!(
         matches!(&err, VerifyError::MeasurementMismatch { register: "measurement", expected, got }
             if expected == &hex::encode(other) && got == &hex::encode(m)),

@@ -41,14 +41,18 @@ pub struct Attested {
 }
 
 /// Checks `attestation` against `policy` for `nonce` at `now` (pure: no clock, no I/O),
-/// then decodes the attested key configuration.
+/// then decodes the attested key configuration. A policy that leaves launch registers
+/// unpinned is refused ([`Policy::check_pinned`]) unless it says `accept_any_measurement`;
+/// the verdict's `warnings` say what the policy let through.
 pub fn verify_attestation(
     attestation: Attestation,
     policy: &Policy,
     nonce: &[u8; NONCE_LEN],
     now: UnixTime,
 ) -> Result<Attested, Error> {
+    policy.check_pinned()?;
     let verdict = attestation.verify(policy, nonce, now)?;
+    policy.check_verdict_pinned(verdict.platform)?;
     let key_config = KeyConfig::decode(&attestation.key_config).map_err(Error::KeyConfig)?;
     key_config.preferred_suite().map_err(Error::KeyConfig)?;
     Ok(Attested {

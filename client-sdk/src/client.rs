@@ -126,7 +126,11 @@ impl Client {
     /// Fetches the server's attestation with a fresh nonce, verifies it against `policy`
     /// at the system clock's time, and returns a client that encrypts to the attested key
     /// only. Nothing else is sent to the server before this succeeds.
+    ///
+    /// The policy is checked first ([`Policy::check_pinned`]): one that pins no launch
+    /// measurement for a hardware platform it allows is refused before any traffic.
     pub async fn connect(url: &str, policy: Policy) -> Result<Self, Error> {
+        policy.check_pinned()?;
         let endpoint = Endpoint::new(url)?;
         let attested = endpoint.attest(&policy).await?;
         Ok(Self {

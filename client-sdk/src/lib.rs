@@ -11,10 +11,16 @@
 //! ```no_run
 //! use futures_util::StreamExt as _;
 //! use veil_client::{ChatMessage, ChatRequest, Client, Policy};
-//! # async fn run() -> Result<(), veil_client::Error> {
-//! let policy = Policy::from_toml(&std::fs::read_to_string("policy.toml").unwrap_or_default())?;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // The release's policy (`veil policy from-manifest`): a missing file is an error, never
+//! // "accept any image"; a policy that pins no launch measurement is refused by `connect`.
+//! let policy = Policy::from_toml(&std::fs::read_to_string("policy.toml")?)?;
 //! let client = Client::connect("https://veil.example", policy).await?;
-//! println!("attested: {}", client.attested().verdict.platform);
+//! let attested = client.attested();
+//! println!("attested: {}", attested.verdict.platform);
+//! for w in &attested.verdict.warnings {
+//!     eprintln!("warning: {w}");
+//! }
 //! let req = ChatRequest::new("smollm2-135m", vec![ChatMessage::user("Hello")]);
 //! let mut stream = client.chat_stream(&req).await?;
 //! while let Some(chunk) = stream.next().await {
@@ -44,7 +50,7 @@ pub use openai::{
     ModelList, Sampling,
 };
 pub use stream::{DONE, ResponseStream};
-pub use veil_attest::{Attestation, Policy, UnixTime, Verdict, VerifyError};
+pub use veil_attest::{Attestation, Platform, Policy, Reference, UnixTime, Verdict, VerifyError};
 
 /// Not part of the API: the fuzz entry point of the incremental inner-response parser
 /// (`fuzz/src/client.rs`). Feeds `pieces` of decrypted chunked-OHTTP plaintext in order,

@@ -25,6 +25,11 @@ use crate::{Client, Error, Policy, Request};
 
 /// Largest request body the proxy accepts.
 const MAX_BODY: usize = 4 << 20;
+/// How much of an oversized body is read and discarded, and for how long, before the 413
+/// is sent: closing on a client that is still sending makes the kernel answer with a reset,
+/// and the client would see a broken connection instead of the 413.
+const DRAIN_MAX: usize = 64 << 20;
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The proxy's upstream: where it is, what it must prove, and the attested client once
 /// it has proved it.
@@ -71,7 +76,8 @@ impl Upstream {
 pub fn router(upstream: Arc<Upstream>) -> Router {
     Router::new()
         .fallback(forward)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // `read_body` enforces MAX_BODY itself, answering 413 without a reset.
+        .layer(DefaultBodyLimit::disable())
         .with_state(upstream)
 }
 
@@ -140,8 +146,12 @@ async fn forward(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let allowed = matches!(
         (&method, uri.path()),
@@ -183,6 +193,41 @@ async fn forward(
             Err(e) => error_response(&e),
         }
     }
+}
+
+/// The request body, at most [`MAX_BODY`] bytes; a larger one is drained (bounded) and
+/// answered with 413 in OpenAI's error shape.
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            plain_error(
+                StatusCode::BAD_REQUEST,
+                "veil proxy: the request body could not be read",
+            )
+        })?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            let mut drained = buf.len() + chunk.len();
+            let _ = tokio::time::timeout(DRAIN_FOR, async {
+                while let Some(Ok(c)) = stream.next().await {
+                    drained += c.len();
+                    if drained > DRAIN_MAX {
+                        break;
+                    }
+                }
+            })
+            .await;
+            let body = json!({"error": {
+                "message": format!("veil proxy: the request body is larger than {MAX_BODY} bytes"),
+                "type": "invalid_request_error",
+                "code": "request_too_large",
+            }});
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
 }
 
 async fn forward_stream(client: &Client, req: &Request) -> Response {

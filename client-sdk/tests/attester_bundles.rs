@@ -41,12 +41,13 @@ fn configfs_bundles_from_the_fake_tree_verify_and_the_binding_is_named() {
     let policy = write_policy(dir.path(), &rd);
     let v = vectors();
 
-    // SEV-SNP: the captured Milan report with its VCEK in the certificate table (auxblob).
-    let vcek = std::fs::read(v.join("snp/milan-v2-virtee/vcek.der")).expect("vcek");
-    let table = SnpCerts::classify(split_certificates(&vcek).expect("der"))
+    // SEV-SNP: a captured Milan report (current TCB, above AMD's floor) with its VCEK in the
+    // certificate table (auxblob).
+    let vcek = std::fs::read(v.join("snp/milan-v3-azure/vcek.pem")).expect("vcek");
+    let table = SnpCerts::classify(split_certificates(&vcek).expect("pem"))
         .expect("certs")
         .to_cert_table();
-    let report = std::fs::read(v.join("snp/milan-v2-virtee/report.bin")).expect("report");
+    let report = std::fs::read(v.join("snp/milan-v3-azure/report.bin")).expect("report");
     // TDX: the captured quote with collateral from a configured file.
     let quote = std::fs::read(v.join("tdx/v4-b0c06f-phala/quote.bin")).expect("quote");
     let collateral = v.join("tdx/v4-b0c06f-phala/collateral.json");

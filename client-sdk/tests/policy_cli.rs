@@ -318,6 +318,13 @@ fn trust_on_first_use_needs_its_flag_and_refuses_evidence_that_does_not_verify()
     let out = tofu(&debug, &policy, &["--now", SNP_NOW]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
+        stderr(&out).contains("veil: rejected: tcb:"),
+        "{}",
+        stderr(&out)
+    );
+    let out = tofu(&debug, &policy, &["--now", SNP_NOW, "--allow-outdated-tcb"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
         stderr(&out).contains("veil: rejected: debug:"),
         "{}",
         stderr(&out)
@@ -343,13 +350,44 @@ fn trust_on_first_use_needs_its_flag_and_refuses_evidence_that_does_not_verify()
         .to_json(),
     )
     .expect("write");
+    // 2022 firmware: refused for its TCB first, for its measurement when that is allowed.
     let out = verify_with(&other, SNP_NOW, &policy);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("veil: rejected: tcb:"),
+        "{}",
+        stderr(&out)
+    );
+    let out = veil(&[
+        "verify",
+        "--evidence",
+        path(&other),
+        "--now",
+        SNP_NOW,
+        "--policy",
+        path(&policy),
+        "--allow-outdated-tcb",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).starts_with("veil: rejected: measurement:"),
         "{}",
         stderr(&out)
     );
+
+    // Pinning old firmware on first use needs the flag, and the policy says so and pins
+    // the TCB seen as its minimum.
+    let old = d.join("old.toml");
+    let out = tofu(&other, &old, &["--now", SNP_NOW]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let out = tofu(&other, &old, &["--now", SNP_NOW, "--allow-outdated-tcb"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&old).expect("policy");
+    assert!(
+        text.contains("allow_outdated_tcb = true") && text.contains("microcode = 115"),
+        "{text}"
+    );
+    assert_eq!(verify_with(&other, SNP_NOW, &old).status.code(), Some(0));
 }
 
 fn tofu(bundle: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -366,7 +404,13 @@ fn tofu(bundle: &Path, out: &Path, extra: &[&str]) -> Output {
 }
 
 /// An attestation like the test server's, from another simulated launch image or binary.
-fn forged_like(a: &Attestation, nonce: &[u8; 32], measurement: [u8; 48], binary: u8) -> String {
+fn forged_like(
+    a: &Attestation,
+    nonce: &[u8; 32],
+    measurement: [u8; 48],
+    binary: u8,
+    seed: [u8; 32],
+) -> String {
     let manifest = ManifestClaims::new(
         [binary; 32],
         a.manifest.model_digest,
@@ -374,7 +418,7 @@ fn forged_like(a: &Attestation, nonce: &[u8; 32], measurement: [u8; 48], binary:
     );
     let rd = ReportData::new(&a.key_config, nonce, &manifest.server_manifest().digest())
         .expect("report data");
-    let evidence = Simulated::new([3; 32], measurement)
+    let evidence = Simulated::new(seed, measurement)
         .attest(&rd.0)
         .expect("evidence");
     serde_json::to_string(&Attestation::new(evidence, a.key_config.clone(), manifest))
@@ -420,6 +464,7 @@ async fn a_tofu_policy_from_a_live_attestation_accepts_it_and_rejects_another_la
     for pinned in [
         "allow_simulated = true".to_owned(),
         "platform = \"simulated\"".to_owned(),
+        "simulated_key = ".to_owned(),
         hex::encode(MEASUREMENT),
         hex::encode([1u8; 32]),
         hex::encode([2u8; 32]),
@@ -442,12 +487,14 @@ async fn a_tofu_policy_from_a_live_attestation_accepts_it_and_rejects_another_la
 
     // Another launch image, or another binary, is named.
     let a = Attestation::from_json(&std::fs::read(&saved).expect("saved")).expect("attestation");
-    for (name, measurement, binary, check) in [
-        ("other-measurement", [5; 48], 1, "measurement"),
-        ("other-binary", MEASUREMENT, 9, "manifest"),
+    // A simulated launch signed with another key is refused: the policy pins the key too.
+    for (name, measurement, binary, seed, check) in [
+        ("other-measurement", [5; 48], 1, [3; 32], "measurement"),
+        ("other-binary", MEASUREMENT, 9, [3; 32], "manifest"),
+        ("other-key", MEASUREMENT, 1, [4; 32], "signature"),
     ] {
         let p = d.join(format!("{name}.json"));
-        std::fs::write(&p, forged_like(&a, &nonce, measurement, binary)).expect("write");
+        std::fs::write(&p, forged_like(&a, &nonce, measurement, binary, seed)).expect("write");
         let out = veil(&[
             "verify",
             "--evidence",

@@ -37,6 +37,32 @@ fn chat(stream: bool) -> serde_json::Value {
 }
 
 #[tokio::test]
+async fn an_oversized_body_gets_a_413_in_openai_shape_not_a_reset() {
+    let server = TestServer::start().await;
+    let url = start_proxy(&server.url, policy()).await;
+    veil_client::install_crypto_provider();
+    let big = format!(
+        "{{\"model\":\"test-model\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+        "a".repeat(5 << 20)
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(resp.status().as_u16(), 413);
+    let j: serde_json::Value =
+        serde_json::from_str(&resp.text().await.expect("body")).expect("json");
+    assert_eq!(j["error"]["code"], "request_too_large");
+    assert_eq!(server.posts(), 0, "nothing forwarded");
+    // The proxy keeps serving.
+    let (status, _) = post(&url, chat(false)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn proxy_reemits_json_and_sse_after_verification() {
     let server = TestServer::start().await;
     let proxy = start_proxy(&server.url, policy()).await;

@@ -72,7 +72,7 @@ fn case_args(c: &Case) -> Vec<String> {
 #[test]
 fn every_index_case_gives_its_expected_exit_status_and_json() {
     let cases = cases();
-    assert_eq!(cases.len(), 23);
+    assert_eq!(cases.len(), 27);
     for c in &cases {
         let mut args = case_args(c);
         let table = veil(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -149,9 +149,18 @@ fn snp_chain_files_are_sorted_by_role_in_any_order() {
         "--now",
         "2026-11-25T00:00:00Z",
         "--json",
+        "--allow-outdated-tcb",
     ]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(json(&out)["product"], "Milan");
+    assert!(
+        json(&out)["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("allow_outdated_tcb"))),
+        "the opt-in is a warning"
+    );
 }
 
 #[test]
@@ -273,6 +282,89 @@ fn simulated_bundle_needs_allow_simulated_and_says_so() {
         table.contains("platform simulated") && table.contains("SIMULATED"),
         "{table}"
     );
+}
+
+#[test]
+fn crl_file_is_checked_and_require_crl_is_named() {
+    let v = vectors();
+    let snp = |extra: &[&str]| {
+        let report = v.join("snp/milan-v2-virtee/report.bin");
+        let vcek = v.join("snp/milan-v2-virtee/vcek.der");
+        let mut args = vec![
+            "verify",
+            "snp",
+            "--report",
+            report.to_str().expect("utf-8"),
+            "--cert",
+            vcek.to_str().expect("utf-8"),
+            "--now",
+            "2025-11-24T16:00:00Z",
+            "--json",
+            // 2022 Milan firmware, below AMD's floor: this test is about the CRL.
+            "--allow-outdated-tcb",
+        ];
+        args.extend_from_slice(extra);
+        let out = veil(&args);
+        (out.status.code(), json(&out))
+    };
+    let failed = |j: &serde_json::Value| {
+        j["checks"]
+            .as_array()
+            .and_then(|c| c.last())
+            .map(|c| (c["name"].clone(), c["ok"].clone()))
+    };
+
+    // No CRL: accepted, and the warning says revocation was not checked.
+    let (code, j) = snp(&[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        j["warnings"].to_string().contains("revocation not checked"),
+        "{j}"
+    );
+
+    // `require_crl` without a CRL: rejected at check `revocation`.
+    let dir = tempdir();
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[snp]\nrequire_crl = true\n").expect("write policy");
+    let (code, j) = snp(&["--policy", policy.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(1));
+    assert_eq!(failed(&j), Some(("revocation".into(), false.into())));
+
+    // A CRL signed by a test root in ARK-Milan's name (the fuzz seed), as DER and PEM: it
+    // reaches the check, and the pinned ARK refuses it.
+    for crl in [
+        "test-root-revokes-milan-ask.crl",
+        "test-root-revokes-milan-ask.pem",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds/snp_crl")
+            .join(crl);
+        let (code, j) = snp(&["--crl", path.to_str().expect("utf-8")]);
+        assert_eq!(code, Some(1), "{j}");
+        assert_eq!(failed(&j), Some(("revocation".into(), false.into())));
+        assert!(
+            j["error"].to_string().contains("CRL not signed by the ARK"),
+            "{j}"
+        );
+    }
+
+    // Not a CRL: a usage error before anything is verified.
+    let (code, _) = {
+        let out = veil(&[
+            "verify",
+            "snp",
+            "--report",
+            v.join("snp/milan-v2-virtee/report.bin")
+                .to_str()
+                .expect("utf-8"),
+            "--crl",
+            v.join("snp/milan-v2-virtee/ask_ark.pem")
+                .to_str()
+                .expect("utf-8"),
+        ]);
+        (out.status.code(), ())
+    };
+    assert_eq!(code, Some(2));
 }
 
 #[test]

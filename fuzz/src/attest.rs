@@ -10,7 +10,9 @@
 
 use std::sync::OnceLock;
 
-use veil_attest::snp::{REPORT_LEN, parse_cert_table, split_certificates};
+use veil_attest::snp::{
+    Product, REPORT_LEN, parse_cert_table, parse_crl, read_crl, split_certificates,
+};
 use veil_attest::tdx::parse_td_report;
 use veil_attest::{
     Evidence, Platform, Policy, SnpCerts, SnpEvidence, TdxEvidence, UnixTime, verify,
@@ -34,6 +36,12 @@ pub const TDX_COLLATERAL: &[u8] =
 pub const SNP_NOW: UnixTime = UnixTime(1_764_000_000);
 /// 2025-06-21T10:00:00Z: inside the validity window of `TDX_COLLATERAL`.
 pub const TDX_NOW: UnixTime = UnixTime(1_750_500_000);
+
+/// The vectors' Milan report is below AMD's TCB floor (2022 firmware): the fuzzer accepts
+/// its TCB so that inputs reach the checks after `tcb`.
+fn snp_policy() -> Policy {
+    Policy::default().allow_outdated_tcb(true)
+}
 
 fn milan_certs() -> &'static SnpCerts {
     static CERTS: OnceLock<SnpCerts> = OnceLock::new();
@@ -62,16 +70,16 @@ fn verify_snp_certs(certs: SnpCerts) {
         MILAN_REPORT
     };
     let ev = Evidence::SevSnp(SnpEvidence::new(report.to_vec(), certs));
-    let _ = verify(&ev, &Policy::default(), SNP_NOW);
+    let _ = verify(&ev, &snp_policy(), SNP_NOW);
 }
 
 /// `snp_report`: the bytes as an SEV-SNP attestation report.
 pub fn snp_report(data: &[u8]) {
     let ev = Evidence::SevSnp(SnpEvidence::new(data.to_vec(), SnpCerts::default()));
-    let _ = verify(&ev, &Policy::default(), SNP_NOW);
+    let _ = verify(&ev, &snp_policy(), SNP_NOW);
     if let Some(report) = data.get(..REPORT_LEN) {
         let ev = Evidence::SevSnp(SnpEvidence::new(report.to_vec(), milan_certs().clone()));
-        let _ = verify(&ev, &Policy::default(), SNP_NOW);
+        let _ = verify(&ev, &snp_policy(), SNP_NOW);
     }
 }
 
@@ -99,6 +107,23 @@ pub fn snp_cert_table(data: &[u8]) {
     }
 }
 
+/// `snp_crl`: the bytes as AMD's CRL (DER, or a PEM file), checked against the pinned
+/// Milan ARK and a genuine chain, and carried by genuine evidence.
+pub fn snp_crl(data: &[u8]) {
+    static ARK: OnceLock<Vec<u8>> = OnceLock::new();
+    let ark = ARK.get_or_init(|| Product::Milan.ark_der().expect("the pinned Milan ARK"));
+    let _ = read_crl(data);
+    if let Ok(crl) = parse_crl(data) {
+        let _ = (crl.this_update(), crl.next_update(), crl.len());
+        let _ = crl.verify(ark, SNP_NOW);
+        let _ = crl.check_not_revoked(ark, "ark");
+        let _ = crl.check_not_revoked(MILAN_VCEK, "vcek");
+    }
+    let mut certs = milan_certs().clone();
+    certs.crl = Some(data.to_vec());
+    verify_snp_certs(certs);
+}
+
 /// `evidence_bundle`: the bytes as a JSON evidence bundle, and as a TOML policy.
 pub fn evidence_bundle(data: &[u8]) {
     if let Ok(ev) = Evidence::from_json(data) {
@@ -106,7 +131,7 @@ pub fn evidence_bundle(data: &[u8]) {
             Platform::Tdx => TDX_NOW,
             _ => SNP_NOW,
         };
-        let _ = verify(&ev, &Policy::default().allow_simulated(true), now);
+        let _ = verify(&ev, &snp_policy().allow_simulated(true), now);
     }
     let _ = Policy::from_toml(&String::from_utf8_lossy(data));
 }

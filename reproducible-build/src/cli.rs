@@ -7,12 +7,12 @@ mod build;
 mod image;
 mod image_inputs;
 mod release;
+mod snp;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sha2::{Digest, Sha256};
 use veil_repro::manifest::{SignedManifest, public_key_from_hex};
-use veil_repro::snp::{SnpInputs, VmmType, launch_digest};
 use veil_repro::tdx::{PageAddOrder, TdxInputs, measure};
 use veil_repro::{DEFAULT_PACKAGE, initrd};
 
@@ -162,33 +162,8 @@ pub(super) struct ImageArgs {
 
 #[derive(Debug, Subcommand)]
 enum MeasureCmd {
-    /// SEV-SNP launch digest (same as `sev-snp-measure --mode snp`).
-    Snp {
-        /// OVMF image.
-        #[arg(long)]
-        ovmf: PathBuf,
-        /// Kernel (direct boot with measured hashes; needs an AmdSev OVMF).
-        #[arg(long)]
-        kernel: Option<PathBuf>,
-        /// Initrd.
-        #[arg(long, requires = "kernel")]
-        initrd: Option<PathBuf>,
-        /// Kernel command line.
-        #[arg(long, requires = "kernel")]
-        append: Option<String>,
-        /// Number of vCPUs.
-        #[arg(long)]
-        vcpus: u32,
-        /// vCPU type (EPYC-v4, EPYC-Milan, EPYC-Genoa, ...).
-        #[arg(long)]
-        vcpu_type: String,
-        /// Hypervisor: qemu (ec2 and gce are refused: sev 8.0.0 does not match the reference).
-        #[arg(long, default_value = "qemu")]
-        vmm_type: String,
-        /// Guest features (SEV_FEATURES) in hex.
-        #[arg(long, default_value = "0x1")]
-        guest_features: String,
-    },
+    /// SEV-SNP launch digest (same as `sev-snp-measure --mode snp`, same options).
+    Snp(snp::SnpArgs),
     /// TDX MRTD, and RTMR1/RTMR2 for a direct kernel boot.
     Tdx {
         /// The unified TDVF/OVMF image (OVMF.fd).
@@ -332,30 +307,7 @@ pub(super) fn output_of(dir: &Path, program: &str, args: &[&str]) -> Result<Stri
 
 fn measure_cmd(m: MeasureCmd) -> Result<()> {
     match m {
-        MeasureCmd::Snp {
-            ovmf,
-            kernel,
-            initrd,
-            append,
-            vcpus,
-            vcpu_type,
-            vmm_type,
-            guest_features,
-        } => {
-            let gf = u64::from_str_radix(guest_features.trim_start_matches("0x"), 16)
-                .context("--guest-features is not hex")?;
-            let inputs = SnpInputs {
-                ovmf,
-                kernel,
-                initrd,
-                append,
-                vcpus,
-                vcpu_type,
-                vmm: vmm_type.parse::<VmmType>()?,
-                guest_features: gf,
-            };
-            println!("{}", launch_digest(&inputs)?.to_hex());
-        }
+        MeasureCmd::Snp(args) => println!("{}", snp::measure(args)?),
         MeasureCmd::Tdx {
             tdvf,
             kernel,

@@ -13,11 +13,22 @@ pub enum ReproError {
     #[error("not a parsable ELF file: {0}")]
     NotElf(String),
 
-    /// The `sev` crate refused the SNP measurement inputs.
+    /// The SNP measurement inputs cannot be measured (the firmware image lacks
+    /// what they need, or is malformed); `sev-snp-measure` refuses them too.
     #[error("SEV-SNP measurement failed: {0}")]
     SnpMeasurement(String),
 
-    /// An SNP option value is not one `sev` 8.0.0 models (vCPU type, VMM type).
+    /// A file named in the SNP measurement inputs cannot be read.
+    #[error("SEV-SNP measurement: cannot read {path}: {source}")]
+    SnpInputFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// An SNP option value is unknown or missing (vCPU type, VMM type), or
+    /// options are combined wrongly (an initrd without a kernel).
     #[error("unsupported SEV-SNP option {option}: {value}")]
     UnsupportedSnpOption {
         /// The option name.

@@ -5,7 +5,7 @@
 //! measurements a correct deployment produces ([`snp`], [`tdx`]), and checks
 //! them against the signed release manifest ([`manifest`]) that clients turn
 //! into their verification policy. Everything here is a function over bytes
-//! (SNP: over paths, because `sev` 8 reads its inputs itself); the
+//! (SNP also has a wrapper over paths, [`snp::launch_digest`]); the
 //! `veil-repro` binary does the file and process I/O.
 //!
 //! ```no_run

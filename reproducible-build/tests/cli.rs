@@ -139,22 +139,50 @@ fn measure_snp_prints_the_reference_digest() {
         out.trim(),
         "403aa9a8e082a1763575d6b52d7b8bfbcc0f1b1d996f0b17040e6418bdfb6a855eca502b391ce776dbd5af275c6c8d0b"
     );
-    let refused = repro(
-        &[
-            "measure",
-            "snp",
-            "--ovmf",
-            ovmf,
-            "--vcpus",
-            "4",
-            "--vcpu-type",
-            "EPYC-Genoa",
-            "--vmm-type",
-            "ec2",
-        ],
-        Path::new("."),
+    let measure = |extra: &[&str]| {
+        let mut args = vec!["measure", "snp", "--ovmf", ovmf, "--vcpus", "4"];
+        args.extend_from_slice(extra);
+        ok(&repro(&args, Path::new("."))).trim().to_owned()
+    };
+    // ec2, as sev-snp-measure 0.0.13 computes it (VMSA RDX 0x600).
+    assert_eq!(
+        measure(&["--vcpu-type", "EPYC-Genoa", "--vmm-type", "ec2"]),
+        "ba53497dd710059deb7af1905ab5ef75016ddfdb18ef7da6250ab2ace45efacfbfb39ea35331f23787d57b1f97cd2651"
     );
-    assert!(!refused.status.success());
+    // --guest-features is read as Python's int(x, 0): "21" is decimal 21 = 0x15.
+    let decimal = measure(&["--vcpu-type", "EPYC-Genoa", "--guest-features", "21"]);
+    assert_eq!(
+        decimal,
+        "2d69bf3a301f4cd9c6d422094e278040637b992834fb0c985c82c699372a2eda0b988b89ceffc5d5e92fde9f59723f04"
+    );
+    assert_eq!(
+        measure(&["--vcpu-type", "EPYC-Genoa", "--guest-features", "0x15"]),
+        decimal
+    );
+    // Family/model/stepping instead of the type name.
+    assert_eq!(
+        measure(&[
+            "--vcpu-family",
+            "25",
+            "--vcpu-model",
+            "17",
+            "--vcpu-stepping",
+            "0",
+            "--guest-features",
+            "21"
+        ]),
+        decimal
+    );
+    for bad in [
+        &["--vcpu-type", "EPYC-Zen9"][..],
+        &["--vcpu-family", "25"],
+        &["--vcpu-type", "EPYC-Genoa", "--vmm-type", "gcp"],
+        &["--vcpu-type", "EPYC-Genoa", "--guest-features", "-1"],
+    ] {
+        let mut args = vec!["measure", "snp", "--ovmf", ovmf, "--vcpus", "4"];
+        args.extend_from_slice(bad);
+        assert!(!repro(&args, Path::new(".")).status.success(), "{bad:?}");
+    }
 }
 
 #[test]

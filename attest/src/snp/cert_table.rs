@@ -1,5 +1,5 @@
 //! The SEV-SNP certificate table (GHCB extended guest request; configfs-tsm `auxblob`):
-//! entries of `{ guid[16], offset: u32 LE, length: u32 LE }` ended by an all-zero entry,
+//! certificates and AMD's CRL, each under its GUID, as entries of `{ guid[16], offset: u32 LE, length: u32 LE }` ended by an all-zero entry,
 //! offsets counted from the start of the table.
 //!
 //! `sev` parses this table through raw pointers; the bytes come from the host, which is
@@ -16,6 +16,7 @@ const ARK: [u8; 16] = guid("c0b406a4a80349529743 3fb6014cd0ae");
 const ASK: [u8; 16] = guid("4ab7b379bbac4fe4a02f 05aef327c782");
 const VCEK: [u8; 16] = guid("63da758de6644564adc5 f4b93be8accd");
 const VLEK: [u8; 16] = guid("a8074bc2a25a483eaae6 39c045a0b8a1");
+const CRL: [u8; 16] = guid("92f81bc358114d3d97ff d19f88dc67ea");
 
 const fn guid(s: &str) -> [u8; 16] {
     let b = s.as_bytes();
@@ -92,7 +93,7 @@ pub fn parse_cert_table(table: &[u8]) -> Result<Vec<CertTableEntry>, VerifyError
 }
 
 impl SnpCerts {
-    /// The VCEK/VLEK/ASK/ARK of a certificate table (other entries, such as CRLs, are ignored).
+    /// The VCEK/VLEK/ASK/ARK and the CRL of a certificate table (other entries are ignored).
     pub fn from_cert_table(table: &[u8]) -> Result<Self, VerifyError> {
         let mut out = Self::default();
         for e in parse_cert_table(table)? {
@@ -101,6 +102,7 @@ impl SnpCerts {
                 ASK => &mut out.ask,
                 VCEK => &mut out.vcek,
                 VLEK => &mut out.vlek,
+                CRL => &mut out.crl,
                 _ => continue,
             };
             if slot.is_some() {
@@ -120,6 +122,7 @@ impl SnpCerts {
             (VLEK, &self.vlek),
             (ASK, &self.ask),
             (ARK, &self.ark),
+            (CRL, &self.crl),
         ]
         .into_iter()
         .filter_map(|(g, d)| d.as_ref().map(|d| (g, d)))

@@ -2,10 +2,13 @@
 
 mod cert_table;
 mod certs;
+mod crl;
 mod report;
+pub mod tcb_floor;
 
 pub use cert_table::{CertTableEntry, MAX_CERT_TABLE_LEN, parse_cert_table};
 pub use certs::{CertRole, Product, split_certificates};
+pub use crl::{Crl, MAX_CRL_LEN, parse_crl, read_crl};
 pub use report::REPORT_LEN;
 
 use crate::verdict::{CheckName, Checks, Measurement, Tcb};
@@ -155,6 +158,20 @@ pub(crate) fn verify(
         ),
     );
 
+    // Revocation: AMD's ARK-signed CRL, where the evidence carries one.
+    let revocation_warning = crl::check_chain(
+        ev.certs.crl.as_deref(),
+        policy.snp.require_crl,
+        &ark,
+        &[
+            ("ark", &ark),
+            (ca_name, &ca),
+            (report.signing_key.as_str(), &vek),
+        ],
+        now,
+        checks,
+    )?;
+
     report.check_signature(
         vek.tbs_certificate
             .subject_public_key_info
@@ -168,13 +185,10 @@ pub(crate) fn verify(
     let t = &r.reported_tcb;
     check_tcb_binding(&ext, t)?;
     let min = &policy.tcb;
-    let mins = [
-        ("bootloader", t.bootloader, min.bootloader),
-        ("tee", t.tee, min.tee),
-        ("snp", t.snp, min.snp),
-        ("microcode", t.microcode, min.microcode),
-        ("fmc", t.fmc.unwrap_or(u8::MAX), min.fmc),
-    ];
+    let mins = against(
+        t,
+        [min.bootloader, min.tee, min.snp, min.microcode, min.fmc],
+    );
     for (component, got, min) in mins {
         if got < min {
             return Err(VerifyError::TcbBelowMinimum {
@@ -184,10 +198,53 @@ pub(crate) fn verify(
             });
         }
     }
+    let cpuid = match (r.cpuid_fam_id, r.cpuid_mod_id, r.cpuid_step) {
+        (Some(f), Some(m), Some(s)) => Some((f, m, s)),
+        _ => None,
+    };
+    let floor = tcb_floor::floor(product, cpuid);
+    let floors = [
+        floor.bootloader,
+        floor.tee,
+        floor.snp,
+        floor.microcode,
+        floor.fmc,
+    ];
+    let below_floor = against(t, floors)
+        .into_iter()
+        .find(|(_, got, floor)| got < floor);
+    let floor_note = match (below_floor, policy.allow_outdated_tcb) {
+        (Some((component, got, floor_value)), false) => {
+            return Err(VerifyError::TcbBelowFloor {
+                product: match cpuid {
+                    Some((f, m, s)) => {
+                        format!("{product} (family {f:#x} model {m:#x} stepping {s})")
+                    }
+                    None => format!("{product} (report names no stepping: strictest floor)"),
+                },
+                component,
+                got,
+                floor: floor_value,
+                bulletin: tcb_floor::BULLETINS,
+            });
+        }
+        (Some((component, got, floor_value)), true) => format!(
+            "; {component} {got} is BELOW AMD's floor {floor_value} (allowed by allow_outdated_tcb)"
+        ),
+        (None, _) => format!(
+            " and AMD's floor (microcode >= {}{})",
+            floor.microcode,
+            if floor.exact_stepping {
+                ""
+            } else {
+                ", strictest stepping"
+            }
+        ),
+    };
     checks.pass(
         CheckName::Tcb,
         format!(
-            "reported_tcb bl={} tee={} snp={} ucode={}{} equals the {} extensions{}",
+            "reported_tcb bl={} tee={} snp={} ucode={}{} equals the {} extensions{}{floor_note}",
             t.bootloader,
             t.tee,
             t.snp,
@@ -195,14 +252,14 @@ pub(crate) fn verify(
             t.fmc.map(|f| format!(" fmc={f}")).unwrap_or_default(),
             report.signing_key.as_str(),
             if mins.iter().any(|m| m.2 > 0) {
-                " and meets the minimum"
+                " and meets the policy's minimum"
             } else {
                 ""
             }
         ),
     );
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = revocation_warning.into_iter().collect();
     let chip_masked = r.chip_id.iter().all(|&b| b == 0);
     check_chip_id(
         report.signing_key,
@@ -249,6 +306,18 @@ pub(crate) fn verify(
         chip_id: (!chip_masked).then(|| hex::encode(r.chip_id)),
         warnings,
     })
+}
+
+/// Each TCB component as (name, reported value, minimum), minimums in the order bootloader,
+/// tee, snp, microcode, fmc. A report without FMC (before Turin) meets any FMC minimum.
+fn against(t: &TcbVersion, min: [u8; 5]) -> [(&'static str, u8, u8); 5] {
+    [
+        ("bootloader", t.bootloader, min[0]),
+        ("tee", t.tee, min[1]),
+        ("snp", t.snp, min[2]),
+        ("microcode", t.microcode, min[3]),
+        ("fmc", t.fmc.unwrap_or(u8::MAX), min[4]),
+    ]
 }
 
 /// The VCEK/VLEK certifies one TCB: every component it names must equal `reported_tcb`.

@@ -105,6 +105,7 @@ impl Case {
         for f in &self.flags {
             match f.as_str() {
                 "--allow-debug" => p = p.allow_debug(true),
+                "--allow-outdated-tcb" => p = p.allow_outdated_tcb(true),
                 other => panic!("unknown flag {other}"),
             }
         }

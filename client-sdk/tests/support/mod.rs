@@ -87,6 +87,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with_manifest(manifest()).await
+    }
+
+    /// A server whose attestation carries `manifest` (its model id is not bound).
+    pub async fn start_with_manifest(manifest: ManifestClaims) -> Self {
         let mut gateway = Gateway::new(DateWindow::default());
         gateway.rotate(GatewayKey::generate(1, &SymmetricSuite::ALL, &mut os_rng()));
         let shared = Arc::new(Shared {
@@ -94,7 +99,7 @@ impl TestServer {
             next_key_id: AtomicUsize::new(2),
             other_key: GatewayKey::generate(1, &SymmetricSuite::ALL, &mut os_rng()),
             attester: Simulated::new([3; 32], MEASUREMENT),
-            manifest: manifest(),
+            manifest,
             tamper: Mutex::new(Tamper::None),
             attestations: AtomicUsize::new(0),
             gateway_posts: AtomicUsize::new(0),

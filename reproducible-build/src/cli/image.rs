@@ -33,7 +33,7 @@ fn existing(opt: &str, p: &Path) -> Result<()> {
 
 /// Checks the options that need no work, so bad input fails at once.
 fn check_args(a: &ImageArgs) -> Result<()> {
-    if sev::measurement::vcpu_types::CpuType::try_from(a.vcpu_type.as_str()).is_err() {
+    if veil_repro::snp::vcpu_type_sig(&a.vcpu_type).is_err() {
         bail!(
             "--vcpu-type {}: unknown vCPU type (EPYC, EPYC-v1..v4, EPYC-Rome, EPYC-Milan, \
              EPYC-Genoa, ...)",

@@ -1,10 +1,9 @@
 //! `veil chat URL`: an interactive chat through the verified, encrypted path.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use futures_util::StreamExt as _;
 use veil_client::{ChatMessage, ChatRequest, Client};
@@ -22,25 +21,18 @@ pub(crate) struct ChatArgs {
     /// The Veil server.
     #[arg(value_name = "URL")]
     url: String,
-    /// Policy of reference values (required unless --allow-simulated).
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
     /// Model id (default: the attested manifest's model).
     #[arg(long)]
     model: Option<String>,
-    /// Accept the simulated platform (no hardware protection).
-    #[arg(long)]
-    allow_simulated: bool,
+    #[command(flatten)]
+    policy: crate::verify::ConnectPolicy,
     /// Tokens to generate per answer at most.
     #[arg(long, default_value_t = 256)]
     max_tokens: u64,
 }
 
 pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
-    if args.policy.is_none() && !args.allow_simulated {
-        bail!("a policy is required (--policy FILE), unless --allow-simulated");
-    }
-    let policy = crate::verify::load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let policy = args.policy.load()?;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let dim = |s: String| {
         if color {
@@ -55,7 +47,11 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
         let client = match Client::connect(&args.url, policy).await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("veil: rejected: {}: {e}", e.check());
+                eprintln!(
+                    "veil: rejected: {}: {}",
+                    e.check(),
+                    crate::verify::printable(&e.to_string())
+                );
                 return Ok(ExitCode::from(1));
             }
         };
@@ -68,12 +64,12 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
                 a.verdict.platform,
                 m.map_or("measurement", |m| m.register),
                 m.map(|m| hex::encode(&m.value)).unwrap_or_default(),
-                a.attestation.manifest.model_id,
+                crate::verify::printable(&a.attestation.manifest.model_id),
                 hex::encode(a.attestation.manifest.model_digest)
             ))
         );
         for w in &a.verdict.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", crate::verify::printable(w));
         }
         let model = args
             .model

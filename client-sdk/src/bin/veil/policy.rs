@@ -75,6 +75,11 @@ struct FromEvidenceArgs {
     /// the policy then pins the simulated measurement and sets `allow_simulated = true`.
     #[arg(long)]
     allow_simulated: bool,
+    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB; the policy then says
+    /// `allow_outdated_tcb = true` (a warning in every verdict) and pins the reported TCB as
+    /// its minimum, so that nothing older is accepted.
+    #[arg(long)]
+    allow_outdated_tcb: bool,
     /// Time at which to judge the evidence (RFC 3339); default: now.
     #[arg(long, value_name = "RFC3339")]
     now: Option<String>,
@@ -168,7 +173,9 @@ fn from_evidence(args: &FromEvidenceArgs) -> Result<ExitCode> {
         ));
     }
     let now = now_or_clock(args.now.as_deref())?;
-    let policy = Policy::default().allow_simulated(args.allow_simulated);
+    let policy = Policy::default()
+        .allow_simulated(args.allow_simulated)
+        .allow_outdated_tcb(args.allow_outdated_tcb);
     let nonce = args.nonce.as_deref().map(parse_nonce).transpose()?;
     let outcome = match (&attestation, &nonce) {
         (Some(a), Some(n)) => a.verify(&policy, n, now),
@@ -194,7 +201,18 @@ fn from_evidence(args: &FromEvidenceArgs) -> Result<ExitCode> {
         ),
         (Some(_), Some(_)) => {}
     }
-    let text = pinned_policy(&verdict, manifest, &args.bundle, now.to_rfc3339());
+    let simulated_key = match &evidence {
+        Evidence::Simulated(s) => Some(s.public_key.as_slice()),
+        _ => None,
+    };
+    let text = pinned_policy(
+        &verdict,
+        manifest,
+        simulated_key,
+        args.allow_outdated_tcb,
+        &args.bundle,
+        now.to_rfc3339(),
+    );
     write_policy(&args.output, &text)?;
     eprintln!(
         "veil: wrote {} pinning the {} evidence of {}",
@@ -213,6 +231,8 @@ const PINNED_REGISTERS: [&str; 6] = ["measurement", "mrtd", "rtmr0", "rtmr1", "r
 fn pinned_policy(
     verdict: &Verdict,
     manifest: Option<&ManifestClaims>,
+    simulated_key: Option<&[u8]>,
+    allow_outdated_tcb: bool,
     source: &Path,
     when: String,
 ) -> String {
@@ -221,6 +241,9 @@ fn pinned_policy(
          # itself, verified at {when}. Only as good as that first contact.\n",
         source.display().to_string().replace(['\n', '\r'], " ")
     );
+    if allow_outdated_tcb && verdict.platform == Platform::SevSnp {
+        out.push_str("\nallow_outdated_tcb = true\n");
+    }
     if verdict.platform == Platform::Simulated {
         out.push_str(
             "\n# SIMULATED platform (--allow-simulated): software-signed, NO hardware protection.\n\
@@ -236,8 +259,31 @@ fn pinned_policy(
             out.push_str(&format!("{} = \"{}\"\n", m.register, hex::encode(&m.value)));
         }
     }
+    if let Some(key) = simulated_key {
+        // Simulated evidence carries its own key: without pinning it, anyone could sign the
+        // pinned measurement with a key of their own.
+        out.push_str(&format!("simulated_key = \"{}\"\n", hex::encode(key)));
+    }
     if let (Platform::SevSnp, Some(product)) = (verdict.platform, &verdict.product) {
         out.push_str(&format!("\n[snp]\nproducts = [\"{product}\"]\n"));
+    }
+    if let (
+        true,
+        veil_attest::Tcb::Snp {
+            bootloader,
+            tee,
+            snp,
+            microcode,
+            fmc,
+        },
+    ) = (allow_outdated_tcb, &verdict.tcb)
+    {
+        out.push_str(&format!(
+            "\n# --allow-outdated-tcb: AMD's minimum TCB is NOT enforced; nothing older than\n\
+             # the TCB seen at first use is accepted.\n[tcb]\nbootloader = {bootloader}\n\
+             tee = {tee}\nsnp = {snp}\nmicrocode = {microcode}\n{}",
+            fmc.map(|f| format!("fmc = {f}\n")).unwrap_or_default()
+        ));
     }
     if let Some(m) = manifest {
         out.push_str(&format!(

@@ -1,7 +1,6 @@
 //! `veil proxy`: a plain OpenAI-compatible endpoint on loopback for unmodified clients.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -28,31 +27,24 @@ pub(crate) struct ProxyArgs {
     /// The Veil server.
     #[arg(long, value_name = "URL")]
     upstream: String,
-    /// Policy of reference values (required unless --allow-simulated).
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8088")]
     listen: SocketAddr,
-    /// Accept the simulated platform (no hardware protection).
-    #[arg(long)]
-    allow_simulated: bool,
+    #[command(flatten)]
+    policy: crate::verify::ConnectPolicy,
     /// Allow listening on a non-loopback address (anyone who reaches it uses your proxy).
     #[arg(long)]
     allow_non_loopback: bool,
 }
 
 pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
-    if args.policy.is_none() && !args.allow_simulated {
-        bail!("a policy is required (--policy FILE), unless --allow-simulated");
-    }
     if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
         bail!(
             "refusing to listen on non-loopback {} (add --allow-non-loopback if you mean it)",
             args.listen
         );
     }
-    let policy = crate::verify::load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let policy = args.policy.load()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let upstream = Arc::new(Upstream::new(args.upstream.clone(), policy));
@@ -68,12 +60,16 @@ pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
                         .first()
                         .map(|m| hex::encode(&m.value))
                         .unwrap_or_default(),
-                    a.attestation.manifest.model_id
+                    crate::verify::printable(&a.attestation.manifest.model_id)
                 );
+                for w in &a.verdict.warnings {
+                    eprintln!("veil: warning: {}", crate::verify::printable(w));
+                }
             }
             Err(e) => eprintln!(
-                "veil: attestation failed ({}: {e}); requests will be refused until it succeeds",
-                e.check()
+                "veil: attestation failed ({}: {}); requests will be refused until it succeeds",
+                e.check(),
+                crate::verify::printable(&e.to_string())
             ),
         }
         let listener = tokio::net::TcpListener::bind(args.listen)

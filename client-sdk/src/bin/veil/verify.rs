@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use veil_attest::{
     Attestation, Audit, Check, CheckName, Evidence, MAX_BUNDLE_LEN, Policy, ReportData, SnpCerts,
-    SnpEvidence, TdxEvidence, UnixTime, VerifyError, audit, snp::split_certificates,
+    SnpEvidence, TdxEvidence, UnixTime, VerifyError, audit, snp::read_crl, snp::split_certificates,
 };
 
 const EXAMPLES: &str = "\
@@ -19,6 +19,7 @@ Examples:
   veil verify --evidence attestation.json --nonce 00..(64 hex)..00 --allow-simulated
   veil verify snp --report report.bin --cert vcek.der
   veil verify snp --report report.bin --cert vcek.pem --cert ask_ark.pem --now 2026-11-25T00:00:00Z
+  veil verify snp --report report.bin --cert vcek.der --crl milan.crl --policy policy.toml
   veil verify tdx --quote quote.bin --collateral collateral.json --policy policy.toml --json
   veil verify --evidence bundle.json --allow-simulated
 
@@ -51,6 +52,13 @@ pub(crate) struct VerifyArgs {
     /// Accept software-signed evidence from the simulated platform (no hardware protection).
     #[arg(long, global = true)]
     allow_simulated: bool,
+    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (reported as a warning).
+    #[arg(long, global = true)]
+    allow_outdated_tcb: bool,
+    /// AMD's ARK-signed CRL for SEV-SNP evidence (DER as the KDS serves it, or PEM),
+    /// checked in place of any CRL the evidence carries.
+    #[arg(long, global = true, value_name = "FILE")]
+    crl: Option<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -131,7 +139,31 @@ fn load_evidence(args: &VerifyArgs) -> Result<Evidence> {
     })
 }
 
-pub(crate) fn load_policy_file(path: Option<&Path>, allow_simulated: bool) -> Result<Policy> {
+/// A server-supplied string made safe for a terminal: control characters (ESC, CR, BEL,
+/// C1 controls, ...) become `\u{..}` escapes, so a network attacker cannot move the cursor,
+/// rewrite a REJECTED line or set the window title. Printable text is kept as is.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The loosening flags every command that judges evidence shares (each one an explicit,
+/// loudly named opt-in).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Loosen {
+    pub(crate) allow_simulated: bool,
+    pub(crate) allow_outdated_tcb: bool,
+    pub(crate) accept_any_measurement: bool,
+}
+
+pub(crate) fn load_policy_file(path: Option<&Path>, loosen: Loosen) -> Result<Policy> {
     let policy = match path {
         None => Policy::default(),
         Some(path) => {
@@ -143,12 +175,69 @@ pub(crate) fn load_policy_file(path: Option<&Path>, allow_simulated: bool) -> Re
             }
         }
     };
-    let simulated = policy.allow_simulated || allow_simulated;
-    Ok(policy.allow_simulated(simulated))
+    let simulated = policy.allow_simulated || loosen.allow_simulated;
+    let outdated = policy.allow_outdated_tcb || loosen.allow_outdated_tcb;
+    let any = policy.accept_any_measurement || loosen.accept_any_measurement;
+    Ok(policy
+        .allow_simulated(simulated)
+        .allow_outdated_tcb(outdated)
+        .accept_any_measurement(any))
+}
+
+/// The policy options of the commands that send prompts (`proxy`, `chat`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConnectPolicy {
+    /// Policy of reference values (required unless --allow-simulated).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Accept the simulated platform (no hardware protection). Without --policy, only the
+    /// simulated platform: a hardware server is refused as unpinned.
+    #[arg(long)]
+    allow_simulated: bool,
+    /// Accept an SEV-SNP TCB below AMD's minimum fixed TCB (a warning on every connect).
+    #[arg(long)]
+    allow_outdated_tcb: bool,
+    /// Accept a policy that leaves launch registers unpinned (a warning on every connect).
+    #[arg(long)]
+    accept_any_measurement: bool,
+}
+
+impl ConnectPolicy {
+    /// Loads the policy and refuses one that pins nothing, before any network traffic.
+    pub(crate) fn load(&self) -> Result<Policy> {
+        if self.policy.is_none() && !self.allow_simulated {
+            bail!("a policy is required (--policy FILE), unless --allow-simulated");
+        }
+        let policy = load_policy_file(
+            self.policy.as_deref(),
+            Loosen {
+                allow_simulated: self.allow_simulated,
+                allow_outdated_tcb: self.allow_outdated_tcb,
+                accept_any_measurement: self.accept_any_measurement,
+            },
+        )?;
+        if let Err(e) = policy.check_pinned() {
+            bail!("{}: {e}", e.check());
+        }
+        if policy.accept_any_measurement {
+            eprintln!(
+                "veil: warning: --accept-any-measurement: any launch image is accepted where \
+                 the policy pins none"
+            );
+        }
+        Ok(policy)
+    }
 }
 
 fn load_policy(args: &VerifyArgs) -> Result<Policy> {
-    let policy = load_policy_file(args.policy.as_deref(), args.allow_simulated)?;
+    let policy = load_policy_file(
+        args.policy.as_deref(),
+        Loosen {
+            allow_simulated: args.allow_simulated,
+            allow_outdated_tcb: args.allow_outdated_tcb,
+            accept_any_measurement: false,
+        },
+    )?;
     let debug = policy.allow_debug || args.allow_debug;
     Ok(policy.allow_debug(debug))
 }
@@ -194,7 +283,7 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
                     "binary {} model {} ({}){}; gateway key id {} bound with the nonce",
                     hex::encode(a.manifest.binary_sha256),
                     hex::encode(a.manifest.model_digest),
-                    a.manifest.model_id,
+                    printable(&a.manifest.model_id),
                     if a.manifest.measured_image {
                         ", from a measured image"
                     } else {
@@ -246,16 +335,34 @@ fn attestation_source(args: &VerifyArgs) -> Result<Option<(Attestation, [u8; 32]
     Ok(None)
 }
 
+/// Puts the `--crl` file into SEV-SNP evidence (replacing a CRL it carries).
+fn add_crl(evidence: &mut Evidence, path: Option<&Path>) -> Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let Evidence::SevSnp(ev) = evidence else {
+        bail!(
+            "--crl is for SEV-SNP evidence; this is {}",
+            evidence.platform()
+        );
+    };
+    ev.certs.crl =
+        Some(read_crl(&read_capped(path)?).with_context(|| format!("{}", path.display()))?);
+    Ok(())
+}
+
 pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let policy = load_policy(args)?;
     let now = now_or_clock(args.now.as_deref())?;
     let (evidence, result, attested) = match attestation_source(args)? {
-        Some((a, nonce)) => {
+        Some((mut a, nonce)) => {
+            add_crl(&mut a.evidence, args.crl.as_deref())?;
             let result = audit_attestation(&a, &policy, &nonce, now);
             (a.evidence.clone(), result, Some((a, nonce)))
         }
         None => {
-            let evidence = load_evidence(args)?;
+            let mut evidence = load_evidence(args)?;
+            add_crl(&mut evidence, args.crl.as_deref())?;
             let result = audit(&evidence, &policy, now);
             (evidence, result, None)
         }
@@ -272,7 +379,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
         print_table(&evidence, &result, now);
         if let Some((a, nonce)) = &attested {
             println!();
-            println!("  {:<12} {}", "model", a.manifest.model_id);
+            println!("  {:<12} {}", "model", printable(&a.manifest.model_id));
             println!(
                 "  {:<12} {}",
                 "binary",
@@ -300,7 +407,11 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     Ok(match &result.outcome {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("veil: rejected: {}: {e}", e.check());
+            eprintln!(
+                "veil: rejected: {}: {}",
+                e.check(),
+                printable(&e.to_string())
+            );
             ExitCode::from(1)
         }
     })
@@ -357,7 +468,7 @@ fn print_table(evidence: &Evidence, a: &Audit, now: UnixTime) {
             serde_json::to_string(&v.tcb).unwrap_or_default()
         );
         for w in &v.warnings {
-            println!("  {} {w}", paint(false, "warning:"));
+            println!("  {} {}", paint(false, "warning:"), printable(w));
         }
     }
     println!();
@@ -368,7 +479,7 @@ fn print_table(evidence: &Evidence, a: &Audit, now: UnixTime) {
             "  {:<16} {} {}",
             c.name.as_str(),
             paint(c.ok, &format!("{r:<6}")),
-            c.detail
+            printable(&c.detail)
         );
     }
 }
