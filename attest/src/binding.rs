@@ -36,6 +36,12 @@ pub struct ManifestClaims {
     pub model_digest: [u8; 32],
     /// The model's id, for display (not bound; the digest is).
     pub model_id: String,
+    /// The server says it runs from a measured VM image (`veil-repro image`): its binary
+    /// and model are the ones in the initrd the launch measurement covers. Bound by
+    /// REPORT_DATA ([`ServerManifest::digest_for`]), but a claim like the others: only a
+    /// policy `[[reference]]` measurement of that image makes it true.
+    #[serde(default)]
+    pub measured_image: bool,
 }
 
 mod hex32 {
@@ -58,10 +64,24 @@ impl ManifestClaims {
             binary_sha256,
             model_digest,
             model_id,
+            measured_image: false,
         }
     }
 
-    /// The manifest whose digest REPORT_DATA binds.
+    /// The same claims, from a server in a measured image (or not).
+    pub fn in_measured_image(mut self, measured_image: bool) -> Self {
+        self.measured_image = measured_image;
+        self
+    }
+
+    /// The digest REPORT_DATA binds: binary, model, and whether the server claims to run
+    /// from a measured image.
+    pub fn digest(&self) -> [u8; 32] {
+        self.server_manifest().digest_for(self.measured_image)
+    }
+
+    /// Binary and model (REPORT_DATA binds [`ManifestClaims::digest`], which adds whether
+    /// the server runs from a measured image).
     pub fn server_manifest(&self) -> ServerManifest {
         ServerManifest {
             binary_sha256: self.binary_sha256,
@@ -100,11 +120,7 @@ impl Attestation {
         nonce: &[u8; 32],
         now: UnixTime,
     ) -> Result<Verdict, VerifyError> {
-        let expected = ReportData::new(
-            &self.key_config,
-            nonce,
-            &self.manifest.server_manifest().digest(),
-        )?;
+        let expected = ReportData::new(&self.key_config, nonce, &self.manifest.digest())?;
         // The transcript decides REPORT_DATA here; a policy that names another value cannot
         // both hold, and silently replacing it would hide the caller's mistake.
         if let Some(set) = policy.report_data.filter(|set| set.0 != expected.0) {
@@ -156,10 +172,10 @@ mod tests {
             binary_sha256: [1; 32],
             model_digest: [2; 32],
             model_id: "m".into(),
+            measured_image: false,
         };
         let key_config = b"\x01\x00\x20 the gateway key configuration".to_vec();
-        let rd =
-            ReportData::new(&key_config, nonce, &manifest.server_manifest().digest()).expect("rd");
+        let rd = ReportData::new(&key_config, nonce, &manifest.digest()).expect("rd");
         let sim = Simulated::new([3; 32], [4; 48]);
         Attestation::new(sim.attest(&rd.0).expect("evidence"), key_config, manifest)
     }
@@ -201,6 +217,38 @@ mod tests {
             rd_err(m.verify(&policy(), &[9; 32], UnixTime(0))),
             "other model"
         );
+        let mut i = a.clone();
+        i.manifest.measured_image = true;
+        assert!(
+            rd_err(i.verify(&policy(), &[9; 32], UnixTime(0))),
+            "a measured-image claim added in transit"
+        );
+    }
+
+    #[test]
+    fn measured_image_claim_is_bound_and_defaults_off() {
+        let nonce = [9; 32];
+        let mut a = attestation(&nonce);
+        a.manifest.measured_image = true;
+        let rd = ReportData::new(&a.key_config, &nonce, &a.manifest.digest()).expect("rd");
+        a.evidence = Simulated::new([3; 32], [4; 48])
+            .attest(&rd.0)
+            .expect("evidence");
+        a.verify(&policy(), &nonce, UnixTime(0))
+            .expect("bound with the claim");
+        let json = serde_json::to_value(&a.manifest).expect("json");
+        assert_eq!(json["measured_image"], true);
+        let mut old = json.clone();
+        old.as_object_mut()
+            .expect("object")
+            .remove("measured_image");
+        let back: ManifestClaims = serde_json::from_value(old).expect("older servers");
+        assert!(!back.measured_image);
+        assert_ne!(
+            a.manifest.digest(),
+            a.manifest.server_manifest().digest(),
+            "its own domain"
+        );
     }
 
     #[test]
@@ -240,12 +288,8 @@ mod tests {
             Err(VerifyError::Policy(m)) if m.contains("conflicts with the attestation transcript")
         ));
         // The transcript's own value is no conflict.
-        let expected = ReportData::new(
-            &a.key_config,
-            &[9; 32],
-            &a.manifest.server_manifest().digest(),
-        )
-        .expect("transcript");
+        let expected =
+            ReportData::new(&a.key_config, &[9; 32], &a.manifest.digest()).expect("transcript");
         a.verify(
             &policy().expect_report_data(expected.0),
             &[9; 32],

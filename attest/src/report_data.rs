@@ -6,6 +6,9 @@
 //!                                                  //   key id, KEM, HPKE public key, suites
 //!                      ‖ field(client_nonce)       // 32 bytes, or empty for per-epoch evidence
 //!                      ‖ field(manifest_digest) )  // 32 bytes: binary and model, see below
+//! manifest_digest = SHA-256( field("veil-manifest-v1")          // a server outside an image,
+//!                              or field("veil-manifest-image-v1") // one in a measured image
+//!                          ‖ binary_sha256 ‖ model_digest )
 //! field(x) = u32_be(len(x)) ‖ x
 //! ```
 //!
@@ -18,6 +21,7 @@ use crate::VerifyError;
 
 const DOMAIN: &[u8] = b"veil-attest-v1";
 const MANIFEST_DOMAIN: &[u8] = b"veil-manifest-v1";
+const IMAGE_MANIFEST_DOMAIN: &[u8] = b"veil-manifest-image-v1";
 /// Length of a client nonce.
 pub const NONCE_LEN: usize = 32;
 
@@ -35,10 +39,25 @@ pub struct ServerManifest {
 }
 
 impl ServerManifest {
-    /// SHA-256 of `field("veil-manifest-v1") ‖ binary_sha256 ‖ model_digest`.
+    /// SHA-256 of `field("veil-manifest-v1") ‖ binary_sha256 ‖ model_digest`: the digest
+    /// of a server that does not claim to run from a measured image.
     pub fn digest(&self) -> [u8; 32] {
+        self.digest_for(false)
+    }
+
+    /// The digest REPORT_DATA binds: with `measured_image`, under the domain
+    /// `"veil-manifest-image-v1"`, so the claim "this server runs from the measured
+    /// initrd" cannot be added or removed without breaking the binding.
+    pub fn digest_for(&self, measured_image: bool) -> [u8; 32] {
         let mut h = Sha256::new();
-        field(&mut h, MANIFEST_DOMAIN);
+        field(
+            &mut h,
+            if measured_image {
+                IMAGE_MANIFEST_DOMAIN
+            } else {
+                MANIFEST_DOMAIN
+            },
+        );
         h.update(self.binary_sha256);
         h.update(self.model_digest);
         h.finalize().into()
@@ -119,6 +138,20 @@ mod tests {
         );
         let per_epoch = ReportData::new(&config, &[], &manifest).expect("valid");
         assert_ne!(per_epoch, rd);
+    }
+
+    #[test]
+    fn measured_image_manifest_digest_is_pinned() {
+        let m = ServerManifest {
+            binary_sha256: [0x11; 32],
+            model_digest: [0x22; 32],
+        };
+        assert_eq!(m.digest_for(false), m.digest());
+        // Derived independently (Python hashlib) from the formula in the module docs.
+        assert_eq!(
+            hex::encode(m.digest_for(true)),
+            "5ed14b820286ef7b47ccd045e1f470aa2e22e7110f62d085df4efa20d8162189"
+        );
     }
 
     #[test]

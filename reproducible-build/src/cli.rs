@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod build;
+mod image;
+mod image_inputs;
 mod release;
 mod snp;
 
@@ -48,6 +50,9 @@ enum Cmd {
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Build the VM image that serves: vmlinuz, initrd.img (Veil's init, veil-server, the
+    /// model), cmdline, and image.json (every file's sha256 and the launch measurements).
+    Image(Box<ImageArgs>),
     /// Compute launch measurements.
     #[command(subcommand)]
     Measure(MeasureCmd),
@@ -97,6 +102,64 @@ pub(super) struct BuildArgs {
     pub(super) print_command: bool,
 }
 
+/// The TEE backend of the server in the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum ImageTee {
+    /// The hardware's (configfs-tsm, /dev/sev-guest, /dev/tdx_guest).
+    Auto,
+    /// Software-signed evidence: NO hardware protection (tests, demos).
+    Simulated,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ImageArgs {
+    /// Output directory (created; must not exist or be empty). Nothing is written to it
+    /// unless the whole image is built.
+    #[arg(long)]
+    pub(super) out: PathBuf,
+    /// The model: a directory with manifest.json, or the default model's GGUF file
+    /// [default: the default model, fetched by `veil-server fetch-model`].
+    #[arg(long)]
+    pub(super) model: Option<PathBuf>,
+    /// A bzImage to boot instead of the pinned Debian kernel (needs --kernel-modules).
+    #[arg(long, conflicts_with = "kernel_deb", requires = "kernel_modules")]
+    pub(super) kernel: Option<PathBuf>,
+    /// The /lib/modules/RELEASE tree of --kernel (modules.builtin and module files).
+    #[arg(long, requires = "kernel")]
+    pub(super) kernel_modules: Option<PathBuf>,
+    /// The pinned Debian kernel package, already downloaded (checked against the pin).
+    #[arg(long)]
+    pub(super) kernel_deb: Option<PathBuf>,
+    /// TEE backend of the server in the image.
+    #[arg(long, value_enum, default_value_t = ImageTee::Auto)]
+    pub(super) tee: ImageTee,
+    /// TCP port the server listens on (all interfaces).
+    #[arg(long, default_value_t = 8080)]
+    pub(super) port: u16,
+    /// The kernel command line's static network (`ip=` syntax; the default suits QEMU's
+    /// user network).
+    #[arg(long, default_value = veil_repro::image::QEMU_USER_NET)]
+    pub(super) ip: String,
+    /// vCPUs of the SEV-SNP guest (for the launch digest).
+    #[arg(long, default_value_t = 2)]
+    pub(super) vcpus: u32,
+    /// vCPU type of the SEV-SNP guest (EPYC-v4, EPYC-Milan, EPYC-Genoa, ...).
+    #[arg(long, default_value = "EPYC-v4")]
+    pub(super) vcpu_type: String,
+    /// AMD SEV OVMF (AmdSev build) to compute the SNP launch digest with.
+    #[arg(long)]
+    pub(super) ovmf: Option<PathBuf>,
+    /// TDVF (OVMF.fd with TDX metadata) to compute MRTD with.
+    #[arg(long)]
+    pub(super) tdvf: Option<PathBuf>,
+    /// The server binary [default: veil-server next to veil-repro].
+    #[arg(long)]
+    pub(super) server: Option<PathBuf>,
+    /// The init binary [default: veil-image-init next to veil-repro].
+    #[arg(long)]
+    pub(super) init: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum MeasureCmd {
     /// SEV-SNP launch digest (same as `sev-snp-measure --mode snp`, same options).
@@ -130,11 +193,15 @@ enum Order {
 #[derive(Debug, Args)]
 pub(super) struct ManifestArgs {
     /// The server binary.
-    #[arg(long)]
-    pub(super) binary: PathBuf,
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    pub(super) binary: Option<PathBuf>,
     /// The model manifest file.
-    #[arg(long)]
-    pub(super) model_manifest: PathBuf,
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    pub(super) model_manifest: Option<PathBuf>,
+    /// An image.json (`veil-repro image`): its binary sha256, model manifest digest and
+    /// reference values (SNP launch digest, TDX values), plus any --snp-measurement.
+    #[arg(long, conflicts_with_all = ["tdx_mrtd"])]
+    pub(super) image: Option<PathBuf>,
     /// Allowed SNP launch digest (repeatable).
     #[arg(long = "snp-measurement")]
     pub(super) snp_measurements: Vec<String>,
@@ -183,6 +250,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             println!("{}  {}", sha256_hex(&bytes), out.display());
             Ok(())
         }
+        Cmd::Image(args) => image::image(*args),
         Cmd::Measure(m) => measure_cmd(m),
         Cmd::Manifest(args) => release::manifest(args),
         Cmd::VerifyManifest { manifest, pubkey } => {

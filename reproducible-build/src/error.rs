@@ -75,6 +75,29 @@ pub enum ReproError {
         expected: usize,
     },
 
+    /// A kernel module is missing, or its file cannot be read.
+    #[error("kernel module: {0}")]
+    KernelModule(String),
+
+    /// The kernel lacks a driver the image needs.
+    #[error("the kernel {kernel} has no {driver} driver (neither built in nor a module): {why}")]
+    KernelLacksDriver {
+        /// The kernel (file or package).
+        kernel: String,
+        /// The missing driver.
+        driver: String,
+        /// What it is needed for.
+        why: &'static str,
+    },
+
+    /// The model's files do not match its manifest.
+    #[error("the model does not match its manifest: {0}")]
+    ModelMismatch(String),
+
+    /// An input of the image is missing or invalid.
+    #[error("image: {0}")]
+    ImageInput(String),
+
     /// Writing the gzip stream to memory failed.
     #[error("gzip compression failed: {0}")]
     Gzip(#[from] std::io::Error),

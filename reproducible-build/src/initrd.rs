@@ -135,6 +135,14 @@ impl Initrd {
         )
     }
 
+    /// The regular files, in path order: `(path, contents)`.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().filter_map(|(p, e)| match &e.node {
+            Node::File(d) => Some((p.as_str(), d.as_slice())),
+            _ => None,
+        })
+    }
+
     /// The uncompressed cpio newc archive.
     pub fn to_cpio(&self) -> Vec<u8> {
         let mut out = Vec::new();

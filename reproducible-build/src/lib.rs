@@ -30,6 +30,7 @@
 mod build_plan;
 pub mod elf_diff;
 mod error;
+pub mod image;
 pub mod initrd;
 pub mod manifest;
 pub mod snp;

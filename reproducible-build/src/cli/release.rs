@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use ed25519_dalek::SigningKey;
+use veil_repro::image::ImageRecord;
 use veil_repro::manifest::{
     MANIFEST_VERSION, ReferenceValues, ReleaseManifest, TdxReferenceValues, key_bytes_from_hex,
     sign,
@@ -29,23 +30,43 @@ pub(super) fn manifest(args: ManifestArgs) -> Result<()> {
         }),
         _ => None,
     };
+    let mut snp_measurements: Vec<String> = args
+        .snp_measurements
+        .iter()
+        .map(|m| m.to_ascii_lowercase())
+        .collect();
+    let (binary_sha256, model_manifest_digest, tdx) =
+        match (&args.image, &args.binary, &args.model_manifest) {
+            (Some(image), _, _) => {
+                let record: ImageRecord = serde_json::from_slice(&read(image)?)
+                    .with_context(|| format!("{} is not an image.json", image.display()))?;
+                snp_measurements.extend(record.reference_values.snp_measurements);
+                (
+                    record.binary_sha256,
+                    record.model_manifest_digest,
+                    record.reference_values.tdx,
+                )
+            }
+            (None, Some(binary), Some(model_manifest)) => (
+                sha256_hex(&read(binary)?),
+                // The canonical digest the server attests (`veil_attest::model_manifest_digest`),
+                // not the hash of the file's bytes.
+                hex::encode(
+                    veil_attest::model_manifest_digest_json(&read(model_manifest)?)
+                        .with_context(|| format!("{}", model_manifest.display()))?,
+                ),
+                tdx,
+            ),
+            _ => anyhow::bail!("give --image, or --binary and --model-manifest"),
+        };
     let manifest = ReleaseManifest {
         version: MANIFEST_VERSION,
-        binary_sha256: sha256_hex(&read(&args.binary)?),
-        // The canonical digest the server attests (`veil_attest::model_manifest_digest`),
-        // not the hash of the file's bytes.
-        model_manifest_digest: hex::encode(
-            veil_attest::model_manifest_digest_json(&read(&args.model_manifest)?)
-                .with_context(|| format!("{}", args.model_manifest.display()))?,
-        ),
+        binary_sha256,
+        model_manifest_digest,
         source_commit,
         toolchain,
         reference_values: ReferenceValues {
-            snp_measurements: args
-                .snp_measurements
-                .iter()
-                .map(|m| m.to_ascii_lowercase())
-                .collect(),
+            snp_measurements,
             tdx,
         },
     };

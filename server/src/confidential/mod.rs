@@ -164,12 +164,8 @@ impl Confidential {
             .current_config()
             .map(veil_protocol::KeyConfig::encode)
             .ok_or(AttestationError::NoKey)?;
-        let report_data = ReportData::new(
-            &key_config,
-            &nonce,
-            &self.manifest.server_manifest().digest(),
-        )
-        .map_err(|_| AttestationError::BadNonce)?;
+        let report_data = ReportData::new(&key_config, &nonce, &self.manifest.digest())
+            .map_err(|_| AttestationError::BadNonce)?;
         let attester = self.attester.clone();
         let evidence = tokio::task::spawn_blocking(move || attester.attest(&report_data.0))
             .await

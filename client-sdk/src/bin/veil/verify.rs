@@ -264,7 +264,7 @@ pub(crate) fn parse_nonce(hex_str: &str) -> Result<[u8; 32]> {
 
 /// A saved or live attestation: the evidence, then the binding of key, nonce and manifest.
 fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: UnixTime) -> Audit {
-    let rd = ReportData::new(&a.key_config, nonce, &a.manifest.server_manifest().digest());
+    let rd = ReportData::new(&a.key_config, nonce, &a.manifest.digest());
     let mut result = match rd {
         Ok(rd) => audit(&a.evidence, &policy.clone().expect_report_data(rd.0), now),
         Err(e) => audit(&a.evidence, policy, now).fail(e),
@@ -280,10 +280,15 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
                 name: CheckName::Manifest,
                 ok: true,
                 detail: format!(
-                    "binary {} model {} ({}); gateway key id {} bound with the nonce",
+                    "binary {} model {} ({}){}; gateway key id {} bound with the nonce",
                     hex::encode(a.manifest.binary_sha256),
                     hex::encode(a.manifest.model_digest),
                     printable(&a.manifest.model_id),
+                    if a.manifest.measured_image {
+                        ", from a measured image"
+                    } else {
+                        ", NOT from a measured image"
+                    },
                     k.key_id()
                 ),
             }),
@@ -384,6 +389,16 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
                 "  {:<12} {}",
                 "model_digest",
                 hex::encode(a.manifest.model_digest)
+            );
+            println!(
+                "  {:<12} {}",
+                "image",
+                if a.manifest.measured_image {
+                    "measured (the server runs from the initrd the launch measurement covers)"
+                } else {
+                    "NOT measured (the server runs outside a measured image: binary and model \
+                     are its own claims)"
+                }
             );
             println!("  {:<12} {}", "key_config", hex::encode(&a.key_config));
             println!("  {:<12} {}", "nonce", hex::encode(nonce));

@@ -158,7 +158,7 @@ fn main() -> anyhow::Result<()> {
             let source = source(model)?;
             let claims =
                 confidential::manifest_claims(&source.manifest.id, source.manifest.digest())?;
-            let rd = veil_attest::ReportData::new(&[], &nonce, &claims.server_manifest().digest())?;
+            let rd = veil_attest::ReportData::new(&[], &nonce, &claims.digest())?;
             let evidence = attester.attest(&rd.0).context("producing evidence")?;
             std::fs::write(&output, evidence.to_json())
                 .with_context(|| format!("writing {}", output.display()))?;

@@ -11,7 +11,7 @@ use veil_server::confidential::{self, Confidential, ConfidentialConfig, Tee};
 use veil_server::engine::{EngineConfig, WeightFormat};
 use veil_server::keys::{KeyStore, Limiter};
 use veil_server::listen::{self, ListenConfig};
-use veil_server::model::LoadedModel;
+use veil_server::model::{LoadedModel, MAX_MANIFEST_LEN, ModelManifest, ModelSource};
 use veil_server::serve::app_state_with_auth;
 
 use crate::{TeeArgs, db_path, source};
@@ -25,6 +25,12 @@ pub(crate) struct ServeArgs {
     /// Without it, the default model is fetched (pinned, cached) on first run.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Run as the server of a measured VM image (`veil-repro image` sets this): FILE is the
+    /// model manifest baked into the image's initrd. Only the model it pins is served (the
+    /// files in --model DIR are verified against it; any other model is refused), and the
+    /// attestation says `measured_image: true`.
+    #[arg(long, value_name = "FILE", requires = "model")]
+    image_model_manifest: Option<PathBuf>,
     /// Trusted-execution backend that produces evidence (`simulated`: NO hardware protection).
     #[arg(long, value_enum, default_value = "auto")]
     tee: Tee,
@@ -154,6 +160,36 @@ impl FilterArgs {
     }
 }
 
+/// The model of a measured image: the files in `dir`, pinned by the manifest baked into the
+/// image (`pinned`), not by anything in `dir`.
+fn image_source(pinned: &Path, dir: &Path) -> anyhow::Result<ModelSource> {
+    let len = std::fs::metadata(pinned)
+        .with_context(|| format!("reading the image's model manifest {}", pinned.display()))?
+        .len();
+    if len > MAX_MANIFEST_LEN as u64 {
+        bail!(
+            "{} is larger than a model manifest may be",
+            pinned.display()
+        );
+    }
+    let bytes = std::fs::read(pinned)
+        .with_context(|| format!("reading the image's model manifest {}", pinned.display()))?;
+    let manifest = ModelManifest::from_json(&bytes)
+        .with_context(|| format!("the image's model manifest {}", pinned.display()))?;
+    if !dir.is_dir() {
+        bail!("--model {}: not a directory", dir.display());
+    }
+    tracing::info!(
+        model = %manifest.id,
+        manifest_digest = %hex::encode(manifest.digest()),
+        "measured image: serving only the model its manifest pins"
+    );
+    Ok(ModelSource {
+        dir: dir.to_owned(),
+        manifest,
+    })
+}
+
 /// The API key policy of `serve`: checked before anything slow starts.
 fn serve_auth(db: Option<PathBuf>, no_auth: bool) -> anyhow::Result<Auth> {
     if no_auth {
@@ -210,7 +246,20 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     tracing::info!(backend = attester.name(), reason = %why, "attestation backend");
-    let source = source(args.model)?;
+    // A backend that cannot attest is found now, not by the first client: configfs-tsm's
+    // report directory exists as soon as the `tsm` module is in, with or without a TEE
+    // driver behind it (in a VM image the server then exits and the VM powers off).
+    attester.attest(&[0u8; 64]).with_context(|| {
+        format!(
+            "choosing the TEE backend: {} ({why}) cannot produce evidence",
+            attester.name()
+        )
+    })?;
+    let measured_image = args.image_model_manifest.is_some();
+    let source = match (&args.image_model_manifest, args.model) {
+        (Some(pinned), Some(dir)) => image_source(pinned, &dir)?,
+        (_, model) => source(model)?,
+    };
     let started = Instant::now();
     eprintln!(
         "veil-server: verifying and loading {} ...",
@@ -244,8 +293,13 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("plaintext requests ALLOWED (--allow-plaintext)");
     }
     let claims = confidential::manifest_claims(&model.manifest.id, model.manifest.digest())
-        .context("hashing the server binary")?;
-    tracing::info!(binary_sha256 = %hex::encode(claims.binary_sha256), "server manifest");
+        .context("hashing the server binary")?
+        .in_measured_image(measured_image);
+    tracing::info!(
+        binary_sha256 = %hex::encode(claims.binary_sha256),
+        measured_image,
+        "server manifest"
+    );
     let (state, worker) = app_state_with_auth(model, engine, api_config, auth);
     worker.spawn().context("starting the engine thread")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
