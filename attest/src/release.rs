@@ -82,6 +82,28 @@ pub struct ReferenceValues {
     pub snp_measurements: Vec<String>,
     /// TDX reference values, if the release supports TDX.
     pub tdx: Option<TdxReferenceValues>,
+    /// The SEV-SNP TCB this release is deployed at, if the publisher states one: the
+    /// policy pins it as `[tcb]` (it raises the verifier's built-in AMD floor, never lowers it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp_min_tcb: Option<SnpMinTcb>,
+    /// The oldest Intel TCB evaluation (`tcbEvaluationDataNumber`) the release accepts, if
+    /// stated: the policy pins it as `[tdx] min_tcb_evaluation_number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tdx_min_tcb_evaluation_number: Option<u32>,
+}
+
+/// SEV-SNP TCB minimums of a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpMinTcb {
+    /// PSP bootloader SVN.
+    pub bootloader: u8,
+    /// PSP OS (TEE) SVN.
+    pub tee: u8,
+    /// SNP firmware SVN.
+    pub snp: u8,
+    /// Microcode SPL.
+    pub microcode: u8,
 }
 
 /// What is signed. The field order is the signed byte order: do not reorder.
@@ -197,6 +219,20 @@ impl ReleaseManifest {
                 t.mrtd, t.rtmr1, t.rtmr2
             ));
         }
+        match (rv.tdx_min_tcb_evaluation_number, rv.tdx.is_some()) {
+            (Some(n), true) => out.push_str(&format!("min_tcb_evaluation_number = {n}\n")),
+            (Some(n), false) => {
+                out.push_str(&format!("\n[tdx]\nmin_tcb_evaluation_number = {n}\n"));
+            }
+            (None, _) => {}
+        }
+        if let Some(t) = &rv.snp_min_tcb {
+            out.push_str(&format!(
+                "\n# The SEV-SNP TCB the release is deployed at (raises AMD's built-in floor).\n\
+                 [tcb]\nbootloader = {}\ntee = {}\nsnp = {}\nmicrocode = {}\n",
+                t.bootloader, t.tee, t.snp, t.microcode
+            ));
+        }
         out.push_str(&format!(
             "\n[binary]\nsha256 = \"{}\"\n\n[model]\nsha256 = \"{}\"\n",
             self.binary_sha256, self.model_manifest_digest
@@ -297,6 +333,7 @@ mod tests {
                     rtmr1: "bb".repeat(48),
                     rtmr2: "cc".repeat(48),
                 }),
+                ..Default::default()
             },
         }
     }
@@ -339,6 +376,38 @@ mod tests {
         assert_eq!(policy.binary.map(|d| d.sha256.0), Some([0x11; 32]));
         assert_eq!(policy.model.map(|d| d.sha256.0), Some([0x22; 32]));
         assert!(!policy.allow_simulated && !policy.allow_debug);
+        // No TCB stated: the policy sets none (the built-in floor applies), and the signed
+        // bytes of such a manifest do not name the optional fields at all.
+        assert_eq!(policy.tcb.microcode, 0);
+        assert_eq!(policy.tdx.min_tcb_evaluation_number, None);
+        let bytes = String::from_utf8(manifest().signed_bytes().expect("bytes")).expect("utf-8");
+        assert!(!bytes.contains("snp_min_tcb") && !bytes.contains("evaluation"));
+    }
+
+    #[test]
+    fn a_stated_tcb_is_signed_and_pinned_by_the_policy() {
+        let mut m = manifest();
+        m.reference_values.snp_min_tcb = Some(SnpMinTcb {
+            bootloader: 4,
+            tee: 0,
+            snp: 24,
+            microcode: 219,
+        });
+        m.reference_values.tdx_min_tcb_evaluation_number = Some(17);
+        let file = sign(m, &key());
+        let signed = SignedManifest::verify(&file, &key().verifying_key()).expect("verifies");
+        let policy = Policy::from_toml(&signed.manifest.to_policy_toml()).expect("parses");
+        let t = &policy.tcb;
+        assert_eq!((t.bootloader, t.tee, t.snp, t.microcode), (4, 0, 24, 219));
+        assert_eq!(policy.tdx.min_tcb_evaluation_number, Some(17));
+        // Changing the stated floor breaks the signature.
+        let text = String::from_utf8(file).expect("utf-8");
+        let lowered = text.replacen("\"microcode\": 219", "\"microcode\": 115", 1);
+        assert_ne!(lowered, text);
+        assert_eq!(
+            SignedManifest::verify(lowered.as_bytes(), &key().verifying_key()),
+            Err(ReleaseError::SignatureInvalid)
+        );
     }
 
     #[test]

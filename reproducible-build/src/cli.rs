@@ -214,6 +214,13 @@ pub(super) struct ManifestArgs {
     /// TDX RTMR2.
     #[arg(long, requires = "tdx_mrtd")]
     tdx_rtmr2: Option<String>,
+    /// The SEV-SNP TCB the release is deployed at, `BOOTLOADER,TEE,SNP,MICROCODE`: policies
+    /// made from the manifest pin it as their `[tcb]` minimum.
+    #[arg(long, value_name = "BL,TEE,SNP,UCODE")]
+    pub(super) snp_min_tcb: Option<String>,
+    /// The oldest Intel TCB evaluation data number the release accepts (TDX collateral).
+    #[arg(long, value_name = "N")]
+    pub(super) tdx_min_tcb_evaluation_number: Option<u32>,
     /// Source commit (default: `git rev-parse HEAD`).
     #[arg(long)]
     pub(super) source_commit: Option<String>,

@@ -16,7 +16,7 @@
 use ed25519_dalek::{Signer, SigningKey};
 pub use veil_attest::release::{
     MANIFEST_VERSION, ManifestSignature, ReferenceValues, ReleaseError, ReleaseManifest,
-    SIGNATURE_ALGORITHM, SignedManifest, TdxReferenceValues, public_key_from_hex,
+    SIGNATURE_ALGORITHM, SignedManifest, SnpMinTcb, TdxReferenceValues, public_key_from_hex,
 };
 
 use crate::ReproError;

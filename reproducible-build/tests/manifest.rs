@@ -31,6 +31,7 @@ fn manifest(snp: &str) -> ReleaseManifest {
                 rtmr1: "bb".repeat(48),
                 rtmr2: "cc".repeat(48),
             }),
+            ..Default::default()
         },
     }
 }

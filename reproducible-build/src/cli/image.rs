@@ -248,6 +248,7 @@ fn build(
         reference_values: ReferenceValues {
             snp_measurements: snp.iter().map(|s| s.launch_digest.clone()).collect(),
             tdx: tdx_reference,
+            ..Default::default()
         },
         snp,
         tdx,

@@ -68,6 +68,12 @@ pub(super) fn manifest(args: ManifestArgs) -> Result<()> {
         reference_values: ReferenceValues {
             snp_measurements,
             tdx,
+            snp_min_tcb: args
+                .snp_min_tcb
+                .as_deref()
+                .map(parse_snp_min_tcb)
+                .transpose()?,
+            tdx_min_tcb_evaluation_number: args.tdx_min_tcb_evaluation_number,
         },
     };
     let seed = key_bytes_from_hex("secret key", &read_text(&args.sign_key)?)?;
@@ -106,4 +112,26 @@ pub(super) fn keygen(secret_out: &Path, public_out: &Path) -> Result<()> {
     write(public_out, format!("{public}\n").as_bytes())?;
     println!("public key: {public}");
     Ok(())
+}
+
+/// `BOOTLOADER,TEE,SNP,MICROCODE`, each 0..=255.
+fn parse_snp_min_tcb(text: &str) -> Result<veil_repro::manifest::SnpMinTcb> {
+    let parts: Vec<u8> = text
+        .split(',')
+        .map(|p| p.trim().parse::<u8>())
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| {
+            format!("--snp-min-tcb {text:?}: expected BOOTLOADER,TEE,SNP,MICROCODE")
+        })?;
+    match parts[..] {
+        [bootloader, tee, snp, microcode] => Ok(veil_repro::manifest::SnpMinTcb {
+            bootloader,
+            tee,
+            snp,
+            microcode,
+        }),
+        _ => anyhow::bail!(
+            "--snp-min-tcb {text:?}: expected four numbers, BOOTLOADER,TEE,SNP,MICROCODE"
+        ),
+    }
 }
