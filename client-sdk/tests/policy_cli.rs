@@ -103,6 +103,7 @@ fn release(snp: &str, tdx: &serde_json::Value) -> ReleaseManifest {
                 rtmr1: reg("rtmr1"),
                 rtmr2: reg("rtmr2"),
             }),
+            ..Default::default()
         },
     }
 }
