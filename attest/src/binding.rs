@@ -21,6 +21,11 @@ pub struct Attestation {
     pub key_config: Vec<u8>,
     /// What the server runs.
     pub manifest: ManifestClaims,
+    /// The nonce the evidence was requested with, recorded by a file writer such as
+    /// `veil-server evidence` (servers answering `/v1/attestation` leave it out: the client
+    /// holds its own nonce). `veil verify --evidence` checks the binding against it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex32_opt")]
+    pub nonce: Option<[u8; 32]>,
 }
 
 /// The server manifest as claimed in an [`Attestation`] (bound by REPORT_DATA).
@@ -54,6 +59,26 @@ mod hex32 {
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let s = String::deserialize(d)?;
         crate::encoding::parse_hex::<32>(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hex32_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&hex::encode(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::encoding::parse_hex::<32>(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -97,7 +122,14 @@ impl Attestation {
             evidence,
             key_config,
             manifest,
+            nonce: None,
         }
+    }
+
+    /// Records the nonce the evidence was requested with (for a file, not a server answer).
+    pub fn with_nonce(mut self, nonce: [u8; 32]) -> Self {
+        self.nonce = Some(nonce);
+        self
     }
 
     /// Parses a response body (JSON), bounded like an evidence bundle.

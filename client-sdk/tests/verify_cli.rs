@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use veil_attest::{Evidence, SimulatedEvidence};
+use veil_attest::{Attestation, Evidence, ManifestClaims, ReportData, SimulatedEvidence};
 
 fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../attest/tests/vectors")
@@ -282,6 +282,46 @@ fn simulated_bundle_needs_allow_simulated_and_says_so() {
         table.contains("platform simulated") && table.contains("SIMULATED"),
         "{table}"
     );
+}
+
+#[test]
+fn an_evidence_file_is_checked_against_the_nonce_it_records() {
+    // What `veil-server evidence` writes: evidence over the transcript of its nonce and
+    // manifest (no gateway key), with the nonce recorded beside it.
+    let dir = tempdir();
+    let nonce = [0x42; 32];
+    let manifest = ManifestClaims::new([1; 32], [2; 32], "m".to_owned());
+    let rd = ReportData::new(&[], &nonce, &manifest.digest()).expect("rd");
+    let ev = Evidence::Simulated(SimulatedEvidence::sign(&[7; 32], [1; 48], rd.0));
+    let good = Attestation::new(ev.clone(), Vec::new(), manifest.clone()).with_nonce(nonce);
+    let mut other = nonce;
+    other[0] ^= 1;
+    let bad = Attestation::new(ev, Vec::new(), manifest).with_nonce(other);
+    for (name, a, code) in [("good", good, 0), ("bad", bad, 1)] {
+        let file = dir.join(format!("{name}.json"));
+        std::fs::write(&file, serde_json::to_string(&a).expect("json")).expect("write");
+        let out = veil(&[
+            "verify",
+            "--evidence",
+            file.to_str().expect("utf-8"),
+            "--allow-simulated",
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(code), "{name}");
+        let j = json(&out);
+        let rd_check = j["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .rev()
+            .find(|c| c["name"] == "report_data")
+            .cloned()
+            .expect("report_data check");
+        assert_eq!(rd_check["ok"], code == 0, "{name}: {j}");
+        if code == 0 {
+            assert_eq!(rd_check["detail"], "equals the expected value", "{j}");
+        }
+    }
 }
 
 #[test]

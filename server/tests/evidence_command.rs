@@ -6,7 +6,9 @@ mod common;
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
-use veil_attest::{Evidence, Policy, ReportData, ServerManifest, UnixTime, VerifyError, verify};
+use veil_attest::{
+    Attestation, Evidence, Policy, ReportData, ServerManifest, UnixTime, VerifyError, verify,
+};
 
 fn evidence(args: &[&str]) -> std::process::Output {
     let s = common::source();
@@ -36,7 +38,11 @@ fn simulated_bundle_binds_nonce_binary_and_model() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(String::from_utf8_lossy(&r.stderr).contains("backend simulated"));
 
-    let ev = Evidence::from_json(&std::fs::read(&out).expect("bundle")).expect("parses");
+    // The file records what was asked for: the nonce and the manifest, beside the evidence.
+    let saved = Attestation::from_json(&std::fs::read(&out).expect("bundle")).expect("parses");
+    assert_eq!(saved.nonce, Some(nonce));
+    assert!(saved.key_config.is_empty());
+    let ev: Evidence = saved.evidence.clone();
     let binary: [u8; 32] =
         Sha256::digest(std::fs::read(env!("CARGO_BIN_EXE_veil-server")).expect("binary")).into();
     let manifest = ServerManifest {
@@ -69,6 +75,16 @@ fn simulated_bundle_binds_nonce_binary_and_model() {
                 .expect_report_data(rd2.0),
             now
         ),
+        Err(VerifyError::ReportDataMismatch { .. })
+    ));
+
+    // The recorded nonce is what the binding is checked against: the saved file verifies,
+    // and the same evidence under another recorded nonce does not.
+    let sim = Policy::default().allow_simulated(true);
+    saved.verify(&sim, &nonce, now).expect("recorded nonce");
+    let forged = saved.clone().with_nonce(other);
+    assert!(matches!(
+        forged.verify(&sim, &other, now),
         Err(VerifyError::ReportDataMismatch { .. })
     ));
 }

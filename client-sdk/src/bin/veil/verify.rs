@@ -270,7 +270,12 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
         Err(e) => audit(&a.evidence, policy, now).fail(e),
     };
     if result.outcome.is_ok() {
-        let key = veil_protocol::KeyConfig::decode(&a.key_config);
+        // An evidence file (`veil-server evidence`) binds no gateway key: empty is allowed.
+        let key = if a.key_config.is_empty() {
+            Ok(None)
+        } else {
+            veil_protocol::KeyConfig::decode(&a.key_config).map(Some)
+        };
         match (a.verify(policy, nonce, now), key) {
             (Err(e), _) => result = result.fail(e),
             (Ok(_), Err(e)) => {
@@ -280,7 +285,7 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
                 name: CheckName::Manifest,
                 ok: true,
                 detail: format!(
-                    "binary {} model {} ({}){}; gateway key id {} bound with the nonce",
+                    "binary {} model {} ({}){}; {} bound with the nonce",
                     hex::encode(a.manifest.binary_sha256),
                     hex::encode(a.manifest.model_digest),
                     printable(&a.manifest.model_id),
@@ -289,7 +294,10 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
                     } else {
                         ", NOT from a measured image"
                     },
-                    k.key_id()
+                    match k {
+                        Some(k) => format!("gateway key id {}", k.key_id()),
+                        None => "no gateway key (an evidence file)".to_owned(),
+                    }
                 ),
             }),
         }
@@ -331,6 +339,14 @@ fn attestation_source(args: &VerifyArgs) -> Result<Option<(Attestation, [u8; 32]
         let a = Attestation::from_json(&read_capped(path)?)
             .with_context(|| format!("{} is not a saved attestation", path.display()))?;
         return Ok(Some((a, parse_nonce(h)?)));
+    }
+    // A file that records the nonce it was requested with (`veil-server evidence`): its
+    // REPORT_DATA must be the transcript over that nonce and its manifest.
+    if let (Some(path), None, None) = (&args.evidence, &args.nonce, &args.source)
+        && let Ok(a) = Attestation::from_json(&read_capped(path)?)
+        && let Some(nonce) = a.nonce
+    {
+        return Ok(Some((a, nonce)));
     }
     Ok(None)
 }

@@ -38,7 +38,8 @@ enum Command {
     /// Show which TEE backend this host can use and save an evidence bundle.
     ///
     /// REPORT_DATA is the Veil transcript over an empty key configuration (no gateway runs in
-    /// this process), the nonce, and this binary's and the model's manifest.
+    /// this process), the nonce, and this binary's and the model's manifest. The file is an
+    /// attestation that records the nonce, so `veil verify --evidence FILE` checks the binding.
     Evidence {
         /// Backend (`auto` detects; never picks `simulated`).
         #[arg(long, value_enum, default_value = "auto")]
@@ -160,11 +161,17 @@ fn main() -> anyhow::Result<()> {
                 confidential::manifest_claims(&source.manifest.id, source.manifest.digest())?;
             let rd = veil_attest::ReportData::new(&[], &nonce, &claims.digest())?;
             let evidence = attester.attest(&rd.0).context("producing evidence")?;
-            std::fs::write(&output, evidence.to_json())
+            let platform = evidence.platform();
+            // The file records what was asked for (nonce, manifest, no gateway key), so
+            // `veil verify --evidence FILE` checks that REPORT_DATA is that transcript.
+            let bundle = veil_attest::Attestation::new(evidence, Vec::new(), claims.clone())
+                .with_nonce(nonce);
+            let json = serde_json::to_string(&bundle).context("serializing the bundle")?;
+            std::fs::write(&output, json)
                 .with_context(|| format!("writing {}", output.display()))?;
             eprintln!(
                 "veil-server: wrote {} evidence to {} (nonce {}, binary {}, model {})",
-                evidence.platform(),
+                platform,
                 output.display(),
                 hex::encode(nonce),
                 hex::encode(claims.binary_sha256),
