@@ -68,6 +68,13 @@ pub enum ReleaseError {
 pub struct TdxReferenceValues {
     /// MRTD, 48 bytes hex.
     pub mrtd: String,
+    /// RTMR0, 48 bytes hex, if the publisher states it. TDVF measures the host-supplied
+    /// ACPI tables and TD HOB into it, so it depends on the VMM and its configuration
+    /// (vCPUs, memory, devices) and cannot be computed from source alone: the publisher
+    /// records it from a TD launched on the target host type. Absent, policies leave RTMR0
+    /// unchecked with an explicit `"any"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr0: Option<String>,
     /// RTMR1, 48 bytes hex.
     pub rtmr1: String,
     /// RTMR2, 48 bytes hex.
@@ -184,6 +191,9 @@ impl ReleaseManifest {
         }
         if let Some(t) = &self.reference_values.tdx {
             check_hex("TDX MRTD", &t.mrtd, 48)?;
+            if let Some(r0) = &t.rtmr0 {
+                check_hex("TDX RTMR0", r0, 48)?;
+            }
             check_hex("TDX RTMR1", &t.rtmr1, 48)?;
             check_hex("TDX RTMR2", &t.rtmr2, 48)?;
         }
@@ -209,11 +219,20 @@ impl ReleaseManifest {
         }
         if let Some(t) = &rv.tdx {
             let zero = "00".repeat(48);
+            let rtmr0 = match &t.rtmr0 {
+                Some(r0) => format!(
+                    "# RTMR0 (the host's ACPI tables and TD HOB, as TDVF measures them), as the\n\
+                     # publisher recorded it on the target host type.\nrtmr0 = \"{r0}\"\n"
+                ),
+                None => {
+                    "# RTMR0 (the host's ACPI tables and TD HOB, as TDVF measures them) is not in\n\
+                     # the release manifest: unchecked on purpose until it is.\nrtmr0 = \"any\"\n"
+                        .to_string()
+                }
+            };
             out.push_str(&format!(
-                "\n[[reference]]\nplatform = \"tdx\"\nmrtd = \"{}\"\n\
-                 # RTMR0 (the host's ACPI tables and TD HOB, as TDVF measures them) is not in\n\
-                 # the release manifest: unchecked on purpose until it is.\n\
-                 rtmr0 = \"any\"\nrtmr1 = \"{}\"\nrtmr2 = \"{}\"\n\
+                "\n[[reference]]\nplatform = \"tdx\"\nmrtd = \"{}\"\n{rtmr0}\
+                 rtmr1 = \"{}\"\nrtmr2 = \"{}\"\n\
                  # Veil's guest extends no runtime register.\nrtmr3 = \"{zero}\"\n\n\
                  [tdx]\nmr_config_id = \"{zero}\"\nmr_owner = \"{zero}\"\n",
                 t.mrtd, t.rtmr1, t.rtmr2
@@ -330,6 +349,7 @@ mod tests {
                 snp_measurements: vec!["33".repeat(48)],
                 tdx: Some(TdxReferenceValues {
                     mrtd: "aa".repeat(48),
+                    rtmr0: None,
                     rtmr1: "bb".repeat(48),
                     rtmr2: "cc".repeat(48),
                 }),
@@ -382,6 +402,35 @@ mod tests {
         assert_eq!(policy.tdx.min_tcb_evaluation_number, None);
         let bytes = String::from_utf8(manifest().signed_bytes().expect("bytes")).expect("utf-8");
         assert!(!bytes.contains("snp_min_tcb") && !bytes.contains("evaluation"));
+    }
+
+    #[test]
+    fn a_stated_rtmr0_is_signed_and_pinned_and_a_malformed_one_refused() {
+        let mut m = manifest();
+        if let Some(t) = m.reference_values.tdx.as_mut() {
+            t.rtmr0 = Some("dd".repeat(48));
+        }
+        let file = sign(m.clone(), &key());
+        let signed = SignedManifest::verify(&file, &key().verifying_key()).expect("verifies");
+        let policy = Policy::from_toml(&signed.manifest.to_policy_toml()).expect("parses");
+        assert_eq!(
+            policy.reference[1].rtmr0,
+            Some(crate::Pin::Value(crate::HexBytes([0xdd; 48])))
+        );
+        policy.check_pinned().expect("fully pinned");
+        // The stated RTMR0 is signed: another value breaks the signature.
+        let forged = String::from_utf8(file)
+            .expect("utf-8")
+            .replace(&"dd".repeat(48), &"de".repeat(48));
+        assert!(matches!(
+            SignedManifest::verify(forged.as_bytes(), &key().verifying_key()),
+            Err(ReleaseError::SignatureInvalid)
+        ));
+        if let Some(t) = m.reference_values.tdx.as_mut() {
+            t.rtmr0 = Some("dd".repeat(47));
+        }
+        let file = sign(m, &key());
+        assert!(SignedManifest::verify(&file, &key().verifying_key()).is_err());
     }
 
     #[test]

@@ -100,6 +100,7 @@ fn release(snp: &str, tdx: &serde_json::Value) -> ReleaseManifest {
             snp_measurements: vec![snp.to_owned()],
             tdx: Some(TdxReferenceValues {
                 mrtd: reg("mrtd"),
+                rtmr0: Some(reg("rtmr0")),
                 rtmr1: reg("rtmr1"),
                 rtmr2: reg("rtmr2"),
             }),
@@ -213,6 +214,28 @@ fn a_policy_from_a_signed_release_accepts_its_measurements_and_nothing_one_byte_
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).starts_with("veil: rejected: measurement: rtmr1 mismatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // TDX: the RTMR0 the publisher recorded, one byte off.
+    let mut regs_off = regs.clone();
+    regs_off["rtmr0"] = flip_last_hex_digit(regs["rtmr0"].as_str().expect("rtmr0")).into();
+    let off = write_release(
+        d,
+        "rtmr0-off.json",
+        release(MILAN_V3_MEASUREMENT, &regs_off),
+        &key,
+    );
+    let off_policy = d.join("rtmr0-off.toml");
+    assert_eq!(
+        from_manifest(&off, &pubkey, &off_policy).status.code(),
+        Some(0)
+    );
+    let out = verify_with(&tdx, TDX_NOW, &off_policy);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("veil: rejected: measurement: rtmr0 mismatch"),
         "{}",
         stderr(&out)
     );

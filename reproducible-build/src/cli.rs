@@ -208,6 +208,11 @@ pub(super) struct ManifestArgs {
     /// TDX MRTD.
     #[arg(long, requires_all = ["tdx_rtmr1", "tdx_rtmr2"])]
     pub(super) tdx_mrtd: Option<String>,
+    /// TDX RTMR0, as recorded from a TD launched on the target host type (TDVF measures the
+    /// host's ACPI tables and TD HOB into it, so it is not computed from source). With
+    /// --tdx-mrtd or an --image that has TDX values; without it, policies write `"any"`.
+    #[arg(long, value_name = "HEX48")]
+    pub(super) tdx_rtmr0: Option<String>,
     /// TDX RTMR1.
     #[arg(long, requires = "tdx_mrtd")]
     tdx_rtmr1: Option<String>,

@@ -97,6 +97,75 @@ fn sign_then_verify_then_tamper() {
 }
 
 #[test]
+fn a_recorded_rtmr0_goes_into_the_manifest_and_needs_tdx_values() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    std::fs::write(d.join("server"), b"server bytes").expect("write");
+    std::fs::write(d.join("model.json"), b"{\"id\":\"m\",\"files\":[]}").expect("write");
+    ok(&repro(
+        &["keygen", "--secret-out", "sk", "--public-out", "pk"],
+        d,
+    ));
+    let (mrtd, r0, r1, r2) = (
+        "a1".repeat(48),
+        "B2".repeat(48),
+        "c3".repeat(48),
+        "d4".repeat(48),
+    );
+    let base = [
+        "manifest",
+        "--binary",
+        "server",
+        "--model-manifest",
+        "model.json",
+        "--source-commit",
+        "4df1d45",
+        "--toolchain",
+        "rustc 1.95.0",
+        "--sign-key",
+        "sk",
+        "-o",
+        "release.json",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "--tdx-mrtd",
+        &mrtd,
+        "--tdx-rtmr0",
+        &r0,
+        "--tdx-rtmr1",
+        &r1,
+        "--tdx-rtmr2",
+        &r2,
+    ]);
+    ok(&repro(&args, d));
+    let release: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("release.json")).expect("release"))
+            .expect("json");
+    assert_eq!(
+        release["manifest"]["reference_values"]["tdx"]["rtmr0"].as_str(),
+        Some("b2".repeat(48).as_str()),
+        "{release}"
+    );
+    let verified = ok(&repro(
+        &["verify-manifest", "release.json", "--pubkey", "pk"],
+        d,
+    ));
+    assert!(verified.contains("ok: signature valid"), "{verified}");
+
+    // Without TDX values there is nothing to attach RTMR0 to.
+    let mut args = base.to_vec();
+    args.extend(["--tdx-rtmr0", &r0]);
+    let out = repro(&args, d);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tdx-rtmr0 needs TDX reference values"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn initrd_twice_gives_the_same_bytes() {
     let tmp = tempfile::tempdir().expect("tmp");
     let bin = format!("{BOOT}init.sh");

@@ -28,6 +28,7 @@ fn manifest(snp: &str) -> ReleaseManifest {
             snp_measurements: vec![snp.to_owned()],
             tdx: Some(TdxReferenceValues {
                 mrtd: "aa".repeat(48),
+                rtmr0: None,
                 rtmr1: "bb".repeat(48),
                 rtmr2: "cc".repeat(48),
             }),

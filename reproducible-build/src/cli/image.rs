@@ -213,6 +213,7 @@ fn build(
                 mrtd(&read(tdvf)?, PageAddOrder::SinglePass)
                     .with_context(|| format!("MRTD of --tdvf {}", tdvf.display()))?,
             ),
+            rtmr0: None,
             rtmr1: t.rtmr1.clone(),
             rtmr2: t.rtmr2.clone(),
         }),

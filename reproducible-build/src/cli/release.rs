@@ -25,6 +25,7 @@ pub(super) fn manifest(args: ManifestArgs) -> Result<()> {
     let tdx = match (args.tdx_mrtd, args.tdx_rtmr1, args.tdx_rtmr2) {
         (Some(mrtd), Some(rtmr1), Some(rtmr2)) => Some(TdxReferenceValues {
             mrtd: mrtd.to_ascii_lowercase(),
+            rtmr0: None,
             rtmr1: rtmr1.to_ascii_lowercase(),
             rtmr2: rtmr2.to_ascii_lowercase(),
         }),
@@ -59,6 +60,16 @@ pub(super) fn manifest(args: ManifestArgs) -> Result<()> {
             ),
             _ => anyhow::bail!("give --image, or --binary and --model-manifest"),
         };
+    let tdx = match (tdx, args.tdx_rtmr0) {
+        (Some(mut t), Some(r0)) => {
+            t.rtmr0 = Some(r0.to_ascii_lowercase());
+            Some(t)
+        }
+        (None, Some(_)) => anyhow::bail!(
+            "--tdx-rtmr0 needs TDX reference values (--tdx-mrtd, or an --image built with --tdvf)"
+        ),
+        (t, None) => t,
+    };
     let manifest = ReleaseManifest {
         version: MANIFEST_VERSION,
         binary_sha256,
