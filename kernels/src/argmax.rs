@@ -49,13 +49,9 @@ pub fn argmax_rows(x: &[f32], width: usize) -> Vec<u32> {
     );
     let rows = x.len() / width;
     let mut out = vec![0u32; rows];
-    let addr = out.as_mut_ptr() as usize;
-    crate::spread::spread(rows, |range| {
-        for r in range {
-            let pick = argmax(&x[r * width..(r + 1) * width]);
-            // SAFETY: row r writes element r of `out` (r < rows = out.len()), which outlives
-            // the pool's run; no two rows write the same element.
-            unsafe { (addr as *mut u32).add(r).write(pick) };
+    crate::disjoint::spread_chunks(&mut out, 1, |range, picks| {
+        for (r, pick) in range.zip(picks) {
+            *pick = argmax(&x[r * width..(r + 1) * width]);
         }
     });
     out

@@ -120,14 +120,14 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
     let simd = Simd::for_width(head_dim);
     // candle divides by sqrt(head_dim) as `affine(1 / sqrt, 0)`, the factor rounded from f64.
     let scale = (1.0 / (head_dim as f64).sqrt()) as f32;
-    let out_addr = out.as_mut_ptr() as usize;
     // One item per (sequence, key/value head): its cache rows are read once for all the
-    // query heads that share them.
-    let work = |range: std::ops::Range<usize>| {
+    // query heads that share them, and it writes their outputs, out[item * n_rep *
+    // head_dim..][..n_rep * head_dim] (query heads g * n_rep .. (g + 1) * n_rep of sequence
+    // i: out holds b * qw = b * n_kv_head * n_rep * head_dim floats, asserted above).
+    let work = |range: std::ops::Range<usize>, outs: &mut [f32]| {
         let mut scores = Vec::new();
-        let mut acc = vec![0f32; n_rep * head_dim];
         let end = range.end;
-        for item in range {
+        for (item, acc) in range.zip(outs.chunks_exact_mut(n_rep * head_dim)) {
             let (i, g) = (item / n_kv_head, item % n_kv_head);
             let at = i * qw + g * n_rep * head_dim;
             let qg = &q[at..][..n_rep * head_dim];
@@ -135,19 +135,10 @@ pub fn decode_attention(shape: AttentionShape, q: &[f32], caches: &[KvView<'_>],
             // This range's next item is read from memory while this one computes.
             let next = (item + 1 < end)
                 .then(|| caches[(item + 1) / n_kv_head].head((item + 1) % n_kv_head, head_dim));
-            group(qg, head, next, head_dim, scale, simd, &mut scores, &mut acc);
-            // SAFETY: item (i, g) writes exactly out[at..][..n_rep * head_dim] (query heads
-            // g * n_rep .. (g + 1) * n_rep of sequence i), inside `out` (b * qw long,
-            // asserted above), which outlives the pool's run; no two items share an (i, g),
-            // so no two write the same element, and nothing reads `out` until the pool
-            // returns.
-            unsafe {
-                let p = (out_addr as *mut f32).add(at);
-                std::ptr::copy_nonoverlapping(acc.as_ptr(), p, n_rep * head_dim);
-            }
+            group(qg, head, next, head_dim, scale, simd, &mut scores, acc);
         }
     };
-    crate::spread::spread(b * n_kv_head, work);
+    crate::disjoint::spread_chunks(out, n_rep * head_dim, work);
 }
 
 /// The `n_rep` query heads in `q` (consecutive) against one key/value head of one cache
@@ -180,19 +171,19 @@ fn group(
         .enumerate()
     {
         match simd {
+            // The first query head's pass brings the keys and the values (for the weighted
+            // sums) in from memory as it goes; the second and third, whose keys are then in
+            // cache, the next item's keys and values (with fewer query heads per group, that
+            // much less of them).
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Simd::Avx2` is only chosen where the CPU has AVX2 and FMA, and for
-            // heads a whole number of lanes wide. The first query head's pass brings the
-            // keys and the values (for the weighted sums) in from memory as it goes; the
-            // second and third, whose keys are then in cache, the next item's keys and
-            // values (with fewer query heads per group, that much less of them).
-            Simd::Avx2 => unsafe {
+            Simd::Avx2(cpu) => {
                 let later = match (r, next) {
                     (1, Some((k, _))) => k,
                     (2, Some((_, v))) => v,
                     _ => &[],
                 };
                 x86::score_row(
+                    cpu,
                     qh,
                     keys,
                     horizontal,
@@ -201,7 +192,7 @@ fn group(
                     (r == 0).then_some(vals),
                     later,
                 );
-            },
+            }
             Simd::Portable => score_row(qh, keys, horizontal, scale, row),
         }
     }
@@ -234,11 +225,11 @@ fn group(
 const KEYS: usize = 8;
 
 /// How scores are computed: both ways give the same bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Simd {
     /// AVX2 and FMA registers (heads a whole number of 8-float lanes wide).
     #[cfg(target_arch = "x86_64")]
-    Avx2,
+    Avx2(crate::cpu::Avx2Fma),
     /// Plain Rust, element by element.
     Portable,
 }
@@ -247,11 +238,10 @@ impl Simd {
     /// The fastest way this CPU has for heads `hd` floats wide.
     fn for_width(hd: usize) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if hd.is_multiple_of(LANES)
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
+        if let Some(cpu) = crate::cpu::cpu().avx2_fma()
+            && hd.is_multiple_of(LANES)
         {
-            return Self::Avx2;
+            return Self::Avx2(cpu);
         }
         let _ = hd;
         Self::Portable

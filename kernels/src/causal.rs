@@ -30,15 +30,8 @@ pub fn causal_softmax(
         past + rows_per_head <= width,
         "every new token among the positions"
     );
-    let rows = scores.len() / width;
-    let at = scores.as_mut_ptr() as usize;
-    crate::spread::spread(rows, |range| {
-        for r in range {
-            // SAFETY: row r is scores[r * width..][..width], inside `scores` (r < rows, the
-            // slice is rows * width long) and borrowed mutably for the pool's run; each row
-            // is one item, so no two ranges touch the same row.
-            let row =
-                unsafe { std::slice::from_raw_parts_mut((at as *mut f32).add(r * width), width) };
+    crate::disjoint::spread_chunks(scores, width, |range, rows| {
+        for (r, row) in range.zip(rows.chunks_exact_mut(width)) {
             let sees = past + r % rows_per_head + 1;
             for (j, x) in row.iter_mut().enumerate() {
                 // candle's affine (`* scale + 0`), then its broadcast add of the mask.

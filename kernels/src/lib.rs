@@ -6,12 +6,26 @@
 //! steps of a layer ([`rms_norm`], [`silu_mul`]) and one decode step of attention over per-sequence
 //! caches ([`decode_attention`], [`rope_interleaved`]), and greedy decoding's pick
 //! ([`argmax_rows`]).
-//! This is the workspace's only crate with `unsafe` code: SIMD intrinsics and disjoint
-//! writes from candle's thread pool, each block with its safety argument.
+//!
+//! This is the workspace's only crate with `unsafe` code. The workspace denies it; these
+//! modules alone allow it, each unsafe block with its safety argument:
+//!
+//! - the SIMD kernels, `#[target_feature]` code called with a token of the CPU's features
+//!   (`cpu`, detected once): `q4_1::avx2`, `q4_1::vnni`, `q8_0`,
+//!   `attention::x86`;
+//! - `disjoint`, the one way the pool's tasks write their parts of an output;
+//! - `Q41Matrix`'s pool pass and its new vectors (`q4_1::run`, `Q41Matrix::products`), which
+//!   write through `disjoint` and initialize what it wrote;
+//! - `threads`, which writes the environment while the process has one thread.
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 mod argmax;
 mod attention;
 mod causal;
+mod cpu;
+mod disjoint;
 mod exp;
 mod ops;
 #[cfg(target_arch = "x86_64")]

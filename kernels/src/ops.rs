@@ -80,15 +80,10 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         one(gate, up);
         return;
     }
-    let (len, addr) = (gate.len(), gate.as_mut_ptr() as usize);
-    crate::spread::spread(pieces, |range| {
-        for c in range {
-            let (at, end) = (c * PIECE, ((c + 1) * PIECE).min(len));
-            // SAFETY: piece c is gate[at..end], inside `gate` (c < pieces, end clamped to
-            // its length); pieces are disjoint, and `gate` is borrowed mutably for the whole
-            // run and read by nothing else until the pool returns.
-            let g = unsafe { std::slice::from_raw_parts_mut((addr as *mut f32).add(at), end - at) };
-            one(g, &up[at..end]);
+    crate::disjoint::spread_chunks(gate, PIECE, |range, g| {
+        for (c, g) in range.zip(g.chunks_mut(PIECE)) {
+            let at = c * PIECE;
+            one(g, &up[at..at + g.len()]);
         }
     });
 }

@@ -21,7 +21,15 @@
 //! candle's `vpmaddubsw` would saturate on a weight of -128 (the exact sum would then differ
 //! from candle's): [`Q80Matrix::from_qtensor`] declines such matrices, and CPUs without
 //! AVX-512 VNNI, and the caller keeps candle's `QMatMul`.
+//!
+//! A SIMD module: it allows `unsafe` code (the crate denies it), for its `#[target_feature]`
+//! kernel, the pool's writes to the output ([`crate::disjoint`]), and the bytes of candle's
+//! blocks.
 
+#![allow(unsafe_code)]
+
+use crate::cpu::Avx512Vnni;
+use crate::disjoint::DisjointMut;
 use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
@@ -37,6 +45,8 @@ const GROUP: usize = 4;
 pub struct Q80Matrix {
     n: usize,
     k: usize,
+    /// The CPU runs the kernel.
+    cpu: Avx512Vnni,
     /// `n / 4` groups of `k / 32` blocks of four rows.
     blocks: Vec<Block4>,
 }
@@ -70,23 +80,15 @@ struct ActPair {
     d: [f32; 16],
 }
 
-/// Whether this CPU runs the kernel.
-fn cpu_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        has!("avx512f") && has!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 impl Q80Matrix {
     /// Repacks a Q8_0 `QTensor` of shape `(n, k)`; `None` if it is not Q8_0, its shape does
     /// not fit (`n` a multiple of 4, `k` of 32), a weight is -128, or the CPU lacks AVX-512
     /// VNNI.
     pub fn from_qtensor(t: &QTensor) -> candle_core::Result<Option<Self>> {
-        if t.dtype() != GgmlDType::Q8_0 || !cpu_supported() {
+        let Some(cpu) = crate::cpu::cpu().avx512_vnni() else {
+            return Ok(None);
+        };
+        if t.dtype() != GgmlDType::Q8_0 {
             return Ok(None);
         }
         let Ok((n, k)) = t.shape().dims2() else {
@@ -124,7 +126,7 @@ impl Q80Matrix {
                 blocks.push(out);
             }
         }
-        Ok(Some(Self { n, k, blocks }))
+        Ok(Some(Self { n, k, cpu, blocks }))
     }
 
     /// Output rows.
@@ -135,9 +137,7 @@ impl Q80Matrix {
     /// `dst[i * n + j]` = row `j` of the matrix · row `i` of `lhs` (`lhs.len() / k` rows), as
     /// candle's `QMatMul::forward` computes it; the work is spread over candle's thread pool.
     pub fn matmul(&self, lhs: &[f32], dst: &mut [f32]) {
-        assert!(dst.len() >= lhs.len() / self.k * self.n, "dst too small");
-        // SAFETY: `dst` holds at least m * n elements (asserted above).
-        unsafe { self.run(lhs, dst.as_mut_ptr()) };
+        self.run(lhs, &DisjointMut::new(dst));
     }
 
     /// [`Q80Matrix::matmul`] into a new vector (`[m * n]`): every element is written by the
@@ -145,27 +145,26 @@ impl Q80Matrix {
     pub fn product(&self, lhs: &[f32]) -> Vec<f32> {
         let len = lhs.len() / self.k * self.n;
         let mut out = Vec::with_capacity(len);
-        // SAFETY: `out` has capacity for m * n elements.
-        unsafe { self.run(lhs, out.as_mut_ptr()) };
+        self.run(
+            lhs,
+            &DisjointMut::new_uninit(&mut out.spare_capacity_mut()[..len]),
+        );
         // SAFETY: `run` returned, so it wrote all m * n elements: its work items are the
         // n / 4 groups of columns, each writing its four columns of every row.
         unsafe { out.set_len(len) };
         out
     }
 
-    /// The product with `lhs`, written to `dst` (row-major, `[m, n]`).
-    ///
-    /// # Safety
-    /// `dst` must be valid for writes of `m * n` f32, and nothing else may access that
-    /// memory during the call.
-    unsafe fn run(&self, lhs: &[f32], dst: *mut f32) {
+    /// The product with `lhs`, written to the first `m * n` elements of `dst` (row-major,
+    /// `[m, n]`).
+    fn run(&self, lhs: &[f32], dst: &DisjointMut<'_, f32>) {
         let (n, k) = (self.n, self.k);
         let kb = k / QK;
         let m = lhs.len() / k;
         assert_eq!(m * k, lhs.len(), "lhs is not a whole number of rows");
+        assert!(dst.len() >= m * n, "dst too small");
         let acts = quantize_pairs(lhs, m, k);
         let pairs = m.div_ceil(2);
-        let dst_addr = dst as usize;
         let work = |range: std::ops::Range<usize>| {
             for g in range {
                 let rows = g * GROUP..(g + 1) * GROUP;
@@ -175,9 +174,9 @@ impl Q80Matrix {
                 while p < pairs {
                     // Two pairs (four activation rows) share each weight load where there are.
                     let (outs, count) = if p + 1 < pairs {
-                        (dot_group(w, [pair(p), pair(p + 1)]), 2)
+                        (dot_group(self.cpu, w, [pair(p), pair(p + 1)]), 2)
                     } else {
-                        let [o] = dot_group(w, [pair(p)]);
+                        let [o] = dot_group(self.cpu, w, [pair(p)]);
                         ([o, [[0.0; GROUP]; 2]], 1)
                     };
                     for (i, out) in outs.iter().take(count).enumerate() {
@@ -186,12 +185,8 @@ impl Q80Matrix {
                                 break;
                             }
                             // SAFETY: group g writes elements g*GROUP..(g+1)*GROUP of each
-                            // activation row of `dst`, valid for m * n elements (the caller's
-                            // contract) for the whole pool run; no two groups share one.
-                            unsafe {
-                                let at = (dst_addr as *mut f32).add(row * n + rows.start);
-                                std::ptr::copy_nonoverlapping(out[half].as_ptr(), at, GROUP);
-                            }
+                            // activation row, once; no two groups share one.
+                            unsafe { dst.write(row * n + rows.start, &out[half]) };
                         }
                     }
                     p += count;
@@ -251,17 +246,21 @@ fn block_parts(b: &BlockQ8_0) -> (f32, [i8; QK]) {
 
 /// The dot products of a group's four weight rows with `P` pairs of activation rows:
 /// `[pair][pair half][row of the group]`.
-fn dot_group<const P: usize>(w: &[Block4], a: [&[ActPair]; P]) -> [[[f32; GROUP]; 2]; P] {
+#[inline]
+fn dot_group<const P: usize>(
+    _cpu: Avx512Vnni,
+    w: &[Block4],
+    a: [&[ActPair]; P],
+) -> [[[f32; GROUP]; 2]; P] {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: a Q80Matrix is only built where the CPU has AVX-512 F and VNNI
-        // (`from_qtensor` checks `cpu_supported`).
+        // SAFETY: `_cpu` proves that this CPU has AVX-512 F and VNNI.
         unsafe { dot_group_vnni(w, a) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (w, a);
-        unreachable!("Q80Matrix is only built on x86-64")
+        unreachable!("no token off x86-64")
     }
 }
 
@@ -325,6 +324,11 @@ mod tests {
     use crate::test_rng::lcg;
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module, Tensor};
+
+    /// Whether this CPU runs the kernel.
+    fn cpu_supported() -> bool {
+        crate::cpu::cpu().avx512_vnni().is_some()
+    }
 
     #[test]
     fn equals_candle_bit_for_bit() -> candle_core::Result<()> {

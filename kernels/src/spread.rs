@@ -22,7 +22,8 @@ thread_local! {
 }
 
 /// Calls `f` on disjoint ranges covering `0..n_items`, each item exactly once, on candle's
-/// barrier pool (the calling thread takes part), and returns when all are done.
+/// barrier pool (the calling thread takes part), and returns when all are done (a panic in
+/// `f` propagates). [`crate::disjoint`]'s soundness rests on this contract.
 pub(crate) fn spread<F: Fn(Range<usize>) + Sync>(n_items: usize, f: F) {
     if n_items == 0 {
         return;

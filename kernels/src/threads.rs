@@ -29,6 +29,7 @@ fn process_threads() -> Option<usize> {
 /// both variables. Call it first thing in `main`; returns the count, or `None` (and changes
 /// nothing) when the process already has more than one thread, since writing the
 /// environment is only sound while no other thread can read it.
+#[allow(unsafe_code)] // `std::env::set_var`, checked to run single-threaded
 pub fn settle_thread_count() -> Option<usize> {
     if process_threads() != Some(1) {
         return None;

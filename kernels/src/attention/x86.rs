@@ -2,6 +2,8 @@
 //! them, then the eight keys' lanes transposed so that each reduction step adds the same
 //! lanes in the same order for all eight at once.
 
+#![allow(unsafe_code)]
+
 use std::arch::x86_64::{
     __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_permute2f128_ps,
     _mm256_set1_ps, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps,
@@ -9,16 +11,32 @@ use std::arch::x86_64::{
 };
 
 use super::{KEYS, LANES};
+use crate::cpu::Avx2Fma;
 
-/// [`super::score_row`] on AVX2 registers; where `fetch` is given (the values, as
-/// long as `keys`), it also asks for the keys a block ahead and the values of the block
-/// in use to be brought in from memory; and for `later` (any length) into the second-level
-/// cache, a share of it with each block.
-///
+/// [`super::score_row`] on AVX2 registers (heads a whole number of 8-float lanes wide);
+/// where `fetch` is given (the values, as long as `keys`), it also asks for the keys a
+/// block ahead and the values of the block in use to be brought in from memory; and for
+/// `later` (any length) into the second-level cache, a share of it with each block.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn score_row(
+    _cpu: Avx2Fma,
+    qh: &[f32],
+    keys: &[f32],
+    horizontal: bool,
+    scale: f32,
+    row: &mut [f32],
+    fetch: Option<&[f32]>,
+    later: &[f32],
+) {
+    // SAFETY: `cpu` proves that this CPU has AVX2 and FMA; the function checks its slices.
+    unsafe { score_row_avx2(qh, keys, horizontal, scale, row, fetch, later) }
+}
+
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn score_row(
+unsafe fn score_row_avx2(
     qh: &[f32],
     keys: &[f32],
     horizontal: bool,
