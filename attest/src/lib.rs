@@ -1,5 +1,5 @@
-//! Veil attestation: evidence from AMD SEV-SNP and Intel TDX confidential VMs,
-//! and its verification.
+//! Veil attestation: evidence from AMD SEV-SNP and Intel TDX confidential VMs and NVIDIA
+//! confidential-computing GPUs ([`nvidia`]), and its verification.
 //!
 //! Verification is sans-IO: [`verify`] takes the evidence bytes (parsed into
 //! [`Evidence`]), a [`Policy`] of reference values, and the time `now`; it reads
@@ -29,6 +29,7 @@ mod encoding;
 mod error;
 mod evidence;
 mod model_digest;
+pub mod nvidia;
 mod pinning;
 mod policy;
 pub mod release;
