@@ -1,12 +1,15 @@
 //! [`Attestation`]: what `GET /v1/attestation?nonce=…` returns, and its full check —
-//! the evidence, then the binding of the gateway key, the client's nonce and the server
-//! manifest into REPORT_DATA, then the manifest against the policy.
+//! the evidence, then the binding of the gateway key, the client's nonce, the server
+//! manifest and the GPUs' evidence into REPORT_DATA, then the manifest against the policy,
+//! then each GPU's evidence against `[gpu]` and the nonce derived from the transcript.
 
 use serde::{Deserialize, Serialize};
 
 use crate::encoding::b64;
+use crate::nvidia::{GpuEvidence, GpuPolicy, GpuVerdict, verify_gpu};
 use crate::{
-    Evidence, HexBytes, Policy, ReportData, ServerManifest, UnixTime, Verdict, VerifyError, verify,
+    Evidence, HexBytes, Policy, ReportData, ServerManifest, UnixTime, Verdict, VerifyError,
+    gpu_evidence_digest, verify,
 };
 
 /// The server's answer to an attestation request.
@@ -26,6 +29,10 @@ pub struct Attestation {
     /// holds its own nonce). `veil verify --evidence` checks the binding against it.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "hex32_opt")]
     pub nonce: Option<[u8; 32]>,
+    /// Evidence of the server's confidential GPUs, each taken with the nonce
+    /// [`ReportData::gpu_nonce`] derives from this transcript; REPORT_DATA binds its digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuEvidence>,
 }
 
 /// The server manifest as claimed in an [`Attestation`] (bound by REPORT_DATA).
@@ -123,6 +130,24 @@ impl Attestation {
             key_config,
             manifest,
             nonce: None,
+            gpus: Vec::new(),
+        }
+    }
+
+    /// Adds the GPUs' evidence (the CPU evidence must bind it: [`ReportData::with_gpus`]).
+    pub fn with_gpus(mut self, gpus: Vec<GpuEvidence>) -> Self {
+        self.gpus = gpus;
+        self
+    }
+
+    /// The REPORT_DATA this attestation's evidence must carry for `nonce`.
+    pub fn expected_report_data(&self, nonce: &[u8; 32]) -> Result<ReportData, VerifyError> {
+        let manifest = self.manifest.digest();
+        if self.gpus.is_empty() {
+            ReportData::new(&self.key_config, nonce, &manifest)
+        } else {
+            let gpus = gpu_evidence_digest(&self.gpus);
+            ReportData::with_gpus(&self.key_config, nonce, &manifest, &gpus)
         }
     }
 
@@ -144,15 +169,31 @@ impl Attestation {
     }
 
     /// Verifies the evidence against `policy` at `now`, then that REPORT_DATA is the
-    /// transcript over this key configuration, `nonce` and manifest, then the manifest
-    /// against the policy's `[binary]` and `[model]`.
+    /// transcript over this key configuration, `nonce`, manifest and GPU evidence, then the
+    /// manifest against the policy's `[binary]` and `[model]`, then every GPU's evidence
+    /// (against `[gpu]`, or the default GPU policy, and the transcript's GPU nonce). A
+    /// policy with `[gpu]` refuses an attestation without GPU evidence.
     pub fn verify(
         &self,
         policy: &Policy,
         nonce: &[u8; 32],
         now: UnixTime,
     ) -> Result<Verdict, VerifyError> {
-        let expected = ReportData::new(&self.key_config, nonce, &self.manifest.digest())?;
+        let gpu_nonce = ReportData::gpu_nonce(&self.key_config, nonce, &self.manifest.digest())?;
+        self.verify_bound(policy, nonce, &gpu_nonce, now)
+    }
+
+    fn verify_bound(
+        &self,
+        policy: &Policy,
+        nonce: &[u8; 32],
+        gpu_nonce: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Verdict, VerifyError> {
+        if policy.gpu.is_some() && self.gpus.is_empty() {
+            return Err(VerifyError::GpuEvidenceMissing);
+        }
+        let expected = self.expected_report_data(nonce)?;
         // The transcript decides REPORT_DATA here; a policy that names another value cannot
         // both hold, and silently replacing it would hide the caller's mistake.
         if let Some(set) = policy.report_data.filter(|set| set.0 != expected.0) {
@@ -162,8 +203,9 @@ impl Attestation {
                  remove report_data from the policy"
             )));
         }
-        let policy = policy.clone().expect_report_data(expected.0);
-        let verdict = verify(&self.evidence, &policy, now)?;
+        let mut policy = policy.clone().expect_report_data(expected.0);
+        let gpu_policy = policy.gpu.take().unwrap_or_default();
+        let mut verdict = verify(&self.evidence, &policy, now)?;
         check_digest(
             "binary",
             policy.binary.as_ref().map(|d| &d.sha256),
@@ -174,8 +216,24 @@ impl Attestation {
             policy.model.as_ref().map(|d| &d.sha256),
             &self.manifest.model_digest,
         )?;
+        verdict.gpus = verify_gpus(&self.gpus, &gpu_policy, gpu_nonce, now)?;
+        for (i, g) in verdict.gpus.iter().enumerate() {
+            let more: Vec<String> = g.warnings.iter().map(|w| format!("gpu {i}: {w}")).collect();
+            verdict.warnings.extend(more);
+        }
         Ok(verdict)
     }
+}
+
+fn verify_gpus(
+    gpus: &[GpuEvidence],
+    policy: &GpuPolicy,
+    nonce: &[u8; 32],
+    now: UnixTime,
+) -> Result<Vec<GpuVerdict>, VerifyError> {
+    gpus.iter()
+        .map(|g| verify_gpu(g, policy, Some(nonce), now).outcome)
+        .collect()
 }
 
 fn check_digest(
@@ -328,5 +386,145 @@ mod tests {
             UnixTime(0),
         )
         .expect("same value");
+    }
+
+    mod gpu {
+        use super::*;
+        use crate::nvidia::GpuPolicy;
+        use crate::{CheckName, Platform};
+
+        const REPORT: &[u8] = include_bytes!("../tests/vectors/nvidia/hopperAttestationReport.txt");
+        const CHAIN: &[u8] = include_bytes!("../tests/vectors/nvidia/hopper_cert_chain_case1.txt");
+        /// The nonce the captured report answers.
+        const GPU_NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
+
+        fn gpu_nonce() -> [u8; 32] {
+            crate::encoding::parse_hex::<32>(GPU_NONCE).expect("hex")
+        }
+
+        fn now() -> UnixTime {
+            UnixTime::parse_rfc3339("2026-11-25T00:00:00Z").expect("time")
+        }
+
+        fn real_gpu() -> GpuEvidence {
+            GpuEvidence::from_files(REPORT, CHAIN).expect("vectors")
+        }
+
+        /// Simulated CPU evidence that binds the real GPU evidence in its REPORT_DATA.
+        fn bound(nonce: &[u8; 32], gpus: Vec<GpuEvidence>) -> Attestation {
+            let a = attestation(nonce).with_gpus(gpus);
+            let rd = a.expected_report_data(nonce).expect("transcript");
+            let sim = Simulated::new([3; 32], [4; 48]);
+            Attestation {
+                evidence: sim.attest(&rd.0).expect("evidence"),
+                ..a
+            }
+        }
+
+        fn gpu_policy() -> Policy {
+            let mut p = policy();
+            p.gpu = Some(
+                GpuPolicy::default()
+                    .with_driver_versions(["550.90.07"])
+                    .with_measurement(2, hex::decode("8048dfd18fe229bf16eb9d30cca0f11a24dafe6eb731de1462984645a0b189b77c4e4e17de727a5e19e3d07de51da338").expect("hex")),
+            );
+            p
+        }
+
+        #[test]
+        fn bound_gpu_evidence_verifies_and_joins_the_verdict() {
+            let a = bound(&[9; 32], vec![real_gpu()]);
+            let back = Attestation::from_json(serde_json::to_string(&a).expect("json").as_bytes())
+                .expect("parses");
+            assert_eq!(back.gpus, a.gpus);
+            // The captured report answers its own nonce, not one derived from this transcript
+            // (no GPU can be asked here): the binding is checked with that nonce injected.
+            let v = back
+                .verify_bound(&gpu_policy(), &[9; 32], &gpu_nonce(), now())
+                .expect("bound");
+            assert_eq!(v.platform, Platform::Simulated);
+            assert_eq!(v.gpus.len(), 1);
+            assert_eq!(v.gpus[0].driver_version.as_deref(), Some("550.90.07"));
+            assert!(
+                v.warnings.iter().any(|w| w.starts_with("gpu 0: ")),
+                "{:?}",
+                v.warnings
+            );
+        }
+
+        #[test]
+        fn gpu_evidence_for_another_transcript_is_refused() {
+            // The public path derives the GPU nonce from the transcript: the captured report
+            // answers another one, as a replayed or foreign GPU report would.
+            let a = bound(&[9; 32], vec![real_gpu()]);
+            let e = a
+                .verify(&gpu_policy(), &[9; 32], now())
+                .expect_err("stale GPU nonce");
+            assert!(matches!(e, VerifyError::NonceMismatch { .. }), "{e:?}");
+            assert_eq!(e.check(), CheckName::Nonce);
+        }
+
+        #[test]
+        fn gpu_evidence_removed_or_swapped_breaks_the_binding() {
+            let a = bound(&[9; 32], vec![real_gpu()]);
+            let mut removed = a.clone();
+            removed.gpus.clear();
+            assert!(matches!(
+                removed.verify_bound(&policy(), &[9; 32], &gpu_nonce(), now()),
+                Err(VerifyError::ReportDataMismatch { .. })
+            ));
+            let mut swapped = a.clone();
+            swapped.gpus[0].certs = crate::snp::split_certificates(include_bytes!(
+                "../tests/vectors/nvidia/hopper_coco_certs1.txt"
+            ))
+            .expect("certs");
+            assert!(matches!(
+                swapped.verify_bound(&policy(), &[9; 32], &gpu_nonce(), now()),
+                Err(VerifyError::ReportDataMismatch { .. })
+            ));
+            let mut added = a.clone();
+            added.gpus.push(real_gpu());
+            assert!(matches!(
+                added.verify_bound(&policy(), &[9; 32], &gpu_nonce(), now()),
+                Err(VerifyError::ReportDataMismatch { .. })
+            ));
+        }
+
+        #[test]
+        fn a_gpu_policy_refuses_a_server_without_gpus() {
+            let a = attestation(&[9; 32]);
+            assert_eq!(
+                a.verify(&gpu_policy(), &[9; 32], now())
+                    .expect_err("no GPU")
+                    .check(),
+                CheckName::Gpu
+            );
+            assert!(matches!(
+                verify(&a.evidence, &gpu_policy(), now()),
+                Err(VerifyError::GpuEvidenceMissing)
+            ));
+            // The same attestation passes without [gpu].
+            a.verify(&policy(), &[9; 32], now())
+                .expect("no GPU required");
+            // A client refuses a [gpu] section that pins nothing.
+            let mut p = gpu_policy();
+            p.gpu = Some(GpuPolicy::default());
+            assert!(
+                matches!(p.check_pinned(), Err(VerifyError::Unpinned(m)) if m.contains("[gpu]"))
+            );
+        }
+
+        #[test]
+        fn gpu_measurement_mismatch_fails_the_attestation() {
+            let a = bound(&[9; 32], vec![real_gpu()]);
+            let mut p = gpu_policy();
+            if let Some(g) = p.gpu.as_mut() {
+                g.measurements.0.insert(2, vec![vec![0; 48]]);
+            }
+            assert!(matches!(
+                a.verify_bound(&p, &[9; 32], &gpu_nonce(), now()),
+                Err(VerifyError::GpuMeasurementMismatch { index: 2, .. })
+            ));
+        }
     }
 }

@@ -52,7 +52,7 @@ pub use policy::{
     DigestReference, HexBytes, Measurement48, Pin, Policy, Reference, SnpPolicy, TcbPolicy,
     TdxPolicy,
 };
-pub use report_data::{NONCE_LEN, ReportData, ServerManifest};
+pub use report_data::{NONCE_LEN, ReportData, ServerManifest, gpu_evidence_digest};
 pub use verdict::{Audit, Check, CheckName, Measurement, Platform, Tcb, UnixTime, Verdict};
 
 use verdict::Checks;
@@ -84,6 +84,10 @@ fn run(
     now: UnixTime,
     checks: &mut Checks,
 ) -> Result<Verdict, VerifyError> {
+    if policy.gpu.is_some() {
+        // Bare CPU evidence carries no GPU evidence; an `Attestation` does.
+        return Err(VerifyError::GpuEvidenceMissing);
+    }
     let platform = evidence.platform();
     policy.check_platform(platform)?;
     checks.pass(

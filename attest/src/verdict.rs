@@ -230,6 +230,10 @@ pub struct Verdict {
     pub chip_id: Option<String>,
     /// Things that held but deserve attention (e.g. "debug allowed by policy").
     pub warnings: Vec<String>,
+    /// The GPUs whose evidence the attestation carried and bound (verified by
+    /// [`crate::Attestation::verify`]); empty for CPU evidence alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<crate::nvidia::GpuVerdict>,
 }
 
 /// The full account of one verification: every check that ran, and the outcome.

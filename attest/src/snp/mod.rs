@@ -305,6 +305,7 @@ pub(crate) fn verify(
         },
         chip_id: (!chip_masked).then(|| hex::encode(r.chip_id)),
         warnings,
+        gpus: Vec::new(),
     })
 }
 
