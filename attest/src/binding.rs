@@ -1,12 +1,15 @@
 //! [`Attestation`]: what `GET /v1/attestation?nonce=…` returns, and its full check —
-//! the evidence, then the binding of the gateway key, the client's nonce and the server
-//! manifest into REPORT_DATA, then the manifest against the policy.
+//! the evidence, then the binding of the gateway key, the client's nonce, the server
+//! manifest and the GPUs' evidence into REPORT_DATA, then the manifest against the policy,
+//! then each GPU's evidence against `[gpu]` and the nonce derived from the transcript.
 
 use serde::{Deserialize, Serialize};
 
 use crate::encoding::b64;
+use crate::nvidia::{GpuEvidence, GpuPolicy, GpuVerdict, verify_gpu};
 use crate::{
-    Evidence, HexBytes, Policy, ReportData, ServerManifest, UnixTime, Verdict, VerifyError, verify,
+    Evidence, HexBytes, Policy, ReportData, ServerManifest, UnixTime, Verdict, VerifyError,
+    gpu_evidence_digest, verify,
 };
 
 /// The server's answer to an attestation request.
@@ -26,6 +29,10 @@ pub struct Attestation {
     /// holds its own nonce). `veil verify --evidence` checks the binding against it.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "hex32_opt")]
     pub nonce: Option<[u8; 32]>,
+    /// Evidence of the server's confidential GPUs, each taken with the nonce
+    /// [`ReportData::gpu_nonce`] derives from this transcript; REPORT_DATA binds its digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuEvidence>,
 }
 
 /// The server manifest as claimed in an [`Attestation`] (bound by REPORT_DATA).
@@ -123,6 +130,24 @@ impl Attestation {
             key_config,
             manifest,
             nonce: None,
+            gpus: Vec::new(),
+        }
+    }
+
+    /// Adds the GPUs' evidence (the CPU evidence must bind it: [`ReportData::with_gpus`]).
+    pub fn with_gpus(mut self, gpus: Vec<GpuEvidence>) -> Self {
+        self.gpus = gpus;
+        self
+    }
+
+    /// The REPORT_DATA this attestation's evidence must carry for `nonce`.
+    pub fn expected_report_data(&self, nonce: &[u8; 32]) -> Result<ReportData, VerifyError> {
+        let manifest = self.manifest.digest();
+        if self.gpus.is_empty() {
+            ReportData::new(&self.key_config, nonce, &manifest)
+        } else {
+            let gpus = gpu_evidence_digest(&self.gpus);
+            ReportData::with_gpus(&self.key_config, nonce, &manifest, &gpus)
         }
     }
 
@@ -144,15 +169,31 @@ impl Attestation {
     }
 
     /// Verifies the evidence against `policy` at `now`, then that REPORT_DATA is the
-    /// transcript over this key configuration, `nonce` and manifest, then the manifest
-    /// against the policy's `[binary]` and `[model]`.
+    /// transcript over this key configuration, `nonce`, manifest and GPU evidence, then the
+    /// manifest against the policy's `[binary]` and `[model]`, then every GPU's evidence
+    /// (against `[gpu]`, or the default GPU policy, and the transcript's GPU nonce). A
+    /// policy with `[gpu]` refuses an attestation without GPU evidence.
     pub fn verify(
         &self,
         policy: &Policy,
         nonce: &[u8; 32],
         now: UnixTime,
     ) -> Result<Verdict, VerifyError> {
-        let expected = ReportData::new(&self.key_config, nonce, &self.manifest.digest())?;
+        let gpu_nonce = ReportData::gpu_nonce(&self.key_config, nonce, &self.manifest.digest())?;
+        self.verify_bound(policy, nonce, &gpu_nonce, now)
+    }
+
+    fn verify_bound(
+        &self,
+        policy: &Policy,
+        nonce: &[u8; 32],
+        gpu_nonce: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Verdict, VerifyError> {
+        if policy.gpu.is_some() && self.gpus.is_empty() {
+            return Err(VerifyError::GpuEvidenceMissing);
+        }
+        let expected = self.expected_report_data(nonce)?;
         // The transcript decides REPORT_DATA here; a policy that names another value cannot
         // both hold, and silently replacing it would hide the caller's mistake.
         if let Some(set) = policy.report_data.filter(|set| set.0 != expected.0) {
@@ -162,8 +203,9 @@ impl Attestation {
                  remove report_data from the policy"
             )));
         }
-        let policy = policy.clone().expect_report_data(expected.0);
-        let verdict = verify(&self.evidence, &policy, now)?;
+        let mut policy = policy.clone().expect_report_data(expected.0);
+        let gpu_policy = policy.gpu.take().unwrap_or_default();
+        let mut verdict = verify(&self.evidence, &policy, now)?;
         check_digest(
             "binary",
             policy.binary.as_ref().map(|d| &d.sha256),
@@ -174,8 +216,24 @@ impl Attestation {
             policy.model.as_ref().map(|d| &d.sha256),
             &self.manifest.model_digest,
         )?;
+        verdict.gpus = verify_gpus(&self.gpus, &gpu_policy, gpu_nonce, now)?;
+        for (i, g) in verdict.gpus.iter().enumerate() {
+            let more: Vec<String> = g.warnings.iter().map(|w| format!("gpu {i}: {w}")).collect();
+            verdict.warnings.extend(more);
+        }
         Ok(verdict)
     }
+}
+
+fn verify_gpus(
+    gpus: &[GpuEvidence],
+    policy: &GpuPolicy,
+    nonce: &[u8; 32],
+    now: UnixTime,
+) -> Result<Vec<GpuVerdict>, VerifyError> {
+    gpus.iter()
+        .map(|g| verify_gpu(g, policy, Some(nonce), now).outcome)
+        .collect()
 }
 
 fn check_digest(
@@ -329,4 +387,6 @@ mod tests {
         )
         .expect("same value");
     }
+
+    mod gpu;
 }

@@ -242,6 +242,48 @@ pub enum VerifyError {
     /// The policy document could not be parsed.
     #[error("invalid policy: {0}")]
     Policy(String),
+    /// The GPU certificate chain does not end at the pinned NVIDIA Device Identity CA.
+    #[error("GPU certificate chain not rooted in the pinned NVIDIA root: {0}")]
+    UntrustedGpuRoot(String),
+    /// The GPU leaf certificate's firmware id differs from the report's.
+    #[error("GPU firmware id mismatch: certificate {cert}, report {report}")]
+    FwidMismatch {
+        /// FWID in the leaf certificate (hex).
+        cert: String,
+        /// FWID in the report's opaque data (hex, or `none`).
+        report: String,
+    },
+    /// The GPU report answers another nonce than the verifier's.
+    #[error("GPU report nonce mismatch: expected {expected}, got {got}")]
+    NonceMismatch {
+        /// The nonce the verifier expects (hex).
+        expected: String,
+        /// The nonce in the report's request (hex).
+        got: String,
+    },
+    /// The GPU driver or VBIOS version is not one the policy accepts.
+    #[error("GPU {component} version {got} not accepted by the policy (accepted: {allowed})")]
+    GpuVersionNotAllowed {
+        /// `driver` or `vbios`.
+        component: &'static str,
+        /// The version in the report (or `none`).
+        got: String,
+        /// What the policy accepts.
+        allowed: String,
+    },
+    /// A GPU measurement differs from the policy's reference values, or is missing.
+    #[error("GPU measurement {index} mismatch: expected one of [{expected}], got {got}")]
+    GpuMeasurementMismatch {
+        /// Measurement index.
+        index: u8,
+        /// Accepted values (hex).
+        expected: String,
+        /// Value in the report (hex, or `missing`).
+        got: String,
+    },
+    /// The policy has a `[gpu]` section and the evidence carries no GPU evidence.
+    #[error("no GPU evidence: the policy's [gpu] section requires it")]
+    GpuEvidenceMissing,
 }
 
 impl VerifyError {
@@ -254,7 +296,8 @@ impl VerifyError {
             | Self::MissingCertificate(_)
             | Self::UnknownProduct(_)
             | Self::UntrustedRoot { .. }
-            | Self::ChainSignature(_) => C::CertChain,
+            | Self::ChainSignature(_)
+            | Self::UntrustedGpuRoot(_) => C::CertChain,
             Self::ProductMismatch { .. } | Self::ProductNotAllowed { .. } => C::Family,
             Self::CertificateNotValid { .. } | Self::PckCertificateNotValid { .. } => {
                 C::CertValidity
@@ -278,7 +321,13 @@ impl VerifyError {
             Self::DebugGuestRejected => C::Debug,
             Self::MigrationAgentRejected => C::MigrationAgent,
             Self::VmplRejected { .. } => C::Vmpl,
-            Self::MeasurementMismatch { .. } | Self::Unpinned(_) => C::Measurement,
+            Self::MeasurementMismatch { .. }
+            | Self::Unpinned(_)
+            | Self::GpuMeasurementMismatch { .. } => C::Measurement,
+            Self::FwidMismatch { .. } => C::Fwid,
+            Self::NonceMismatch { .. } => C::Nonce,
+            Self::GpuVersionNotAllowed { .. } => C::GpuVersion,
+            Self::GpuEvidenceMissing => C::Gpu,
             Self::ReportDataMismatch { .. } => C::ReportData,
             Self::ManifestMismatch { .. } => C::Manifest,
             Self::PlatformNotAllowed(_) | Self::SimulatedRejected => C::Platform,

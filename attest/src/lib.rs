@@ -1,5 +1,5 @@
-//! Veil attestation: evidence from AMD SEV-SNP and Intel TDX confidential VMs,
-//! and its verification.
+//! Veil attestation: evidence from AMD SEV-SNP and Intel TDX confidential VMs and NVIDIA
+//! confidential-computing GPUs ([`nvidia`]), and its verification.
 //!
 //! Verification is sans-IO: [`verify`] takes the evidence bytes (parsed into
 //! [`Evidence`]), a [`Policy`] of reference values, and the time `now`; it reads
@@ -29,6 +29,7 @@ mod encoding;
 mod error;
 mod evidence;
 mod model_digest;
+pub mod nvidia;
 mod pinning;
 mod policy;
 pub mod release;
@@ -51,7 +52,7 @@ pub use policy::{
     DigestReference, HexBytes, Measurement48, Pin, Policy, Reference, SnpPolicy, TcbPolicy,
     TdxPolicy,
 };
-pub use report_data::{NONCE_LEN, ReportData, ServerManifest};
+pub use report_data::{NONCE_LEN, ReportData, ServerManifest, gpu_evidence_digest};
 pub use verdict::{Audit, Check, CheckName, Measurement, Platform, Tcb, UnixTime, Verdict};
 
 use verdict::Checks;
@@ -83,6 +84,10 @@ fn run(
     now: UnixTime,
     checks: &mut Checks,
 ) -> Result<Verdict, VerifyError> {
+    if policy.gpu.is_some() {
+        // Bare CPU evidence carries no GPU evidence; an `Attestation` does.
+        return Err(VerifyError::GpuEvidenceMissing);
+    }
     let platform = evidence.platform();
     policy.check_platform(platform)?;
     checks.pass(

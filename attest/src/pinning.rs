@@ -43,6 +43,17 @@ impl Policy {
         if self.accept_any_measurement {
             return Ok(());
         }
+        if self
+            .gpu
+            .as_ref()
+            .is_some_and(|g| g.measurements.0.is_empty())
+        {
+            return Err(VerifyError::Unpinned(
+                "[gpu] pins no measurement: it would accept any GPU firmware; pin the values \
+                 of NVIDIA's reference manifests for the driver and VBIOS in [gpu.measurements]"
+                    .into(),
+            ));
+        }
         // With no reference every hardware platform is allowed; with references only theirs.
         if self.reference.is_empty() && !self.allow_simulated {
             return Err(VerifyError::Unpinned(

@@ -34,6 +34,7 @@
 //! mr_config_id = "HEX48"
 //! mr_owner = "HEX48"
 //! min_tcb_evaluation_number = 17 # optional: refuse collateral of an older TCB evaluation
+//! [gpu]                          # optional NVIDIA GPU rules: see nvidia::GpuPolicy
 //! ```
 //!
 //! [`Policy::check_pinned`] is what a client runs before it connects: a policy that allows a
@@ -139,6 +140,9 @@ pub struct Policy {
     /// TDX rules.
     #[serde(default)]
     pub tdx: TdxPolicy,
+    /// NVIDIA GPU rules and reference values; present: GPU evidence is required.
+    #[serde(default)]
+    pub gpu: Option<crate::nvidia::GpuPolicy>,
 }
 
 /// One set of reference values. Every field given must match; fields left out (or `\"any\"`)

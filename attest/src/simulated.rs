@@ -110,5 +110,6 @@ pub(crate) fn verify(
         warnings: vec![
             "SIMULATED platform: software-signed evidence, no hardware protection".to_owned(),
         ],
+        gpus: Vec::new(),
     })
 }

@@ -227,6 +227,7 @@ pub(crate) fn verify(
         },
         chip_id: (!verified.ppid.is_empty()).then(|| hex::encode(&verified.ppid)),
         warnings,
+        gpus: Vec::new(),
     })
 }
 

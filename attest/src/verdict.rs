@@ -111,6 +111,14 @@ pub enum CheckName {
     ReportData,
     /// The attested binary and model are the ones the policy pins.
     Manifest,
+    /// GPU: the leaf certificate's firmware id equals the report's.
+    Fwid,
+    /// GPU: the report answers the verifier's nonce.
+    Nonce,
+    /// GPU: the driver and VBIOS versions are ones the policy accepts.
+    GpuVersion,
+    /// The GPU evidence a policy requires is present, verified and bound to the CPU's.
+    Gpu,
 }
 
 impl CheckName {
@@ -134,6 +142,10 @@ impl CheckName {
             Self::Measurement => "measurement",
             Self::ReportData => "report_data",
             Self::Manifest => "manifest",
+            Self::Fwid => "fwid",
+            Self::Nonce => "nonce",
+            Self::GpuVersion => "gpu_version",
+            Self::Gpu => "gpu",
         }
     }
 }
@@ -218,6 +230,10 @@ pub struct Verdict {
     pub chip_id: Option<String>,
     /// Things that held but deserve attention (e.g. "debug allowed by policy").
     pub warnings: Vec<String>,
+    /// The GPUs whose evidence the attestation carried and bound (verified by
+    /// [`crate::Attestation::verify`]); empty for CPU evidence alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<crate::nvidia::GpuVerdict>,
 }
 
 /// The full account of one verification: every check that ran, and the outcome.

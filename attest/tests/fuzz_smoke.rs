@@ -1,5 +1,5 @@
 //! A stable-toolchain stand-in for the cargo-fuzz targets of `fuzz/` (which need nightly and
-//! libFuzzer): the same four entry points (`fuzz/src/attest.rs`, included below) run over every
+//! libFuzzer): the same entry points (`fuzz/src/attest.rs`, included below) run over every
 //! seed of `fuzz/seeds/<target>/` and over deterministic mutations of each (`fuzz/smoke.rs`),
 //! and must never panic.
 //!
@@ -58,6 +58,11 @@ fn snp_crl_never_panics() {
 }
 
 #[test]
+fn gpu_report_never_panics() {
+    smoke::smoke("gpu_report", harness::gpu_report, &[]);
+}
+
+#[test]
 fn evidence_bundle_never_panics() {
     smoke::smoke("evidence_bundle", harness::evidence_bundle, &[]);
 }
@@ -86,6 +91,24 @@ fn seeds_and_fixed_inputs_verify() {
     }
     for (name, bytes) in seeds("snp_crl") {
         veil_attest::snp::read_crl(&bytes).expect(&name);
+    }
+    let genuine =
+        veil_attest::nvidia::GpuEvidence::from_files(harness::GPU_REPORT_HEX, harness::GPU_CHAIN)
+            .expect("GPU vectors");
+    for (name, bytes) in seeds("gpu_report") {
+        let mut ev = genuine.clone();
+        if name.ends_with(".pem") {
+            ev.certs = split_certificates(&bytes).expect(&name);
+        } else {
+            ev.report = bytes;
+            if name.contains("580") {
+                continue; // another GPU's report: the genuine chain is not its own
+            }
+        }
+        let gpu = veil_attest::nvidia::GpuPolicy::default();
+        veil_attest::nvidia::verify_gpu(&ev, &gpu, None, harness::SNP_NOW)
+            .outcome
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     for (name, bytes) in seeds("evidence_bundle") {
         if name.ends_with(".json") {
@@ -239,6 +262,20 @@ fn regenerate_seeds() {
     let pem = pem::encode(&pem::Pem::new("X509 CRL", crl));
     write("snp_crl", "test-root-revokes-milan-ask.pem", pem.as_bytes());
     Policy::from_toml(POLICY_TOML).expect("policy seed parses");
+
+    // GPU reports (hex-decoded) and a chain.
+    for (name, file) in [
+        ("hopper-550.bin", "nvidia/hopperAttestationReport.txt"),
+        ("hopper-580.bin", "nvidia/hopper_coco_report1.txt"),
+    ] {
+        let raw = veil_attest::nvidia::spdm::decode_report_file(&vector(file)).expect(file);
+        write("gpu_report", name, &raw);
+    }
+    write(
+        "gpu_report",
+        "hopper-550-chain.pem",
+        &vector("nvidia/hopper_cert_chain_case1.txt"),
+    );
 }
 
 const POLICY_TOML: &str = r#"allow_debug = false

@@ -10,6 +10,7 @@
 
 use std::sync::OnceLock;
 
+use veil_attest::nvidia::{GpuEvidence, GpuPolicy, spdm, verify_gpu};
 use veil_attest::snp::{
     Product, REPORT_LEN, parse_cert_table, parse_crl, read_crl, split_certificates,
 };
@@ -31,6 +32,13 @@ pub const VLEK_REPORT: &[u8] =
 /// Genuine PCS collateral for the FMSPC b0c06f (valid 2025-06 .. 2025-07-19).
 pub const TDX_COLLATERAL: &[u8] =
     include_bytes!("../../attest/tests/vectors/tdx/v4-b0c06f-phala/collateral.json");
+
+/// A genuine NVIDIA Hopper chain (PEM, leaf first; valid 2022-03-01 .. 9999-12-31).
+pub const GPU_CHAIN: &[u8] =
+    include_bytes!("../../attest/tests/vectors/nvidia/hopper_cert_chain_case1.txt");
+/// The report (hex text) that `GPU_CHAIN`'s leaf signed.
+pub const GPU_REPORT_HEX: &[u8] =
+    include_bytes!("../../attest/tests/vectors/nvidia/hopperAttestationReport.txt");
 
 /// 2025-11-24T16:00:00Z: inside the validity of every SNP certificate vector.
 pub const SNP_NOW: UnixTime = UnixTime(1_764_000_000);
@@ -134,4 +142,24 @@ pub fn evidence_bundle(data: &[u8]) {
         let _ = verify(&ev, &snp_policy().allow_simulated(true), now);
     }
     let _ = Policy::from_toml(&String::from_utf8_lossy(data));
+}
+
+/// `gpu_report`: the bytes as an NVIDIA GPU attestation report (raw or hex text) verified
+/// with a genuine chain, and as a certificate chain (PEM or DER) for a genuine report.
+pub fn gpu_report(data: &[u8]) {
+    static GENUINE: OnceLock<GpuEvidence> = OnceLock::new();
+    let genuine = GENUINE.get_or_init(|| {
+        GpuEvidence::from_files(GPU_REPORT_HEX, GPU_CHAIN).expect("the GPU vectors parse")
+    });
+    let _ = spdm::parse(data);
+    if let Ok(report) = spdm::decode_report_file(data) {
+        let mut ev = genuine.clone();
+        ev.report = report;
+        let _ = verify_gpu(&ev, &GpuPolicy::default(), None, SNP_NOW);
+    }
+    if let Ok(certs) = split_certificates(data) {
+        let mut ev = genuine.clone();
+        ev.certs = certs;
+        let _ = verify_gpu(&ev, &GpuPolicy::default(), None, SNP_NOW);
+    }
 }

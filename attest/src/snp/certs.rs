@@ -163,7 +163,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<Certificate, VerifyError> {
     Certificate::from_der(der).map_err(|e| VerifyError::MalformedCertificate(e.to_string()))
 }
 
-fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+pub(crate) fn common_name(name: &x509_cert::name::Name) -> Option<String> {
     const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
     name.0
         .iter()

@@ -1,7 +1,7 @@
 //! AMD SEV-SNP: report, certificate chain to the pinned ARK, TCB binding and policy.
 
 mod cert_table;
-mod certs;
+pub(crate) mod certs;
 mod crl;
 mod report;
 pub mod tcb_floor;
@@ -305,6 +305,7 @@ pub(crate) fn verify(
         },
         chip_id: (!chip_masked).then(|| hex::encode(r.chip_id)),
         warnings,
+        gpus: Vec::new(),
     })
 }
 

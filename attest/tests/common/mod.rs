@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use veil_attest::nvidia::GpuEvidence;
 use veil_attest::{
     Evidence, Policy, SnpCerts, SnpEvidence, TdxEvidence, UnixTime, snp::split_certificates,
 };
@@ -32,7 +33,20 @@ pub struct Case {
 }
 
 pub fn cases() -> Vec<Case> {
-    let text = String::from_utf8(read("index.tsv")).expect("utf-8");
+    let out = index("index.tsv");
+    assert!(out.len() >= 20, "index.tsv has {} cases", out.len());
+    out
+}
+
+/// The NVIDIA GPU cases (`nvidia/index.tsv`, same format).
+pub fn gpu_cases() -> Vec<Case> {
+    let out = index("nvidia/index.tsv");
+    assert!(out.len() >= 8, "nvidia/index.tsv has {} cases", out.len());
+    out
+}
+
+fn index(rel: &str) -> Vec<Case> {
+    let text = String::from_utf8(read(rel)).expect("utf-8");
     let mut out = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') || line.starts_with("case\t") || line.trim().is_empty() {
@@ -63,7 +77,6 @@ pub fn cases() -> Vec<Case> {
                 .collect(),
         });
     }
-    assert!(out.len() >= 20, "index.tsv has {} cases", out.len());
     out
 }
 
@@ -112,6 +125,19 @@ impl Case {
         p
     }
 
+    /// A GPU case's evidence, and the nonce it expects.
+    pub fn gpu_evidence(&self) -> (GpuEvidence, Option<[u8; 32]>) {
+        let ev = GpuEvidence::from_files(
+            &read(self.input("report").expect("report")),
+            &read(self.input("certs").expect("certs")),
+        )
+        .expect("GPU evidence files");
+        let nonce = self.input("nonce").map(|h| {
+            <[u8; 32]>::try_from(hex::decode(h).expect("hex").as_slice()).expect("32 bytes")
+        });
+        (ev, nonce)
+    }
+
     pub fn now(&self) -> UnixTime {
         UnixTime::parse_rfc3339(&self.now).expect("now")
     }
@@ -120,6 +146,14 @@ impl Case {
 /// An SNP case's evidence, by case name.
 pub fn case(name: &str) -> Case {
     cases()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
+/// A GPU case, by name.
+pub fn case_gpu(name: &str) -> Case {
+    gpu_cases()
         .into_iter()
         .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("no case {name}"))

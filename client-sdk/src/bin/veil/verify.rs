@@ -1,5 +1,7 @@
 //! `veil verify`: evidence from files, the verdict as a table or one JSON object.
 
+mod gpu;
+
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,8 +10,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use veil_attest::{
-    Attestation, Audit, Check, CheckName, Evidence, MAX_BUNDLE_LEN, Policy, ReportData, SnpCerts,
-    SnpEvidence, TdxEvidence, UnixTime, VerifyError, audit, snp::read_crl, snp::split_certificates,
+    Attestation, Audit, Check, CheckName, Evidence, MAX_BUNDLE_LEN, Policy, SnpCerts, SnpEvidence,
+    TdxEvidence, UnixTime, VerifyError, audit, snp::read_crl, snp::split_certificates,
 };
 
 const EXAMPLES: &str = "\
@@ -22,6 +24,7 @@ Examples:
   veil verify snp --report report.bin --cert vcek.der --crl milan.crl --policy policy.toml
   veil verify tdx --quote quote.bin --collateral collateral.json --policy policy.toml --json
   veil verify --evidence bundle.json --allow-simulated
+  veil verify gpu --report report.hex --certs chain.pem --nonce 93..(64 hex)..cb --json
 
 Exit status: 0 when every check holds, 1 when the evidence is rejected, 2 on a usage or I/O error.";
 
@@ -87,6 +90,20 @@ enum Source {
         #[arg(long, value_name = "FILE")]
         collateral: PathBuf,
     },
+    /// An NVIDIA GPU's SPDM measurement report and certificate chain (confidential computing).
+    #[command(after_help = EXAMPLES)]
+    Gpu {
+        /// The SPDM GET_MEASUREMENTS request + response: hex text or raw bytes.
+        #[arg(long, value_name = "FILE")]
+        report: PathBuf,
+        /// The certificate chain, PEM, leaf first (the pinned NVIDIA root may be left out).
+        #[arg(long, value_name = "FILE")]
+        certs: PathBuf,
+        /// The nonce the report must answer (64 hex characters); without it the nonce is
+        /// not checked (a warning: the report may be a replay).
+        #[arg(long, value_name = "HEX")]
+        nonce: Option<String>,
+    },
 }
 
 pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>> {
@@ -136,6 +153,7 @@ fn load_evidence(args: &VerifyArgs) -> Result<Evidence> {
             read_capped(quote)?,
             &read_capped(collateral)?,
         )?),
+        (Some(Source::Gpu { .. }), None) => bail!("GPU evidence is verified by `veil verify gpu`"),
     })
 }
 
@@ -264,10 +282,13 @@ pub(crate) fn parse_nonce(hex_str: &str) -> Result<[u8; 32]> {
 
 /// A saved or live attestation: the evidence, then the binding of key, nonce and manifest.
 fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: UnixTime) -> Audit {
-    let rd = ReportData::new(&a.key_config, nonce, &a.manifest.digest());
-    let mut result = match rd {
-        Ok(rd) => audit(&a.evidence, &policy.clone().expect_report_data(rd.0), now),
-        Err(e) => audit(&a.evidence, policy, now).fail(e),
+    // The CPU evidence first (REPORT_DATA also binds any GPU evidence); `a.verify` below
+    // then checks the GPUs against `[gpu]`.
+    let mut cpu_policy = policy.clone();
+    cpu_policy.gpu = None;
+    let mut result = match a.expected_report_data(nonce) {
+        Ok(rd) => audit(&a.evidence, &cpu_policy.expect_report_data(rd.0), now),
+        Err(e) => audit(&a.evidence, &cpu_policy, now).fail(e),
     };
     if result.outcome.is_ok() {
         // An evidence file (`veil-server evidence`) binds no gateway key: empty is allowed.
@@ -276,7 +297,12 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
         } else {
             veil_protocol::KeyConfig::decode(&a.key_config).map(Some)
         };
-        match (a.verify(policy, nonce, now), key) {
+        let verified = a.verify(policy, nonce, now);
+        let gpu_verdict = verified
+            .as_ref()
+            .ok()
+            .map(|v| (v.gpus.clone(), v.warnings.clone()));
+        match (verified, key) {
             (Err(e), _) => result = result.fail(e),
             (Ok(_), Err(e)) => {
                 result = result.fail(VerifyError::Malformed(format!("key configuration: {e}")));
@@ -300,6 +326,24 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
                     }
                 ),
             }),
+        }
+        if let (Ok(v), Some((gpus, warnings))) = (&mut result.outcome, gpu_verdict) {
+            for (i, g) in gpus.iter().enumerate() {
+                result.checks.push(Check {
+                    name: CheckName::Gpu,
+                    ok: true,
+                    detail: format!(
+                        "gpu {i}: {} driver {} VBIOS {}, {} measurements ({} pinned), bound",
+                        printable(&g.gpu),
+                        printable(g.driver_version.as_deref().unwrap_or("none")),
+                        printable(g.vbios_version.as_deref().unwrap_or("none")),
+                        g.measurements.len(),
+                        g.pinned_indices.len()
+                    ),
+                });
+            }
+            v.gpus = gpus;
+            v.warnings = warnings;
         }
     }
     result
@@ -368,6 +412,17 @@ fn add_crl(evidence: &mut Evidence, path: Option<&Path>) -> Result<()> {
 }
 
 pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
+    if let Some(Source::Gpu {
+        report,
+        certs,
+        nonce,
+    }) = &args.source
+    {
+        if args.url.is_some() || args.evidence.is_some() || args.nonce.is_some() {
+            bail!("`veil verify gpu` takes --report, --certs and its own --nonce only");
+        }
+        return gpu::run(args, report, certs, nonce.as_deref());
+    }
     let policy = load_policy(args)?;
     let now = now_or_clock(args.now.as_deref())?;
     let (evidence, result, attested) = match attestation_source(args)? {
@@ -446,6 +501,7 @@ fn to_json(evidence: &Evidence, a: &Audit, now: UnixTime) -> serde_json::Value {
         "report_data": v.map(|v| hex::encode(v.report_data)),
         "tcb": v.map(|v| &v.tcb),
         "chip_id": v.and_then(|v| v.chip_id.clone()),
+        "gpus": v.map(|v| &v.gpus),
         "warnings": v.map(|v| v.warnings.clone()).unwrap_or_default(),
         "error": a.outcome.as_ref().err().map(ToString::to_string),
         "checks": a.checks,
