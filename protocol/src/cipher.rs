@@ -145,8 +145,12 @@ pub(crate) fn setup_sender(
         Ok((enc.to_bytes().to_vec(), wrap(ctx)))
     }
     match (kem, aead) {
-        (Kem::X25519HkdfSha256, Aead::Aes128Gcm) => go::<_, X25519>(pk_r, info, rng, Sealer::Aes128),
-        (Kem::X25519HkdfSha256, Aead::Aes256Gcm) => go::<_, X25519>(pk_r, info, rng, Sealer::Aes256),
+        (Kem::X25519HkdfSha256, Aead::Aes128Gcm) => {
+            go::<_, X25519>(pk_r, info, rng, Sealer::Aes128)
+        }
+        (Kem::X25519HkdfSha256, Aead::Aes256Gcm) => {
+            go::<_, X25519>(pk_r, info, rng, Sealer::Aes256)
+        }
         (Kem::X25519HkdfSha256, Aead::ChaCha20Poly1305) => {
             go::<_, X25519>(pk_r, info, rng, Sealer::ChaCha)
         }
@@ -206,10 +210,7 @@ fn key_and_nonce<A: hpke::aead::Aead>(key: &[u8], nonce: &[u8]) -> (AeadKey<A>, 
 
 /// A sealing context for an AEAD key and base nonce (the response direction).
 pub(crate) fn response_sealer(aead: Aead, key: &[u8], nonce: &[u8]) -> Sealer {
-    fn go<A: hpke::aead::Aead>(
-        key: &[u8],
-        nonce: &[u8],
-    ) -> AeadCtxS<A, HkdfSha256, X25519> {
+    fn go<A: hpke::aead::Aead>(key: &[u8], nonce: &[u8]) -> AeadCtxS<A, HkdfSha256, X25519> {
         let (k, n) = key_and_nonce::<A>(key, nonce);
         create_sender_context(&k, n, ExporterSecret::default())
     }
@@ -222,10 +223,7 @@ pub(crate) fn response_sealer(aead: Aead, key: &[u8], nonce: &[u8]) -> Sealer {
 
 /// An opening context for an AEAD key and base nonce (the response direction).
 pub(crate) fn response_opener(aead: Aead, key: &[u8], nonce: &[u8]) -> Opener {
-    fn go<A: hpke::aead::Aead>(
-        key: &[u8],
-        nonce: &[u8],
-    ) -> AeadCtxR<A, HkdfSha256, X25519> {
+    fn go<A: hpke::aead::Aead>(key: &[u8], nonce: &[u8]) -> AeadCtxR<A, HkdfSha256, X25519> {
         let (k, n) = key_and_nonce::<A>(key, nonce);
         create_receiver_context(&k, n, ExporterSecret::default())
     }

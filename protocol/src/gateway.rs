@@ -127,9 +127,8 @@ impl Gateway {
         }
         let previous = self.epoch;
         self.epoch += 1;
-        self.keys.retain(|k| {
-            k.epoch == previous && !keys.iter().any(|n| n.key_id() == k.key.key_id())
-        });
+        self.keys
+            .retain(|k| k.epoch == previous && !keys.iter().any(|n| n.key_id() == k.key.key_id()));
         let epoch = self.epoch;
         let fresh = keys.into_iter().map(|key| LiveKey {
             replay: ReplayCache::new(key.key_id(), self.replay_capacity),

@@ -133,11 +133,7 @@ pub struct ResponseSealer {
 }
 
 impl ResponseSealer {
-    pub(crate) fn new(
-        opener: &Opener,
-        aead: Aead,
-        enc: Vec<u8>,
-    ) -> Result<Self, Error> {
+    pub(crate) fn new(opener: &Opener, aead: Aead, enc: Vec<u8>) -> Result<Self, Error> {
         Ok(Self {
             secret: ResponseSecret::from_opener(opener, LABEL_RESPONSE, aead, enc)?,
         })
@@ -165,11 +161,7 @@ pub struct ResponseOpener {
 }
 
 impl ResponseOpener {
-    pub(crate) fn new(
-        sealer: &Sealer,
-        aead: Aead,
-        enc: Vec<u8>,
-    ) -> Result<Self, Error> {
+    pub(crate) fn new(sealer: &Sealer, aead: Aead, enc: Vec<u8>) -> Result<Self, Error> {
         Ok(Self {
             secret: ResponseSecret::from_sealer(sealer, LABEL_RESPONSE, aead, enc)?,
         })
