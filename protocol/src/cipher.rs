@@ -23,10 +23,11 @@ type X25519 = X25519HkdfSha256;
 
 /// A gateway's private key. Both `hpke` types zeroize their secret on drop (X25519: an
 /// `x25519_dalek::StaticSecret`; X-Wing: the `x-wing` crate's 32-byte seed and the
-/// expanded ML-KEM and X25519 keys, with its `zeroize` feature, which `hpke` enables).
+/// expanded ML-KEM and X25519 keys, with its `zeroize` feature, which `hpke` enables). The
+/// X-Wing key (1.6 KB expanded) is boxed, so the enum stays small.
 pub(crate) enum PrivateKey {
     X25519(<X25519 as KemTrait>::PrivateKey),
-    XWing(<XWing as KemTrait>::PrivateKey),
+    XWing(Box<<XWing as KemTrait>::PrivateKey>),
 }
 
 impl PrivateKey {
@@ -40,7 +41,7 @@ impl PrivateKey {
             }
             Kem::XWing => {
                 let (sk, pk) = XWing::derive_keypair(ikm);
-                (Self::XWing(sk), pk.to_bytes().to_vec())
+                (Self::XWing(Box::new(sk)), pk.to_bytes().to_vec())
             }
         }
     }
@@ -59,7 +60,7 @@ impl PrivateKey {
                 let sk = <XWing as KemTrait>::PrivateKey::from_bytes(bytes)
                     .map_err(|_| Error::Malformed("X-Wing private key"))?;
                 let pk = XWing::sk_to_pk(&sk).to_bytes().to_vec();
-                Ok((Self::XWing(sk), pk))
+                Ok((Self::XWing(Box::new(sk)), pk))
             }
         }
     }
