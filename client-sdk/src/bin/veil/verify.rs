@@ -154,6 +154,19 @@ pub(crate) fn printable(s: &str) -> String {
     out
 }
 
+/// The bound gateway keys, e.g. `gateway keys 1 (X-Wing), 2 (X25519)`.
+fn bound_keys(configs: &[veil_protocol::KeyConfig]) -> String {
+    let keys: Vec<String> = configs
+        .iter()
+        .map(|c| format!("{} ({})", c.key_id(), c.kem()))
+        .collect();
+    match keys.len() {
+        0 => "no usable gateway key".to_owned(),
+        1 => format!("gateway key {}", keys[0]),
+        _ => format!("gateway keys {}", keys.join(", ")),
+    }
+}
+
 /// The loosening flags every command that judges evidence shares (each one an explicit,
 /// loudly named opt-in).
 #[derive(Debug, Clone, Copy, Default)]
@@ -274,7 +287,7 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
         let key = if a.key_config.is_empty() {
             Ok(None)
         } else {
-            veil_protocol::KeyConfig::decode(&a.key_config).map(Some)
+            veil_protocol::KeyConfig::decode_list(&a.key_config).map(Some)
         };
         match (a.verify(policy, nonce, now), key) {
             (Err(e), _) => result = result.fail(e),
@@ -295,7 +308,7 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
                         ", NOT from a measured image"
                     },
                     match k {
-                        Some(k) => format!("gateway key id {}", k.key_id()),
+                        Some(k) => bound_keys(&k),
                         None => "no gateway key (an evidence file)".to_owned(),
                     }
                 ),
