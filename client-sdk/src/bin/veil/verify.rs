@@ -213,6 +213,10 @@ pub(crate) struct ConnectPolicy {
     /// Accept a policy that leaves launch registers unpinned (a warning on every connect).
     #[arg(long)]
     accept_any_measurement: bool,
+    /// Refuse a server that offers no post-quantum key exchange (X-Wing); without it X-Wing
+    /// is still chosen whenever offered (policy key `require_post_quantum`).
+    #[arg(long)]
+    require_pq: bool,
 }
 
 impl ConnectPolicy {
@@ -229,6 +233,8 @@ impl ConnectPolicy {
                 accept_any_measurement: self.accept_any_measurement,
             },
         )?;
+        let pq = policy.require_post_quantum || self.require_pq;
+        let policy = policy.require_post_quantum(pq);
         if let Err(e) = policy.check_pinned() {
             bail!("{}: {e}", e.check());
         }
