@@ -19,7 +19,9 @@ use crate::{
 pub struct Attestation {
     /// Hardware (or simulated) evidence whose REPORT_DATA binds the fields below.
     pub evidence: Evidence,
-    /// The exact OHTTP key configuration bytes (RFC 9458 §3) clients must encrypt to.
+    /// The exact OHTTP key configuration bytes clients must encrypt to: the gateway's current
+    /// configurations as one `application/ohttp-keys` list (RFC 9540; Veil's server: X-Wing,
+    /// then X25519), all bound by REPORT_DATA; empty in an evidence file.
     #[serde(with = "b64")]
     pub key_config: Vec<u8>,
     /// What the server runs.

@@ -9,6 +9,8 @@
 //! allow_debug = false            # default false
 //! allow_outdated_tcb = false     # default false: AMD's built-in SNP TCB floor applies
 //! accept_any_measurement = false # default false: a client refuses a policy that pins nothing
+//! require_post_quantum = false   # true: a client refuses a server whose attested keys offer
+//!                                #   no post-quantum KEM (X-Wing); default: X-Wing when offered
 //! report_data = "HEX64"          # optional: the exact REPORT_DATA expected
 //! [[reference]]                  # the evidence must match one of these
 //! platform = "sev-snp"           # "sev-snp" | "tdx" | "simulated"
@@ -117,6 +119,11 @@ pub struct Policy {
     /// accepted). Reported as a warning in every verdict.
     #[serde(default)]
     pub accept_any_measurement: bool,
+    /// Clients refuse a server whose attested key configurations offer no post-quantum KEM
+    /// (X-Wing), instead of falling back to X25519. Checked by the client SDK, not by
+    /// [`verify`](crate::verify). Default false.
+    #[serde(default)]
+    pub require_post_quantum: bool,
     /// REPORT_DATA the evidence must carry (usually computed by the caller from its nonce).
     #[serde(default)]
     pub report_data: Option<HexBytes<64>>,
@@ -378,6 +385,12 @@ impl Policy {
     /// Accepts software-signed evidence. Weakens the policy: only for demos and tests.
     pub fn allow_simulated(mut self, allow: bool) -> Self {
         self.allow_simulated = allow;
+        self
+    }
+
+    /// Refuses servers without a post-quantum key (X-Wing). Strengthens the policy.
+    pub fn require_post_quantum(mut self, require: bool) -> Self {
+        self.require_post_quantum = require;
         self
     }
 

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! REPORT_DATA = SHA-512( field("veil-attest-v1")
-//!                      ‖ field(ohttp_key_config)   // RFC 9458 key configuration bytes:
-//!                                                  //   key id, KEM, HPKE public key, suites
+//!                      ‖ field(ohttp_key_config)   // the key configurations (RFC 9458 §3:
+//!                                                  //   key id, KEM, HPKE public key, suites)
+//!                                                  //   as one RFC 9540 list: every one bound
 //!                      ‖ field(client_nonce)       // 32 bytes, or empty for per-epoch evidence
 //!                      ‖ field(manifest_digest) )  // 32 bytes: binary and model, see below
 //! manifest_digest = SHA-256( field("veil-manifest-v1")          // a server outside an image,

@@ -34,16 +34,21 @@ pub struct Attested {
     pub attestation: Attestation,
     /// What verification established (platform, measurements, TCB, warnings).
     pub verdict: Verdict,
-    /// The attested gateway key configuration; requests are sealed to it only.
+    /// The attested gateway key configuration requests are sealed to: X-Wing (post-quantum)
+    /// when the server offers it, else X25519 ([`KeyConfig::select`]).
     pub key_config: KeyConfig,
+    /// Every attested key configuration this SDK implements, in the server's order.
+    pub key_configs: Vec<KeyConfig>,
     /// The nonce the evidence is bound to.
     pub nonce: [u8; NONCE_LEN],
 }
 
 /// Checks `attestation` against `policy` for `nonce` at `now` (pure: no clock, no I/O),
-/// then decodes the attested key configuration. A policy that leaves launch registers
-/// unpinned is refused ([`Policy::check_pinned`]) unless it says `accept_any_measurement`;
-/// the verdict's `warnings` say what the policy let through.
+/// then decodes the attested key configurations and chooses one, X-Wing when offered. A
+/// policy that leaves launch registers unpinned is refused ([`Policy::check_pinned`]) unless
+/// it says `accept_any_measurement`; one that says `require_post_quantum` refuses a server
+/// without an X-Wing key ([`Error::PostQuantumRequired`]). The verdict's `warnings` say what
+/// the policy let through.
 pub fn verify_attestation(
     attestation: Attestation,
     policy: &Policy,
@@ -53,12 +58,20 @@ pub fn verify_attestation(
     policy.check_pinned()?;
     let verdict = attestation.verify(policy, nonce, now)?;
     policy.check_verdict_pinned(verdict.platform)?;
-    let key_config = KeyConfig::decode(&attestation.key_config).map_err(Error::KeyConfig)?;
-    key_config.preferred_suite().map_err(Error::KeyConfig)?;
+    let key_configs = KeyConfig::decode_list(&attestation.key_config).map_err(Error::KeyConfig)?;
+    let key_config = KeyConfig::select(&key_configs)
+        .map_err(Error::KeyConfig)?
+        .clone();
+    if policy.require_post_quantum && !key_config.kem().is_post_quantum() {
+        return Err(Error::PostQuantumRequired {
+            offered: key_configs.iter().map(KeyConfig::kem_id).collect(),
+        });
+    }
     Ok(Attested {
         attestation,
         verdict,
         key_config,
+        key_configs,
         nonce: *nonce,
     })
 }

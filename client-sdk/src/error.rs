@@ -30,6 +30,17 @@ pub enum Error {
     /// The attested key configuration cannot be used (malformed, no common suite).
     #[error("attested key configuration unusable: {0}")]
     KeyConfig(veil_protocol::Error),
+    /// The policy says `require_post_quantum` and the server's attested key configurations
+    /// offer no post-quantum KEM (X-Wing, 0x647A).
+    #[error(
+        "the policy requires a post-quantum key exchange (X-Wing, KEM 0x647a); the server's \
+         attested keys offer only KEM {}",
+        kem_list(.offered)
+    )]
+    PostQuantumRequired {
+        /// The KEM identifiers of the attested configurations this SDK implements.
+        offered: Vec<u16>,
+    },
     /// Sealing the request failed.
     #[error("sealing the request failed: {0}")]
     Seal(veil_protocol::Error),
@@ -89,6 +100,7 @@ impl Error {
             Self::Transport(_) => "transport",
             Self::AttestationUnavailable { .. } => "attestation_unavailable",
             Self::KeyConfig(_) => "key_config",
+            Self::PostQuantumRequired { .. } => "post_quantum",
             Self::Seal(_) => "seal",
             Self::GatewayRefused { .. } => "gateway",
             Self::UnexpectedMediaType { .. } => "media_type",
@@ -116,6 +128,7 @@ impl Error {
             self,
             Self::Verification(_)
                 | Self::KeyConfig(_)
+                | Self::PostQuantumRequired { .. }
                 | Self::ResponseIntegrity(_)
                 | Self::Truncated
                 | Self::MalformedResponse(_)
@@ -151,6 +164,15 @@ impl Error {
             e.line(),
             e.column()
         ))
+    }
+}
+
+fn kem_list(ids: &[u16]) -> String {
+    let ids: Vec<String> = ids.iter().map(|id| format!("0x{id:04x}")).collect();
+    if ids.is_empty() {
+        "(none)".to_owned()
+    } else {
+        ids.join(", ")
     }
 }
 

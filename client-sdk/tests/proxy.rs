@@ -189,6 +189,13 @@ async fn veil_verify_url_checks_a_live_server_and_names_failures() {
             .iter()
             .any(|c| c["name"] == "manifest" && c["ok"] == true)
     );
+    // Both key configurations are bound with the nonce, X-Wing first.
+    assert!(
+        checks.iter().any(|c| c["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("gateway keys 1 (X-Wing), 2 (X25519) bound"))),
+        "{checks:?}"
+    );
     assert_eq!(rejected.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&rejected.stderr).contains("rejected: platform"));
 }

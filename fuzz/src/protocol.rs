@@ -17,12 +17,14 @@ use veil_protocol::message::{date, decode_message, encode_message, header};
 use veil_protocol::rand_core::{TryCryptoRng, TryRng};
 use veil_protocol::{
     ChunkedRequestOpener, ChunkedRequestSealer, Client, DateWindow, Error, Gateway, GatewayKey,
-    KeyConfig, MAX_CONFIGS, Padding, SymmetricSuite, build_request, decapsulate_request,
+    Kem, KeyConfig, MAX_CONFIGS, Padding, SymmetricSuite, build_request, decapsulate_request,
     encapsulate_chunked_request, encapsulate_request,
 };
 
-/// The gateway key every request is addressed to: key id 1, every suite, a fixed secret.
+/// The X25519 gateway key: key id 1, every suite, a fixed secret.
 pub const KEY_ID: u8 = 1;
+/// The X-Wing gateway key: key id 2, every suite, the same fixed input keying material.
+pub const XWING_KEY_ID: u8 = 2;
 const KEY_IKM: [u8; 32] = [0x42; 32];
 
 /// The gateway's clock: 2025-06-15T16:26:40Z. Seed requests carry this `Date`.
@@ -30,15 +32,27 @@ pub fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_750_004_800)
 }
 
-/// The fixed gateway key (derived once).
+/// The fixed X25519 gateway key (derived once).
 pub fn gateway_key() -> &'static GatewayKey {
     static KEY: OnceLock<GatewayKey> = OnceLock::new();
     KEY.get_or_init(|| GatewayKey::derive(KEY_ID, &SymmetricSuite::ALL, &KEY_IKM))
 }
 
-fn gateway() -> Gateway {
+/// The fixed X-Wing gateway key (derived once).
+pub fn xwing_gateway_key() -> &'static GatewayKey {
+    static KEY: OnceLock<GatewayKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        GatewayKey::derive_with(Kem::XWing, XWING_KEY_ID, &SymmetricSuite::ALL, &KEY_IKM)
+    })
+}
+
+/// A gateway holding both fixed keys, X-Wing first, as Veil's server publishes them.
+pub fn gateway() -> Gateway {
     let mut g = Gateway::new(DateWindow::default());
-    g.rotate(GatewayKey::derive(KEY_ID, &SymmetricSuite::ALL, &KEY_IKM));
+    g.rotate_all([
+        GatewayKey::derive_with(Kem::XWing, XWING_KEY_ID, &SymmetricSuite::ALL, &KEY_IKM),
+        GatewayKey::derive(KEY_ID, &SymmetricSuite::ALL, &KEY_IKM),
+    ]);
     g
 }
 
@@ -135,23 +149,29 @@ pub fn ohttp_key_config(data: &[u8]) {
 /// (Binary HTTP, padding, `Date` window), hand over exactly that message, and refuse its
 /// replay.
 pub fn ohttp_request(data: &[u8]) {
-    let key = gateway_key();
     let mut rng = TestRng::new(data);
 
-    // Arbitrary bytes as an encapsulated request.
-    let _ = decapsulate_request(key, data);
+    // Arbitrary bytes as an encapsulated request, to either key.
     let mut g = gateway();
     let _ = g.open_request(data, now());
     let _ = g.open_chunked_request(data, now(), &mut rng);
-    let mut opener = ChunkedRequestOpener::new(key);
-    for piece in pieces(data, 64, &mut rng) {
-        if opener.push(piece).is_err() {
-            break;
+    for key in [gateway_key(), xwing_gateway_key()] {
+        let _ = decapsulate_request(key, data);
+        let mut opener = ChunkedRequestOpener::new(key);
+        for piece in pieces(data, 64, &mut rng) {
+            if opener.push(piece).is_err() {
+                break;
+            }
         }
+        let _ = opener.finish();
     }
-    let _ = opener.finish();
 
-    // Arbitrary bytes as the inner request, sealed properly.
+    // Arbitrary bytes as the inner request, sealed properly (to X-Wing for odd lengths).
+    let key = if data.len() % 2 == 1 {
+        xwing_gateway_key()
+    } else {
+        gateway_key()
+    };
     let suite = SymmetricSuite::ALL[data.len() % SymmetricSuite::ALL.len()];
     let direct = decode_message(data);
     if let Ok(m) = &direct {
@@ -190,7 +210,9 @@ pub fn ohttp_request(data: &[u8]) {
         };
         assert_eq!(
             replay,
-            Err(Error::Replay { key_id: KEY_ID }),
+            Err(Error::Replay {
+                key_id: key.key_id()
+            }),
             "a replayed request was not refused"
         );
     }

@@ -1,14 +1,16 @@
 //! Cost of sealing and opening one streamed-response chunk (chunked OHTTP), per suite, for
 //! chunk sizes typical of token streaming (one SSE event, padded) and of bulk transfer;
-//! plus the per-request setup (HPKE encapsulation + decapsulation).
+//! plus the per-request setup (HPKE encapsulation + decapsulation) and the request size, for
+//! each KEM: X-Wing (ML-KEM-768 + X25519) and X25519.
 //!
-//! Run with `cargo bench -p veil-protocol --bench chunks`.
+//! Run with `cargo bench -p veil-protocol --bench chunks` (`-- setup` for the setup only).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use veil_protocol::{
-    ChunkedRequestOpener, ChunkedRequestSealer, GatewayKey, SymmetricSuite, os_rng,
+    ChunkedRequestOpener, ChunkedRequestSealer, Client, GatewayKey, Kem, SymmetricSuite,
+    build_request, os_rng,
 };
 
 fn chunk_seal_open(c: &mut Criterion) {
@@ -40,26 +42,74 @@ fn chunk_seal_open(c: &mut Criterion) {
     }
 }
 
+/// What each KEM adds to a request on the wire: the same padded chat request sealed to each,
+/// plain and chunked, and the key configuration a client fetches.
+fn print_sizes() {
+    let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"Hello"}]}"#;
+    let request = build_request(
+        "POST",
+        "veil",
+        "/v1/chat/completions",
+        &[("content-type", b"application/json")],
+        body,
+        std::time::SystemTime::UNIX_EPOCH,
+    );
+    for kem in Kem::ALL {
+        let key = GatewayKey::generate_with(kem, 1, &SymmetricSuite::ALL, &mut os_rng());
+        let client = Client::new(key.config().clone()).expect("client");
+        let plain = client.seal(&request, &mut os_rng()).expect("seal").0.len();
+        let chunked = client
+            .seal_chunked(&request, &mut os_rng())
+            .expect("seal")
+            .0
+            .len();
+        println!(
+            "size/{kem}: key configuration {} B, enc {} B; sealed chat request {plain} B \
+             (chunked {chunked} B)",
+            key.config().encode().len(),
+            kem.enc_len(),
+        );
+    }
+}
+
 fn request_setup(c: &mut Criterion) {
-    let key = GatewayKey::generate(1, &SymmetricSuite::ALL, &mut os_rng());
-    c.bench_function(
-        "setup/encapsulate+decapsulate+response keys (AES-256-GCM)",
-        |b| {
+    print_sizes();
+    let suite = SymmetricSuite::HKDF_SHA256_AES_256_GCM;
+    for kem in Kem::ALL {
+        let key = GatewayKey::generate_with(kem, 1, &SymmetricSuite::ALL, &mut os_rng());
+        let mut g = c.benchmark_group(format!("setup/{kem}"));
+        g.bench_function("client: encapsulate + request keys (AES-256-GCM)", |b| {
             b.iter(|| {
-                let (mut s, mut req) = ChunkedRequestSealer::start(
-                    key.config(),
-                    SymmetricSuite::HKDF_SHA256_AES_256_GCM,
-                    &mut os_rng(),
-                )
-                .expect("start");
+                let (mut s, mut req) =
+                    ChunkedRequestSealer::start(key.config(), suite, &mut os_rng()).expect("start");
+                req.extend(s.seal_final(b"{}").expect("final"));
+                black_box((req, s.response_opener().expect("opener")));
+            })
+        });
+        let (mut s, mut req) =
+            ChunkedRequestSealer::start(key.config(), suite, &mut os_rng()).expect("start");
+        req.extend(s.seal_final(b"{}").expect("final"));
+        g.bench_function("gateway: decapsulate + response keys", |b| {
+            b.iter(|| {
+                let mut gw = ChunkedRequestOpener::new(&key);
+                gw.push(black_box(&req)).expect("push");
+                gw.finish().expect("finish");
+                black_box(gw.response_sealer(&mut os_rng()).expect("sealer"));
+            })
+        });
+        g.bench_function("both: encapsulate + decapsulate + response keys", |b| {
+            b.iter(|| {
+                let (mut s, mut req) =
+                    ChunkedRequestSealer::start(key.config(), suite, &mut os_rng()).expect("start");
                 req.extend(s.seal_final(b"{}").expect("final"));
                 let mut gw = ChunkedRequestOpener::new(&key);
                 gw.push(&req).expect("push");
                 gw.finish().expect("finish");
                 black_box(gw.response_sealer(&mut os_rng()).expect("sealer"));
             })
-        },
-    );
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, chunk_seal_open, request_setup);

@@ -12,9 +12,8 @@ use hpke::rand_core::CryptoRng;
 use crate::{
     Error, GatewayKey, KeyConfig, SymmetricSuite,
     framing::{ChunkOpener, ChunkSealer},
-    request::{self, HEADER_AND_ENC_LEN, LABEL_CHUNKED_REQUEST, RequestHeader},
+    request::{self, LABEL_CHUNKED_REQUEST, RequestHeader},
     response::{LABEL_CHUNKED_RESPONSE, ResponseSecret},
-    suite::X25519_KEY_LEN,
     varint::Cursor,
 };
 
@@ -113,10 +112,11 @@ impl<'k> ChunkedRequestOpener<'k> {
         if let Some((_, chunks)) = &mut self.opened {
             return chunks.push(data);
         }
-        let need = HEADER_AND_ENC_LEN - self.header.len();
+        let header_len = RequestHeader::len_for(self.key);
+        let need = header_len - self.header.len();
         let (head, rest) = data.split_at(need.min(data.len()));
         self.header.extend_from_slice(head);
-        if self.header.len() < HEADER_AND_ENC_LEN {
+        if self.header.len() < header_len {
             return Ok(Vec::new());
         }
         let mut cur = Cursor::new(&self.header);
@@ -141,8 +141,8 @@ impl<'k> ChunkedRequestOpener<'k> {
     }
 
     /// The client's encapsulated key, once the header has been read.
-    pub fn enc(&self) -> Option<[u8; X25519_KEY_LEN]> {
-        self.opened.as_ref().map(|(h, _)| h.enc)
+    pub fn enc(&self) -> Option<&[u8]> {
+        self.opened.as_ref().map(|(h, _)| h.enc.as_slice())
     }
 
     /// Starts the chunked response, once the header has been read. The response nonce is
@@ -159,7 +159,7 @@ impl<'k> ChunkedRequestOpener<'k> {
             chunks.context(),
             LABEL_CHUNKED_RESPONSE,
             header.suite.aead,
-            header.enc,
+            header.enc.clone(),
         )?;
         let (nonce, sealer) = secret.sealer(rng);
         Ok((

@@ -1,38 +1,89 @@
-//! Runtime dispatch over the `hpke` crate's statically typed contexts, one variant per AEAD.
+//! Runtime dispatch over the `hpke` crate's statically typed contexts, one variant per KEM
+//! and AEAD.
 //!
 //! The same two context types serve the request (an HPKE context from `SetupBaseS/R`)
 //! and the response (an AEAD key and base nonce derived per RFC 9458 §4.4, driven
 //! through `hpke::danger::streaming_enc`). Both compute each nonce as
 //! `base_nonce XOR I2OSP(seq, Nn)` with `seq` counting messages from 0, which is the
-//! chunk nonce of chunked OHTTP.
+//! chunk nonce of chunked OHTTP. The response contexts never touch the KEM, so they use
+//! the X25519 variants whatever KEM the request used.
 
 use hpke::{
-    Deserializable, OpModeR, OpModeS, Serializable,
+    Deserializable, Kem as KemTrait, OpModeR, OpModeS, Serializable,
     aead::{AeadCtxR, AeadCtxS, AeadKey, AeadNonce, AesGcm128, AesGcm256, ChaCha20Poly1305},
     danger::streaming_enc::{ExporterSecret, create_receiver_context, create_sender_context},
     kdf::HkdfSha256,
-    kem::X25519HkdfSha256,
+    kem::{X25519HkdfSha256, XWing},
     rand_core::CryptoRng,
 };
 
-use crate::{Aead, Error, suite::X25519_KEY_LEN};
+use crate::{Aead, Error, Kem};
 
-type PublicKey = <X25519HkdfSha256 as hpke::Kem>::PublicKey;
-pub(crate) type PrivateKey = <X25519HkdfSha256 as hpke::Kem>::PrivateKey;
-type EncappedKey = <X25519HkdfSha256 as hpke::Kem>::EncappedKey;
+type X25519 = X25519HkdfSha256;
+
+/// A gateway's private key. Both `hpke` types zeroize their secret on drop (X25519: an
+/// `x25519_dalek::StaticSecret`; X-Wing: the `x-wing` crate's 32-byte seed and the
+/// expanded ML-KEM and X25519 keys, with its `zeroize` feature, which `hpke` enables). The
+/// X-Wing key (1.6 KB expanded) is boxed, so the enum stays small.
+pub(crate) enum PrivateKey {
+    X25519(<X25519 as KemTrait>::PrivateKey),
+    XWing(Box<<XWing as KemTrait>::PrivateKey>),
+}
+
+impl PrivateKey {
+    /// `DeriveKeyPair(ikm)` of `kem` (RFC 9180 §7.1.3; draft-ietf-hpke-pq for X-Wing);
+    /// returns the key and its serialized public key.
+    pub(crate) fn derive(kem: Kem, ikm: &[u8]) -> (Self, Vec<u8>) {
+        match kem {
+            Kem::X25519HkdfSha256 => {
+                let (sk, pk) = X25519::derive_keypair(ikm);
+                (Self::X25519(sk), pk.to_bytes().to_vec())
+            }
+            Kem::XWing => {
+                let (sk, pk) = XWing::derive_keypair(ikm);
+                (Self::XWing(Box::new(sk)), pk.to_bytes().to_vec())
+            }
+        }
+    }
+
+    /// Parses a serialized private key (`Nsk` = 32 bytes for both KEMs; for X-Wing the
+    /// seed the draft's key pair is expanded from); returns it with its public key.
+    pub(crate) fn from_bytes(kem: Kem, bytes: &[u8]) -> Result<(Self, Vec<u8>), Error> {
+        match kem {
+            Kem::X25519HkdfSha256 => {
+                let sk = <X25519 as KemTrait>::PrivateKey::from_bytes(bytes)
+                    .map_err(|_| Error::Malformed("X25519 private key"))?;
+                let pk = X25519::sk_to_pk(&sk).to_bytes().to_vec();
+                Ok((Self::X25519(sk), pk))
+            }
+            Kem::XWing => {
+                let sk = <XWing as KemTrait>::PrivateKey::from_bytes(bytes)
+                    .map_err(|_| Error::Malformed("X-Wing private key"))?;
+                let pk = XWing::sk_to_pk(&sk).to_bytes().to_vec();
+                Ok((Self::XWing(Box::new(sk)), pk))
+            }
+        }
+    }
+}
 
 /// A sealing context.
 pub(crate) enum Sealer {
-    Aes128(AeadCtxS<AesGcm128, HkdfSha256, X25519HkdfSha256>),
-    Aes256(AeadCtxS<AesGcm256, HkdfSha256, X25519HkdfSha256>),
-    ChaCha(AeadCtxS<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>),
+    Aes128(AeadCtxS<AesGcm128, HkdfSha256, X25519>),
+    Aes256(AeadCtxS<AesGcm256, HkdfSha256, X25519>),
+    ChaCha(AeadCtxS<ChaCha20Poly1305, HkdfSha256, X25519>),
+    XWingAes128(AeadCtxS<AesGcm128, HkdfSha256, XWing>),
+    XWingAes256(AeadCtxS<AesGcm256, HkdfSha256, XWing>),
+    XWingChaCha(AeadCtxS<ChaCha20Poly1305, HkdfSha256, XWing>),
 }
 
 /// An opening context.
 pub(crate) enum Opener {
-    Aes128(AeadCtxR<AesGcm128, HkdfSha256, X25519HkdfSha256>),
-    Aes256(AeadCtxR<AesGcm256, HkdfSha256, X25519HkdfSha256>),
-    ChaCha(AeadCtxR<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>),
+    Aes128(AeadCtxR<AesGcm128, HkdfSha256, X25519>),
+    Aes256(AeadCtxR<AesGcm256, HkdfSha256, X25519>),
+    ChaCha(AeadCtxR<ChaCha20Poly1305, HkdfSha256, X25519>),
+    XWingAes128(AeadCtxR<AesGcm128, HkdfSha256, XWing>),
+    XWingAes256(AeadCtxR<AesGcm256, HkdfSha256, XWing>),
+    XWingChaCha(AeadCtxR<ChaCha20Poly1305, HkdfSha256, XWing>),
 }
 
 macro_rules! each {
@@ -41,6 +92,9 @@ macro_rules! each {
             Self::Aes128($ctx) => $body,
             Self::Aes256($ctx) => $body,
             Self::ChaCha($ctx) => $body,
+            Self::XWingAes128($ctx) => $body,
+            Self::XWingAes256($ctx) => $body,
+            Self::XWingChaCha($ctx) => $body,
         }
     };
 }
@@ -69,41 +123,44 @@ impl Opener {
     }
 }
 
-/// Parses an X25519 public key.
-pub(crate) fn public_key(bytes: &[u8]) -> Result<PublicKey, Error> {
-    PublicKey::from_bytes(bytes).map_err(|_| Error::InvalidPublicKey)
-}
-
-/// `SetupBaseS(pkR, info)` with the ephemeral key drawn from `rng`
-/// (`DeriveKeyPair(random(Nsk))`, so a fixed `rng` fixes `ikmE`).
+/// `SetupBaseS(pkR, info)` for `kem` with the randomness drawn from `rng` (X25519:
+/// `DeriveKeyPair(random(Nsk))`, so a fixed `rng` fixes `ikmE`; X-Wing: the 64 bytes of
+/// `eseed`, as in the draft's test vectors). Returns `enc` and the context.
 pub(crate) fn setup_sender(
+    kem: Kem,
     aead: Aead,
     pk_r: &[u8],
     info: &[u8],
     rng: &mut impl CryptoRng,
-) -> Result<([u8; X25519_KEY_LEN], Sealer), Error> {
-    let pk = public_key(pk_r)?;
-    fn go<A: hpke::aead::Aead>(
-        pk: &PublicKey,
+) -> Result<(Vec<u8>, Sealer), Error> {
+    fn go<A: hpke::aead::Aead, K: KemTrait>(
+        pk_r: &[u8],
         info: &[u8],
         rng: &mut impl CryptoRng,
-    ) -> Result<(EncappedKey, AeadCtxS<A, HkdfSha256, X25519HkdfSha256>), Error> {
-        hpke::setup_sender_with_rng::<A, HkdfSha256, X25519HkdfSha256>(
-            &OpModeS::Base,
-            pk,
-            info,
-            rng,
-        )
-        .map_err(|_| Error::InvalidPublicKey)
+        wrap: fn(AeadCtxS<A, HkdfSha256, K>) -> Sealer,
+    ) -> Result<(Vec<u8>, Sealer), Error> {
+        let pk = K::PublicKey::from_bytes(pk_r).map_err(|_| Error::InvalidPublicKey)?;
+        let (enc, ctx) =
+            hpke::setup_sender_with_rng::<A, HkdfSha256, K>(&OpModeS::Base, &pk, info, rng)
+                .map_err(|_| Error::InvalidPublicKey)?;
+        Ok((enc.to_bytes().to_vec(), wrap(ctx)))
     }
-    let (enc, sealer) = match aead {
-        Aead::Aes128Gcm => go(&pk, info, rng).map(|(e, c)| (e, Sealer::Aes128(c)))?,
-        Aead::Aes256Gcm => go(&pk, info, rng).map(|(e, c)| (e, Sealer::Aes256(c)))?,
-        Aead::ChaCha20Poly1305 => go(&pk, info, rng).map(|(e, c)| (e, Sealer::ChaCha(c)))?,
-    };
-    let mut out = [0u8; X25519_KEY_LEN];
-    out.copy_from_slice(&enc.to_bytes());
-    Ok((out, sealer))
+    match (kem, aead) {
+        (Kem::X25519HkdfSha256, Aead::Aes128Gcm) => {
+            go::<_, X25519>(pk_r, info, rng, Sealer::Aes128)
+        }
+        (Kem::X25519HkdfSha256, Aead::Aes256Gcm) => {
+            go::<_, X25519>(pk_r, info, rng, Sealer::Aes256)
+        }
+        (Kem::X25519HkdfSha256, Aead::ChaCha20Poly1305) => {
+            go::<_, X25519>(pk_r, info, rng, Sealer::ChaCha)
+        }
+        (Kem::XWing, Aead::Aes128Gcm) => go::<_, XWing>(pk_r, info, rng, Sealer::XWingAes128),
+        (Kem::XWing, Aead::Aes256Gcm) => go::<_, XWing>(pk_r, info, rng, Sealer::XWingAes256),
+        (Kem::XWing, Aead::ChaCha20Poly1305) => {
+            go::<_, XWing>(pk_r, info, rng, Sealer::XWingChaCha)
+        }
+    }
 }
 
 /// `SetupBaseR(enc, skR, info)`.
@@ -113,20 +170,34 @@ pub(crate) fn setup_receiver(
     enc: &[u8],
     info: &[u8],
 ) -> Result<Opener, Error> {
-    let enc = EncappedKey::from_bytes(enc).map_err(|_| Error::Malformed("encapsulated key"))?;
-    fn go<A: hpke::aead::Aead>(
-        sk: &PrivateKey,
-        enc: &EncappedKey,
+    fn go<A: hpke::aead::Aead, K: KemTrait>(
+        sk: &K::PrivateKey,
+        enc: &[u8],
         info: &[u8],
-    ) -> Result<AeadCtxR<A, HkdfSha256, X25519HkdfSha256>, Error> {
-        hpke::setup_receiver::<A, HkdfSha256, X25519HkdfSha256>(&OpModeR::Base, sk, enc, info)
+        wrap: fn(AeadCtxR<A, HkdfSha256, K>) -> Opener,
+    ) -> Result<Opener, Error> {
+        let enc =
+            K::EncappedKey::from_bytes(enc).map_err(|_| Error::Malformed("encapsulated key"))?;
+        hpke::setup_receiver::<A, HkdfSha256, K>(&OpModeR::Base, sk, &enc, info)
+            .map(wrap)
             .map_err(|_| Error::Decapsulation)
     }
-    Ok(match aead {
-        Aead::Aes128Gcm => Opener::Aes128(go(sk_r, &enc, info)?),
-        Aead::Aes256Gcm => Opener::Aes256(go(sk_r, &enc, info)?),
-        Aead::ChaCha20Poly1305 => Opener::ChaCha(go(sk_r, &enc, info)?),
-    })
+    match (sk_r, aead) {
+        (PrivateKey::X25519(sk), Aead::Aes128Gcm) => go::<_, X25519>(sk, enc, info, Opener::Aes128),
+        (PrivateKey::X25519(sk), Aead::Aes256Gcm) => go::<_, X25519>(sk, enc, info, Opener::Aes256),
+        (PrivateKey::X25519(sk), Aead::ChaCha20Poly1305) => {
+            go::<_, X25519>(sk, enc, info, Opener::ChaCha)
+        }
+        (PrivateKey::XWing(sk), Aead::Aes128Gcm) => {
+            go::<_, XWing>(sk, enc, info, Opener::XWingAes128)
+        }
+        (PrivateKey::XWing(sk), Aead::Aes256Gcm) => {
+            go::<_, XWing>(sk, enc, info, Opener::XWingAes256)
+        }
+        (PrivateKey::XWing(sk), Aead::ChaCha20Poly1305) => {
+            go::<_, XWing>(sk, enc, info, Opener::XWingChaCha)
+        }
+    }
 }
 
 fn key_and_nonce<A: hpke::aead::Aead>(key: &[u8], nonce: &[u8]) -> (AeadKey<A>, AeadNonce<A>) {
@@ -140,10 +211,7 @@ fn key_and_nonce<A: hpke::aead::Aead>(key: &[u8], nonce: &[u8]) -> (AeadKey<A>, 
 
 /// A sealing context for an AEAD key and base nonce (the response direction).
 pub(crate) fn response_sealer(aead: Aead, key: &[u8], nonce: &[u8]) -> Sealer {
-    fn go<A: hpke::aead::Aead>(
-        key: &[u8],
-        nonce: &[u8],
-    ) -> AeadCtxS<A, HkdfSha256, X25519HkdfSha256> {
+    fn go<A: hpke::aead::Aead>(key: &[u8], nonce: &[u8]) -> AeadCtxS<A, HkdfSha256, X25519> {
         let (k, n) = key_and_nonce::<A>(key, nonce);
         create_sender_context(&k, n, ExporterSecret::default())
     }
@@ -156,10 +224,7 @@ pub(crate) fn response_sealer(aead: Aead, key: &[u8], nonce: &[u8]) -> Sealer {
 
 /// An opening context for an AEAD key and base nonce (the response direction).
 pub(crate) fn response_opener(aead: Aead, key: &[u8], nonce: &[u8]) -> Opener {
-    fn go<A: hpke::aead::Aead>(
-        key: &[u8],
-        nonce: &[u8],
-    ) -> AeadCtxR<A, HkdfSha256, X25519HkdfSha256> {
+    fn go<A: hpke::aead::Aead>(key: &[u8], nonce: &[u8]) -> AeadCtxR<A, HkdfSha256, X25519> {
         let (k, n) = key_and_nonce::<A>(key, nonce);
         create_receiver_context(&k, n, ExporterSecret::default())
     }
@@ -191,7 +256,8 @@ mod tests {
         for v in &vectors {
             let aead_id = u16::try_from(v["aead_id"].as_u64().expect("aead_id")).expect("u16");
             let aead = Aead::from_id(aead_id).expect("implemented AEAD");
-            let sk = PrivateKey::from_bytes(&h(&v["skRm"])).expect("skRm");
+            let (sk, _) =
+                PrivateKey::from_bytes(Kem::X25519HkdfSha256, &h(&v["skRm"])).expect("skRm");
             let mut opener =
                 setup_receiver(aead, &sk, &h(&v["enc"]), &h(&v["info"])).expect("setup");
             for e in v["encryptions"].as_array().expect("encryptions") {

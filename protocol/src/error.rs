@@ -23,7 +23,8 @@ pub enum Error {
     /// The request names a key identifier that this gateway does not hold (unknown or retired).
     #[error("unknown key id {0}")]
     UnknownKeyId(u8),
-    /// The KEM is not DHKEM(X25519, HKDF-SHA256), the only one implemented.
+    /// The KEM is not one implemented (X-Wing, DHKEM(X25519, HKDF-SHA256)), or not the KEM of
+    /// the key the request is addressed to.
     #[error("unsupported KEM 0x{0:04x}")]
     UnsupportedKem(u16),
     /// The KDF/AEAD pair is not implemented or not offered by the key configuration.
@@ -37,10 +38,11 @@ pub enum Error {
     /// A key configuration offers no symmetric suite this implementation supports.
     #[error("key configuration offers no supported symmetric suite")]
     NoCommonSuite,
-    /// The public key in a key configuration is not a valid X25519 public key.
+    /// The public key in a key configuration is not a valid public key of its KEM.
     #[error("invalid public key")]
     InvalidPublicKey,
-    /// HPKE decapsulation failed (for X25519: the shared secret is all zero).
+    /// HPKE decapsulation failed (for X25519: the shared secret is all zero; X-Wing never
+    /// fails here: a wrong `enc` yields a wrong key, caught as [`Error::Authentication`]).
     #[error("HPKE decapsulation failed")]
     Decapsulation,
     /// A sealed request or response failed authentication: it was altered, or sealed

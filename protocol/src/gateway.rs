@@ -1,5 +1,6 @@
-//! The Veil gateway: live keys (current epoch and a grace key), per-key replay caches, the
-//! `Date` window and response padding, around the OHTTP functions of this crate.
+//! The Veil gateway: live keys (the current epoch's, one per KEM, and the previous epoch's
+//! for a grace period), per-key replay caches, the `Date` window and response padding,
+//! around the OHTTP functions of this crate.
 
 use std::{fmt, time::SystemTime};
 
@@ -11,7 +12,6 @@ use crate::{
     ReplayCache, ResponseSealer,
     message::{date, decode_message, encode_message},
     request::{decapsulate_request, request_key_id},
-    suite::X25519_KEY_LEN,
 };
 
 /// Default bound on the replay cache of each key.
@@ -20,11 +20,14 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 1 << 16;
 struct LiveKey {
     key: GatewayKey,
     replay: ReplayCache,
+    epoch: u64,
 }
 
 /// The gateway's keys and request checks.
 pub struct Gateway {
+    /// Current epoch's keys first (in the order given), then the previous epoch's.
     keys: Vec<LiveKey>,
+    epoch: u64,
     window: DateWindow,
     replay_capacity: usize,
     padding: Padding,
@@ -89,6 +92,7 @@ impl Gateway {
     pub fn new(window: DateWindow) -> Self {
         Self {
             keys: Vec::new(),
+            epoch: 0,
             window,
             replay_capacity: DEFAULT_REPLAY_CAPACITY,
             padding: Padding::default(),
@@ -107,13 +111,31 @@ impl Gateway {
         self
     }
 
-    /// Makes `key` the current key; the previous current key stays live for a grace
-    /// period, older keys are dropped together with their replay caches.
+    /// Makes `key` the only current key; see [`Gateway::rotate_all`].
     pub fn rotate(&mut self, key: GatewayKey) {
-        self.keys.retain(|k| k.key.key_id() != key.key_id());
-        self.keys.truncate(1);
-        let replay = ReplayCache::new(key.key_id(), self.replay_capacity);
-        self.keys.insert(0, LiveKey { key, replay });
+        self.rotate_all([key]);
+    }
+
+    /// Starts a new epoch whose current keys are `keys`, in order of preference (Veil's
+    /// server: X-Wing, then X25519). The previous epoch's keys stay live for a grace period;
+    /// older keys are dropped together with their replay caches, as is any live key that
+    /// shares a key id with a new one. An empty `keys` changes nothing.
+    pub fn rotate_all(&mut self, keys: impl IntoIterator<Item = GatewayKey>) {
+        let keys: Vec<GatewayKey> = keys.into_iter().collect();
+        if keys.is_empty() {
+            return;
+        }
+        let previous = self.epoch;
+        self.epoch += 1;
+        self.keys
+            .retain(|k| k.epoch == previous && !keys.iter().any(|n| n.key_id() == k.key.key_id()));
+        let epoch = self.epoch;
+        let fresh = keys.into_iter().map(|key| LiveKey {
+            replay: ReplayCache::new(key.key_id(), self.replay_capacity),
+            key,
+            epoch,
+        });
+        self.keys.splice(0..0, fresh);
     }
 
     /// Drops the key `key_id` and its replay cache; returns whether it was live.
@@ -128,9 +150,20 @@ impl Gateway {
         self.keys.iter().map(|k| k.key.config().clone()).collect()
     }
 
-    /// The current key's configuration, if any key is live.
+    /// The first live key's configuration (the current epoch's preferred one, unless it was
+    /// retired), if any key is live.
     pub fn current_config(&self) -> Option<&KeyConfig> {
         self.keys.first().map(|k| k.key.config())
+    }
+
+    /// The current epoch's key configurations, in order of preference: what attestation
+    /// binds and clients choose from. Empty once every current key is retired.
+    pub fn current_configs(&self) -> Vec<KeyConfig> {
+        self.keys
+            .iter()
+            .filter(|k| k.epoch == self.epoch)
+            .map(|k| k.key.config().clone())
+            .collect()
     }
 
     /// The `application/ohttp-keys` body for `GET /.well-known/ohttp-gateway`.
@@ -150,11 +183,11 @@ impl Gateway {
     fn admit(
         window: DateWindow,
         live: &mut LiveKey,
-        enc: [u8; X25519_KEY_LEN],
+        enc: &[u8],
         message: &Message,
         now: SystemTime,
     ) -> Result<(), Error> {
-        live.replay.check(&enc, now)?;
+        live.replay.check(enc, now)?;
         let date = date(message)?;
         window.check(date, now)?;
         live.replay.insert(enc, window.expiry(date), now)
@@ -168,7 +201,7 @@ impl Gateway {
         let live = self.live(body)?;
         let d = decapsulate_request(&live.key, body)?;
         let message = decode_message(&d.request)?;
-        Self::admit(window, live, d.enc, &message, now)?;
+        Self::admit(window, live, &d.enc, &message, now)?;
         Ok(OpenedRequest {
             message,
             key_id: d.key_id,
@@ -190,11 +223,11 @@ impl Gateway {
         let mut opener = ChunkedRequestOpener::new(&live.key);
         let mut plain = opener.push(body)?;
         plain.extend_from_slice(&opener.finish()?);
-        let enc = opener.enc().ok_or(Error::Truncated)?;
+        let enc = opener.enc().ok_or(Error::Truncated)?.to_vec();
         let (response, response_nonce) = opener.response_sealer(rng)?;
         let key_id = live.key.key_id();
         let message = decode_message(&plain)?;
-        Self::admit(window, live, enc, &message, now)?;
+        Self::admit(window, live, &enc, &message, now)?;
         Ok(OpenedChunkedRequest {
             message,
             key_id,

@@ -97,7 +97,7 @@ fn rfc9458_client_opens_published_response() {
         .try_into()
         .expect("32-byte enc");
     let secret =
-        ResponseSecret::from_exported(&hex(rfc9458::EXPORTED), crate::Aead::Aes128Gcm, enc);
+        ResponseSecret::from_exported(&hex(rfc9458::EXPORTED), crate::Aead::Aes128Gcm, enc.into());
     let opened = ResponseOpener::from_secret(secret)
         .open(&hex(rfc9458::ENC_RESPONSE))
         .expect("opens");
@@ -141,7 +141,7 @@ fn chunked_example_gateway_decapsulates_and_reproduces_response() {
 fn chunked_example_client_opens_published_response() {
     let enc: [u8; 32] = hex(chunked::ENC).try_into().expect("32-byte enc");
     let secret =
-        ResponseSecret::from_exported(&hex(chunked::EXPORTED), crate::Aead::Aes128Gcm, enc);
+        ResponseSecret::from_exported(&hex(chunked::EXPORTED), crate::Aead::Aes128Gcm, enc.into());
     let mut opener = ChunkedResponseOpener::new(secret);
     let mut plain = Vec::new();
     for b in hex(chunked::ENC_RESPONSE) {
@@ -160,7 +160,7 @@ fn chunked_example_client_opens_published_response() {
         chunks.context(),
         LABEL_CHUNKED_RESPONSE,
         crate::Aead::Aes128Gcm,
-        enc,
+        enc.into(),
     )
     .expect("export");
     assert_eq!(s.exported(), hex(chunked::EXPORTED));

@@ -2,7 +2,7 @@
 
 use crate::{
     Error, SymmetricSuite,
-    suite::{Aead, KEM_X25519_HKDF_SHA256, Kdf, X25519_KEY_LEN},
+    suite::{Aead, Kdf, Kem},
     varint::Cursor,
 };
 
@@ -21,18 +21,39 @@ pub const MAX_CONFIGS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyConfig {
     key_id: u8,
-    kem: u16,
-    public_key: [u8; X25519_KEY_LEN],
+    kem: Kem,
+    /// Exactly `kem.public_key_len()` bytes.
+    public_key: Vec<u8>,
     /// Raw (KDF id, AEAD id) pairs, in the configuration's order.
     symmetric: Vec<(u16, u16)>,
 }
 
 impl KeyConfig {
-    /// A configuration for an X25519 public key offering `suites` (in preference order).
-    pub fn new(key_id: u8, public_key: [u8; X25519_KEY_LEN], suites: &[SymmetricSuite]) -> Self {
+    /// A configuration for a `kem` public key offering `suites` (in preference order).
+    /// Fails with [`Error::InvalidPublicKey`] if the key is not `kem`'s length.
+    pub fn new(
+        key_id: u8,
+        kem: Kem,
+        public_key: &[u8],
+        suites: &[SymmetricSuite],
+    ) -> Result<Self, Error> {
+        if public_key.len() != kem.public_key_len() {
+            return Err(Error::InvalidPublicKey);
+        }
+        Ok(Self::from_public(key_id, kem, public_key.to_vec(), suites))
+    }
+
+    /// A configuration for a public key `hpke` serialized (so of the KEM's length).
+    pub(crate) fn from_public(
+        key_id: u8,
+        kem: Kem,
+        public_key: Vec<u8>,
+        suites: &[SymmetricSuite],
+    ) -> Self {
+        debug_assert_eq!(public_key.len(), kem.public_key_len());
         Self {
             key_id,
-            kem: KEM_X25519_HKDF_SHA256,
+            kem,
             public_key,
             symmetric: suites.iter().map(|s| (s.kdf.id(), s.aead.id())).collect(),
         }
@@ -43,13 +64,18 @@ impl KeyConfig {
         self.key_id
     }
 
-    /// The HPKE KEM identifier (always DHKEM(X25519, HKDF-SHA256) = 0x0020 here).
+    /// The HPKE KEM identifier (0x647A for X-Wing, 0x0020 for DHKEM(X25519)).
     pub fn kem_id(&self) -> u16 {
+        self.kem.id()
+    }
+
+    /// The HPKE KEM.
+    pub fn kem(&self) -> Kem {
         self.kem
     }
 
-    /// The gateway's X25519 public key `pkR`.
-    pub fn public_key(&self) -> &[u8; X25519_KEY_LEN] {
+    /// The gateway's public key `pkR` (`Npk` bytes of the KEM).
+    pub fn public_key(&self) -> &[u8] {
         &self.public_key
     }
 
@@ -75,9 +101,10 @@ impl KeyConfig {
 
     /// Encodes the configuration (RFC 9458 §3.1): the exact bytes attestation binds.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 2 + X25519_KEY_LEN + 2 + 4 * self.symmetric.len());
+        let mut out =
+            Vec::with_capacity(1 + 2 + self.public_key.len() + 2 + 4 * self.symmetric.len());
         out.push(self.key_id);
-        out.extend_from_slice(&self.kem.to_be_bytes());
+        out.extend_from_slice(&self.kem.id().to_be_bytes());
         out.extend_from_slice(&self.public_key);
         // At most MAX_SUITES entries are ever held, so the length fits 16 bits.
         let len = (4 * self.symmetric.len()).min(usize::from(u16::MAX)) as u16;
@@ -101,12 +128,11 @@ impl KeyConfig {
 
     fn read(cur: &mut Cursor<'_>) -> Result<Self, Error> {
         let key_id = cur.u8("key configuration: key id")?;
-        let kem = cur.u16("key configuration: KEM id")?;
-        if kem != KEM_X25519_HKDF_SHA256 {
-            return Err(Error::UnsupportedKem(kem));
-        }
-        let mut public_key = [0u8; X25519_KEY_LEN];
-        public_key.copy_from_slice(cur.bytes(X25519_KEY_LEN, "key configuration: public key")?);
+        let kem_id = cur.u16("key configuration: KEM id")?;
+        let kem = Kem::from_id(kem_id).ok_or(Error::UnsupportedKem(kem_id))?;
+        let public_key = cur
+            .bytes(kem.public_key_len(), "key configuration: public key")?
+            .to_vec();
         let len = usize::from(cur.u16("key configuration: algorithms length")?);
         if len < 4 || len % 4 != 0 {
             return Err(Error::Malformed("key configuration: algorithms length"));
@@ -170,5 +196,19 @@ impl KeyConfig {
             }
         }
         Ok(out)
+    }
+
+    /// The configuration a client encrypts to among `configs`: the first one of the most
+    /// preferred KEM ([`Kem::ALL`]: X-Wing before X25519) that offers a symmetric suite this
+    /// implementation supports. Fails with [`Error::NoCommonSuite`] when none is usable.
+    pub fn select(configs: &[KeyConfig]) -> Result<&KeyConfig, Error> {
+        Kem::ALL
+            .iter()
+            .find_map(|&kem| {
+                configs
+                    .iter()
+                    .find(|c| c.kem == kem && c.preferred_suite().is_ok())
+            })
+            .ok_or(Error::NoCommonSuite)
     }
 }

@@ -6,21 +6,29 @@
 //! Everything is sans-IO: functions take bytes, the time `now`, and a random number
 //! generator (ephemeral keys, response nonces), and return bytes or a typed [`Error`].
 //! Production passes [`os_rng`]; tests pass a fixed generator to reproduce published
-//! vectors. Suites: DHKEM(X25519, HKDF-SHA256) with HKDF-SHA256 and AES-256-GCM first,
+//! vectors. KEMs: X-Wing (ML-KEM-768 + X25519, post-quantum; `hpke`'s `mlkem` feature) and
+//! DHKEM(X25519, HKDF-SHA256); clients choose X-Wing when a gateway offers it
+//! ([`KeyConfig::select`]). Symmetric suites: HKDF-SHA256 with AES-256-GCM first,
 //! AES-128-GCM and ChaCha20-Poly1305 also.
 //!
 //! ```no_run
 //! use std::time::SystemTime;
-//! use veil_protocol::{Client, DateWindow, Gateway, GatewayKey, SymmetricSuite, build_request, os_rng};
+//! use veil_protocol::{
+//!     Client, DateWindow, Gateway, GatewayKey, Kem, KeyConfig, SymmetricSuite, build_request, os_rng,
+//! };
 //! // `now` comes from the caller (the server or client reads its clock at the edge).
 //! fn round_trip(now: SystemTime) -> Result<(), veil_protocol::Error> {
 //! // Gateway: one key per epoch; its configuration bytes are what attestation binds.
 //! let mut gateway = Gateway::new(DateWindow::default());
-//! gateway.rotate(GatewayKey::generate(1, &SymmetricSuite::ALL, &mut os_rng()));
+//! gateway.rotate_all([
+//!     GatewayKey::generate_with(Kem::XWing, 1, &SymmetricSuite::ALL, &mut os_rng()),
+//!     GatewayKey::generate_with(Kem::X25519HkdfSha256, 2, &SymmetricSuite::ALL, &mut os_rng()),
+//! ]);
 //! let key_config_list = gateway.ohttp_keys(); // GET /.well-known/ohttp-gateway
 //!
-//! // Client: encrypts to the (attested) key configuration.
-//! let config = veil_protocol::KeyConfig::decode_list(&key_config_list)?.remove(0);
+//! // Client: encrypts to the (attested) key configuration, X-Wing when offered.
+//! let configs = KeyConfig::decode_list(&key_config_list)?;
+//! let config = KeyConfig::select(&configs)?.clone();
 //! let request = build_request("POST", "veil", "/v1/chat/completions",
 //!     &[("content-type", b"application/json")], b"{}", now);
 //! let (body, response_opener) = Client::new(config)?.seal_chunked(&request, &mut os_rng())?;
@@ -78,7 +86,9 @@ pub use request::{
     request_key_id,
 };
 pub use response::{ResponseOpener, ResponseSealer};
-pub use suite::{Aead, KEM_X25519_HKDF_SHA256, Kdf, SymmetricSuite, X25519_KEY_LEN};
+pub use suite::{
+    Aead, KEM_X25519_HKDF_SHA256, KEM_XWING, Kdf, Kem, SymmetricSuite, X25519_KEY_LEN,
+};
 
 /// Re-exported so callers use the same `bhttp` and `rand_core` versions as this crate.
 pub use bhttp;

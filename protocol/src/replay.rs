@@ -5,13 +5,19 @@
 //! ([`DateWindow::expiry`]: its `Date` plus the window, plus the second the whole-second
 //! comparison rounds away), so the cache is bounded by request rate × window. When
 //! it is full of live entries it refuses new requests rather than forgetting old ones.
+//!
+//! Entries are the SHA-256 of `enc`, not `enc` itself: an X-Wing `enc` is 1120 bytes, which
+//! would make a full cache of 2^16 entries 73 MB per key; a 32-byte digest keeps it at 2 MB
+//! whatever the KEM, and a collision would need a SHA-256 collision.
 
 use std::{
     collections::HashMap,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::{Error, suite::X25519_KEY_LEN};
+use sha2_next::{Digest, Sha256};
+
+use crate::Error;
 
 /// The accepted distance between a request's `Date` and `now`, either side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +83,11 @@ impl DateWindow {
 pub struct ReplayCache {
     key_id: u8,
     capacity: usize,
-    seen: HashMap<[u8; X25519_KEY_LEN], SystemTime>,
+    seen: HashMap<[u8; 32], SystemTime>,
+}
+
+fn entry(enc: &[u8]) -> [u8; 32] {
+    Sha256::digest(enc).into()
 }
 
 impl ReplayCache {
@@ -91,8 +101,12 @@ impl ReplayCache {
     }
 
     /// Fails with [`Error::Replay`] if `enc` was already accepted (and has not expired).
-    pub fn check(&self, enc: &[u8; X25519_KEY_LEN], now: SystemTime) -> Result<(), Error> {
-        match self.seen.get(enc) {
+    pub fn check(&self, enc: &[u8], now: SystemTime) -> Result<(), Error> {
+        self.check_entry(&entry(enc), now)
+    }
+
+    fn check_entry(&self, entry: &[u8; 32], now: SystemTime) -> Result<(), Error> {
+        match self.seen.get(entry) {
             Some(&expires) if expires > now => Err(Error::Replay {
                 key_id: self.key_id,
             }),
@@ -105,11 +119,12 @@ impl ReplayCache {
     /// entries.
     pub fn insert(
         &mut self,
-        enc: [u8; X25519_KEY_LEN],
+        enc: &[u8],
         expires: SystemTime,
         now: SystemTime,
     ) -> Result<(), Error> {
-        self.check(&enc, now)?;
+        let enc = entry(enc);
+        self.check_entry(&enc, now)?;
         if self.seen.len() >= self.capacity && !self.seen.contains_key(&enc) {
             self.seen.retain(|_, &mut e| e > now);
             if self.seen.len() >= self.capacity {
@@ -173,28 +188,28 @@ mod tests {
     #[test]
     fn rejects_replayed_enc_until_it_expires() {
         let mut c = ReplayCache::new(7, 4);
-        c.insert([1; 32], t(200), t(100)).expect("first use");
+        c.insert(&[1; 32], t(200), t(100)).expect("first use");
         assert_eq!(
-            c.insert([1; 32], t(300), t(150)),
+            c.insert(&[1; 32], t(300), t(150)),
             Err(Error::Replay { key_id: 7 })
         );
         // After expiry a replay would fail the Date check; the cache may forget it.
-        assert!(c.insert([1; 32], t(400), t(201)).is_ok());
+        assert!(c.insert(&[1; 32], t(400), t(201)).is_ok());
     }
 
     #[test]
     fn full_cache_refuses_rather_than_forgets() {
         let mut c = ReplayCache::new(3, 2);
-        c.insert([1; 32], t(200), t(100)).expect("1");
-        c.insert([2; 32], t(200), t(100)).expect("2");
+        c.insert(&[1; 32], t(200), t(100)).expect("1");
+        c.insert(&[2; 32], t(200), t(100)).expect("2");
         assert_eq!(
-            c.insert([3; 32], t(200), t(100)),
+            c.insert(&[3; 32], t(200), t(100)),
             Err(Error::ReplayCacheFull { key_id: 3 })
         );
         // Still remembers both.
         assert!(c.check(&[1; 32], t(150)).is_err());
         // Once entries expire, room is made.
-        c.insert([3; 32], t(400), t(250))
+        c.insert(&[3; 32], t(400), t(250))
             .expect("room after expiry");
         assert_eq!(c.len(), 1);
     }

@@ -13,41 +13,48 @@ use crate::{
     Error, GatewayKey, KeyConfig, SymmetricSuite,
     cipher::{self, Opener, Sealer},
     response::{ResponseOpener, ResponseSealer},
-    suite::{Aead, KEM_X25519_HKDF_SHA256, Kdf, X25519_KEY_LEN},
+    suite::{Aead, Kdf, Kem, X25519_KEY_LEN},
     varint::Cursor,
 };
 
 /// Length of the request header `hdr` (key id, KEM, KDF, AEAD).
 pub const HEADER_LEN: usize = 7;
 
-/// Length of header plus encapsulated key for DHKEM(X25519).
+/// Length of header plus encapsulated key for DHKEM(X25519) (for X-Wing it is
+/// `HEADER_LEN + Kem::XWing.enc_len()`).
 pub const HEADER_AND_ENC_LEN: usize = HEADER_LEN + X25519_KEY_LEN;
 
 pub(crate) const LABEL_REQUEST: &[u8] = b"message/bhttp request";
 pub(crate) const LABEL_CHUNKED_REQUEST: &[u8] = b"message/bhttp chunked request";
 
 /// The parsed request header: which key and suite the client chose, and its `enc`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RequestHeader {
     pub(crate) key_id: u8,
+    pub(crate) kem: Kem,
     pub(crate) suite: SymmetricSuite,
-    pub(crate) enc: [u8; X25519_KEY_LEN],
+    pub(crate) enc: Vec<u8>,
 }
 
 impl RequestHeader {
-    pub(crate) fn hdr(key_id: u8, suite: SymmetricSuite) -> [u8; HEADER_LEN] {
-        let [k0, k1] = KEM_X25519_HKDF_SHA256.to_be_bytes();
+    pub(crate) fn hdr(key_id: u8, kem: Kem, suite: SymmetricSuite) -> [u8; HEADER_LEN] {
+        let [k0, k1] = kem.id().to_be_bytes();
         let [d0, d1] = suite.kdf.id().to_be_bytes();
         let [a0, a1] = suite.aead.id().to_be_bytes();
         [key_id, k0, k1, d0, d1, a0, a1]
     }
 
-    pub(crate) fn info(label: &[u8], key_id: u8, suite: SymmetricSuite) -> Vec<u8> {
+    pub(crate) fn info(label: &[u8], key_id: u8, kem: Kem, suite: SymmetricSuite) -> Vec<u8> {
         let mut info = Vec::with_capacity(label.len() + 1 + HEADER_LEN);
         info.extend_from_slice(label);
         info.push(0);
-        info.extend_from_slice(&Self::hdr(key_id, suite));
+        info.extend_from_slice(&Self::hdr(key_id, kem, suite));
         info
+    }
+
+    /// Length of `hdr ‖ enc` for requests addressed to `key`.
+    pub(crate) fn len_for(key: &GatewayKey) -> usize {
+        HEADER_LEN + key.kem().enc_len()
     }
 
     /// Reads `hdr ‖ enc`; checks the key id and that `key` offers the suite.
@@ -59,9 +66,10 @@ impl RequestHeader {
         if key_id != key.key_id() {
             return Err(Error::UnknownKeyId(key_id));
         }
-        if kem != KEM_X25519_HKDF_SHA256 {
-            return Err(Error::UnsupportedKem(kem));
-        }
+        let kem = match Kem::from_id(kem) {
+            Some(k) if k == key.kem() => k,
+            _ => return Err(Error::UnsupportedKem(kem)),
+        };
         let suite = match (Kdf::from_id(kdf), Aead::from_id(aead)) {
             (Some(kdf), Some(aead)) => SymmetricSuite { kdf, aead },
             _ => return Err(Error::UnsupportedSuite { kdf, aead }),
@@ -69,13 +77,19 @@ impl RequestHeader {
         if !key.config().offers(suite) {
             return Err(Error::UnsupportedSuite { kdf, aead });
         }
-        let mut enc = [0u8; X25519_KEY_LEN];
-        enc.copy_from_slice(cur.bytes(X25519_KEY_LEN, "request header: encapsulated key")?);
-        Ok(Self { key_id, suite, enc })
+        let enc = cur
+            .bytes(kem.enc_len(), "request header: encapsulated key")?
+            .to_vec();
+        Ok(Self {
+            key_id,
+            kem,
+            suite,
+            enc,
+        })
     }
 
     pub(crate) fn receiver(&self, key: &GatewayKey, label: &[u8]) -> Result<Opener, Error> {
-        let info = Self::info(label, self.key_id, self.suite);
+        let info = Self::info(label, self.key_id, self.kem, self.suite);
         cipher::setup_receiver(self.suite.aead, key.secret(), &self.enc, &info)
     }
 }
@@ -92,17 +106,18 @@ pub(crate) fn start(
     suite: SymmetricSuite,
     label: &[u8],
     rng: &mut impl CryptoRng,
-) -> Result<(Vec<u8>, [u8; X25519_KEY_LEN], Sealer), Error> {
+) -> Result<(Vec<u8>, Vec<u8>, Sealer), Error> {
     if !config.offers(suite) {
         return Err(Error::UnsupportedSuite {
             kdf: suite.kdf.id(),
             aead: suite.aead.id(),
         });
     }
-    let info = RequestHeader::info(label, config.key_id(), suite);
-    let (enc, sealer) = cipher::setup_sender(suite.aead, config.public_key(), &info, rng)?;
-    let mut out = Vec::with_capacity(HEADER_AND_ENC_LEN);
-    out.extend_from_slice(&RequestHeader::hdr(config.key_id(), suite));
+    let kem = config.kem();
+    let info = RequestHeader::info(label, config.key_id(), kem, suite);
+    let (enc, sealer) = cipher::setup_sender(kem, suite.aead, config.public_key(), &info, rng)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + enc.len());
+    out.extend_from_slice(&RequestHeader::hdr(config.key_id(), kem, suite));
     out.extend_from_slice(&enc);
     Ok((out, enc, sealer))
 }
@@ -132,7 +147,7 @@ pub fn decapsulate_request(
     let header = RequestHeader::read(&mut cur, key)?;
     let mut opener = header.receiver(key, LABEL_REQUEST)?;
     let request = opener.open(cur.remaining(), b"")?;
-    let response = ResponseSealer::new(&opener, header.suite.aead, header.enc)?;
+    let response = ResponseSealer::new(&opener, header.suite.aead, header.enc.clone())?;
     Ok(DecapsulatedRequest {
         request,
         key_id: header.key_id,
@@ -149,8 +164,9 @@ pub struct DecapsulatedRequest {
     pub request: Vec<u8>,
     /// The key identifier it was addressed to.
     pub key_id: u8,
-    /// The client's encapsulated key: unique per request, the replay-cache entry.
-    pub enc: [u8; X25519_KEY_LEN],
+    /// The client's encapsulated key (`Nenc` bytes of the key's KEM): unique per request,
+    /// what the replay cache remembers.
+    pub enc: Vec<u8>,
     /// Seals the one response to this request.
     pub response: ResponseSealer,
 }

@@ -19,7 +19,6 @@ use zeroize::Zeroizing;
 use crate::{
     Aead, Error,
     cipher::{self, Opener, Sealer},
-    suite::X25519_KEY_LEN,
 };
 
 pub(crate) const LABEL_RESPONSE: &[u8] = b"message/bhttp response";
@@ -29,7 +28,7 @@ pub(crate) const LABEL_CHUNKED_RESPONSE: &[u8] = b"message/bhttp chunked respons
 pub(crate) struct ResponseSecret {
     secret: Zeroizing<[u8; 32]>,
     len: usize,
-    enc: [u8; X25519_KEY_LEN],
+    enc: Vec<u8>,
     aead: Aead,
 }
 
@@ -37,7 +36,7 @@ impl ResponseSecret {
     fn new(
         export: impl FnOnce(&mut [u8]) -> Result<(), Error>,
         aead: Aead,
-        enc: [u8; X25519_KEY_LEN],
+        enc: Vec<u8>,
     ) -> Result<Self, Error> {
         let len = aead.response_nonce_len();
         let mut secret = Zeroizing::new([0u8; 32]);
@@ -54,7 +53,7 @@ impl ResponseSecret {
         s: &Sealer,
         label: &[u8],
         aead: Aead,
-        enc: [u8; X25519_KEY_LEN],
+        enc: Vec<u8>,
     ) -> Result<Self, Error> {
         Self::new(|out| s.export(label, out), aead, enc)
     }
@@ -63,7 +62,7 @@ impl ResponseSecret {
         o: &Opener,
         label: &[u8],
         aead: Aead,
-        enc: [u8; X25519_KEY_LEN],
+        enc: Vec<u8>,
     ) -> Result<Self, Error> {
         Self::new(|out| o.export(label, out), aead, enc)
     }
@@ -71,7 +70,7 @@ impl ResponseSecret {
     /// A secret given directly (known-answer tests: the client side of a published example
     /// whose ephemeral key cannot be fixed through `hpke`).
     #[cfg(test)]
-    pub(crate) fn from_exported(secret: &[u8], aead: Aead, enc: [u8; X25519_KEY_LEN]) -> Self {
+    pub(crate) fn from_exported(secret: &[u8], aead: Aead, enc: Vec<u8>) -> Self {
         let len = aead.response_nonce_len();
         let mut s = Zeroizing::new([0u8; 32]);
         s[..len].copy_from_slice(secret);
@@ -94,7 +93,7 @@ impl ResponseSecret {
 
     /// Derives the response AEAD key and base nonce for `response_nonce`.
     fn derive(&self, response_nonce: &[u8]) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 12]>) {
-        let mut salt = Vec::with_capacity(X25519_KEY_LEN + response_nonce.len());
+        let mut salt = Vec::with_capacity(self.enc.len() + response_nonce.len());
         salt.extend_from_slice(&self.enc);
         salt.extend_from_slice(response_nonce);
         let prk = Hkdf::<Sha256>::new(Some(&salt), &self.secret[..self.len]);
@@ -134,11 +133,7 @@ pub struct ResponseSealer {
 }
 
 impl ResponseSealer {
-    pub(crate) fn new(
-        opener: &Opener,
-        aead: Aead,
-        enc: [u8; X25519_KEY_LEN],
-    ) -> Result<Self, Error> {
+    pub(crate) fn new(opener: &Opener, aead: Aead, enc: Vec<u8>) -> Result<Self, Error> {
         Ok(Self {
             secret: ResponseSecret::from_opener(opener, LABEL_RESPONSE, aead, enc)?,
         })
@@ -166,11 +161,7 @@ pub struct ResponseOpener {
 }
 
 impl ResponseOpener {
-    pub(crate) fn new(
-        sealer: &Sealer,
-        aead: Aead,
-        enc: [u8; X25519_KEY_LEN],
-    ) -> Result<Self, Error> {
+    pub(crate) fn new(sealer: &Sealer, aead: Aead, enc: Vec<u8>) -> Result<Self, Error> {
         Ok(Self {
             secret: ResponseSecret::from_sealer(sealer, LABEL_RESPONSE, aead, enc)?,
         })

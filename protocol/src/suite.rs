@@ -2,11 +2,79 @@
 
 use std::fmt;
 
-/// HPKE KEM identifier for DHKEM(X25519, HKDF-SHA256), the only KEM implemented.
+/// HPKE KEM identifier for DHKEM(X25519, HKDF-SHA256).
 pub const KEM_X25519_HKDF_SHA256: u16 = 0x0020;
+
+/// HPKE KEM identifier for X-Wing (ML-KEM-768 + X25519, draft-connolly-cfrg-xwing-kem;
+/// the HPKE binding of draft-ietf-hpke-pq).
+pub const KEM_XWING: u16 = 0x647a;
 
 /// Length in bytes of an X25519 public key and of the encapsulated key `enc`.
 pub const X25519_KEY_LEN: usize = 32;
+
+/// An HPKE KEM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kem {
+    /// X-Wing (0x647A): ML-KEM-768 and X25519 combined, so a request stays confidential
+    /// unless both are broken (in particular against a future quantum computer that
+    /// breaks X25519). Public key 1216 bytes, `enc` 1120 bytes.
+    XWing,
+    /// DHKEM(X25519, HKDF-SHA256) (0x0020): public key and `enc` 32 bytes each.
+    X25519HkdfSha256,
+}
+
+impl Kem {
+    /// Every KEM Veil implements, in order of preference (post-quantum first).
+    pub const ALL: [Self; 2] = [Self::XWing, Self::X25519HkdfSha256];
+
+    /// The IANA identifier.
+    pub fn id(self) -> u16 {
+        match self {
+            Kem::XWing => KEM_XWING,
+            Kem::X25519HkdfSha256 => KEM_X25519_HKDF_SHA256,
+        }
+    }
+
+    /// The KEM for an IANA identifier, if implemented.
+    pub fn from_id(id: u16) -> Option<Self> {
+        match id {
+            KEM_XWING => Some(Kem::XWing),
+            KEM_X25519_HKDF_SHA256 => Some(Kem::X25519HkdfSha256),
+            _ => None,
+        }
+    }
+
+    /// `Npk`: length of a serialized public key.
+    pub fn public_key_len(self) -> usize {
+        match self {
+            Kem::XWing => 1216,
+            Kem::X25519HkdfSha256 => X25519_KEY_LEN,
+        }
+    }
+
+    /// `Nenc`: length of the encapsulated key.
+    pub fn enc_len(self) -> usize {
+        match self {
+            Kem::XWing => 1120,
+            Kem::X25519HkdfSha256 => X25519_KEY_LEN,
+        }
+    }
+
+    /// Whether the KEM resists an attacker with a quantum computer (X-Wing: ML-KEM-768).
+    pub fn is_post_quantum(self) -> bool {
+        matches!(self, Kem::XWing)
+    }
+}
+
+impl fmt::Display for Kem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kem::XWing => "X-Wing",
+            Kem::X25519HkdfSha256 => "X25519",
+        })
+    }
+}
 
 /// An HPKE KDF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

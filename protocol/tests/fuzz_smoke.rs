@@ -26,8 +26,8 @@ use smoke::{random_inputs, seeds, write_seed};
 use veil_protocol::bhttp::{Message, StatusCode};
 use veil_protocol::message::{decode_message, encode_message};
 use veil_protocol::{
-    Client, DateWindow, Gateway, GatewayKey, IndeterminateResponseEncoder, KeyConfig, Padding,
-    SymmetricSuite, build_request,
+    Client, GatewayKey, IndeterminateResponseEncoder, KeyConfig, Padding, SymmetricSuite,
+    build_request,
 };
 
 /// Pseudo-random inputs per target, on top of the seeds and their mutations.
@@ -69,16 +69,13 @@ fn seeds_reach_the_deep_checks() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(n >= 1, "{name}");
     }
+    let mut xwing_seeds = 0;
     for (name, bytes) in seeds("ohttp_request") {
-        let mut g = Gateway::new(DateWindow::default());
-        g.rotate(GatewayKey::derive(
-            harness::KEY_ID,
-            &SymmetricSuite::ALL,
-            &[0x42; 32],
-        ));
+        let mut g = harness::gateway();
+        xwing_seeds += usize::from(bytes.get(..3) == Some(&[harness::XWING_KEY_ID, 0x64, 0x7a]));
         let ok = if name.ends_with(".bhttp") {
             decode_message(&bytes).map(|_| ())
-        } else if name.starts_with("chunked") {
+        } else if name.contains("chunked") {
             g.open_chunked_request(&bytes, now(), &mut TestRng::new(b"x"))
                 .map(|_| ())
         } else {
@@ -86,6 +83,7 @@ fn seeds_reach_the_deep_checks() {
         };
         ok.unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+    assert_eq!(xwing_seeds, 2, "an X-Wing request seed, plain and chunked");
     for (name, bytes) in seeds("bhttp_message") {
         decode_message(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
@@ -142,6 +140,8 @@ fn regenerate_seeds() {
     mixed.extend_from_slice(&foreign);
     mixed.extend_from_slice(&KeyConfig::encode_list(&[key.config().clone()]));
     write_seed("ohttp_key_config", "unsupported-kem-first.list", &mixed);
+    let published = KeyConfig::encode_list(&harness::gateway().current_configs());
+    write_seed("ohttp_key_config", "gateway-xwing-x25519.list", &published);
 
     // Requests sealed to the fixed key, dated `now()`, and an inner request alone.
     let client = Client::new(key.config().clone()).expect("client");
@@ -156,6 +156,11 @@ fn regenerate_seeds() {
     write_seed("ohttp_request", "chunked-request.bin", &body);
     let inner = encode_message(&request(), &Padding::default()).expect("encode");
     write_seed("ohttp_request", "inner-request-padded.bhttp", &inner);
+    let xwing = Client::new(harness::xwing_gateway_key().config().clone()).expect("client");
+    let (body, _) = xwing.seal(&request(), &mut rng).expect("seal");
+    write_seed("ohttp_request", "xwing-request.bin", &body);
+    let (body, _) = xwing.seal_chunked(&request(), &mut rng).expect("seal");
+    write_seed("ohttp_request", "xwing-chunked-request.bin", &body);
 
     // Chunk scripts: ops 0-2 seal a chunk, 3 the final chunk, 4 raw bytes, 5 flip, 6 cut.
     let sse: [&[u8]; 3] = [

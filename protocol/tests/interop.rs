@@ -1,6 +1,8 @@
 //! Interoperability with the `ohttp` crate 0.8 (rust-hpke backend) as an independent
 //! oracle: Veil client ↔ ohttp server and ohttp client ↔ Veil gateway, chunked and not,
-//! with HKDF-SHA256 and AES-128-GCM.
+//! with HKDF-SHA256 and AES-128-GCM, for both KEMs: X-Wing (0x647A; `ohttp`'s `rust-hpke`
+//! backend builds it on `hpke` 0.14's `mlkem` feature, which it always enables, over the same
+//! `x-wing` 0.1.1 crate) and DHKEM(X25519).
 
 mod common;
 
@@ -15,7 +17,7 @@ use std::{
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, executor::block_on};
 use ohttp::hpke::{Aead as OAead, Kdf as OKdf, Kem as OKem};
 use veil_protocol::{
-    ChunkedRequestOpener, ChunkedRequestSealer, GatewayKey, KeyConfig, SymmetricSuite,
+    ChunkedRequestOpener, ChunkedRequestSealer, GatewayKey, Kem, KeyConfig, SymmetricSuite,
     decapsulate_request, encapsulate_request, os_rng,
 };
 
@@ -27,10 +29,17 @@ fn response_body() -> Vec<u8> {
     (0..40_000u32).map(|i| (i % 251) as u8).collect()
 }
 
-fn ohttp_server() -> (ohttp::Server, Vec<u8>) {
+fn ohttp_kem(kem: Kem) -> OKem {
+    match kem {
+        Kem::XWing => OKem::XWing,
+        _ => OKem::X25519Sha256,
+    }
+}
+
+fn ohttp_server(kem: Kem) -> (ohttp::Server, Vec<u8>) {
     let config = ohttp::KeyConfig::new(
         1,
-        OKem::X25519Sha256,
+        ohttp_kem(kem),
         vec![ohttp::SymmetricSuite::new(
             OKdf::HkdfSha256,
             OAead::Aes128Gcm,
@@ -41,15 +50,30 @@ fn ohttp_server() -> (ohttp::Server, Vec<u8>) {
     (ohttp::Server::new(config).expect("server"), encoded)
 }
 
-fn veil_key() -> GatewayKey {
-    GatewayKey::generate(9, &[AES128], &mut os_rng())
+fn veil_key(kem: Kem) -> GatewayKey {
+    GatewayKey::generate_with(kem, 9, &[AES128], &mut os_rng())
+}
+
+/// Runs `f` for each KEM, naming the KEM if it fails.
+fn each_kem(f: fn(Kem)) {
+    for kem in Kem::ALL {
+        if let Err(e) = std::panic::catch_unwind(|| f(kem)) {
+            eprintln!("failed with {kem}");
+            std::panic::resume_unwind(e);
+        }
+    }
 }
 
 #[test]
 fn veil_client_to_ohttp_server() {
-    let (server, encoded) = ohttp_server();
+    each_kem(veil_client_to_ohttp_server_with);
+}
+
+fn veil_client_to_ohttp_server_with(kem: Kem) {
+    let (server, encoded) = ohttp_server(kem);
     let config = KeyConfig::decode(&encoded).expect("Veil decodes ohttp's key config");
     assert_eq!(config.encode(), encoded, "re-encodes to the same bytes");
+    assert_eq!(config.kem(), kem);
     let (req, opener) =
         encapsulate_request(&config, AES128, REQUEST, &mut os_rng()).expect("encapsulate");
     let (plain, server_response) = server.decapsulate(&req).expect("ohttp decapsulates");
@@ -61,10 +85,16 @@ fn veil_client_to_ohttp_server() {
 
 #[test]
 fn ohttp_client_to_veil_gateway() {
-    let key = veil_key();
+    each_kem(ohttp_client_to_veil_gateway_with);
+}
+
+fn ohttp_client_to_veil_gateway_with(kem: Kem) {
+    let key = veil_key(kem);
     let client = ohttp::ClientRequest::from_encoded_config(&key.config().encode())
         .expect("ohttp reads Veil's key config");
     let (req, client_response) = client.encapsulate(REQUEST).expect("ohttp encapsulates");
+    assert_eq!(req[1..3], kem.id().to_be_bytes(), "ohttp used the KEM");
+    assert_eq!(req.len(), 7 + kem.enc_len() + REQUEST.len() + 16);
     let d = decapsulate_request(&key, &req).expect("Veil decapsulates");
     assert_eq!(d.request, REQUEST);
     let body = response_body();
@@ -77,16 +107,30 @@ fn ohttp_client_to_veil_gateway() {
 
 #[test]
 fn ohttp_key_list_round_trips_through_veil() {
-    let key = veil_key();
-    let list = KeyConfig::encode_list(&[key.config().clone()]);
+    // The list a Veil gateway publishes: X-Wing first, then X25519.
+    let xwing = veil_key(Kem::XWing);
+    let x25519 = GatewayKey::generate(10, &[AES128], &mut os_rng());
+    let list = KeyConfig::encode_list(&[xwing.config().clone(), x25519.config().clone()]);
     let configs = ohttp::KeyConfig::decode_list(&list).expect("ohttp decodes the list");
-    assert_eq!(configs.len(), 1);
-    assert!(ohttp::ClientRequest::from_encoded_config_list(&list).is_ok());
+    assert_eq!(configs.len(), 2);
+    // ohttp 0.8's list client takes the last configuration (X25519 here); an X-Wing-first
+    // list keeps older clients working that way too.
+    let client = ohttp::ClientRequest::from_encoded_config_list(&list).expect("client");
+    let (req, _) = client.encapsulate(REQUEST).expect("encapsulate");
+    assert_eq!(req[0], 10);
+    assert_eq!(
+        decapsulate_request(&x25519, &req).expect("open").request,
+        REQUEST
+    );
 }
 
 #[test]
 fn veil_chunked_client_to_ohttp_stream_server() {
-    let (server, encoded) = ohttp_server();
+    each_kem(veil_chunked_client_to_ohttp_stream_server_with);
+}
+
+fn veil_chunked_client_to_ohttp_stream_server_with(kem: Kem) {
+    let (server, encoded) = ohttp_server(kem);
     let config = KeyConfig::decode(&encoded).expect("decode");
     let (mut sealer, mut req) =
         ChunkedRequestSealer::start(&config, AES128, &mut os_rng()).expect("start");
@@ -152,7 +196,11 @@ impl AsyncRead for SharedBuf {
 
 #[test]
 fn ohttp_stream_client_to_veil_chunked_gateway() {
-    let key = veil_key();
+    each_kem(ohttp_stream_client_to_veil_chunked_gateway_with);
+}
+
+fn ohttp_stream_client_to_veil_chunked_gateway_with(kem: Kem) {
+    let key = veil_key(kem);
     let client = ohttp::ClientRequest::from_encoded_config(&key.config().encode()).expect("config");
     let wire_req = SharedBuf::default();
     let wire_res = SharedBuf::default();
@@ -168,6 +216,7 @@ fn ohttp_stream_client_to_veil_chunked_gateway() {
 
     let mut opener = ChunkedRequestOpener::new(&key);
     let req = wire_req.0.borrow().clone();
+    assert_eq!(req[1..3], kem.id().to_be_bytes(), "ohttp used the KEM");
     let mut plain = opener.push(&req).expect("Veil opens chunks");
     plain.extend(opener.finish().expect("final"));
     assert_eq!(plain, REQUEST);

@@ -26,7 +26,8 @@ use veil_attest::{Attestation, ManifestClaims, Policy, Reference, ReportData};
 use veil_protocol::bhttp::{Message, StatusCode as BStatus};
 use veil_protocol::message::header as bheader;
 use veil_protocol::{
-    DateWindow, Gateway, GatewayKey, IndeterminateResponseEncoder, SymmetricSuite, os_rng,
+    DateWindow, Gateway, GatewayKey, IndeterminateResponseEncoder, Kem, KeyConfig, SymmetricSuite,
+    os_rng,
 };
 
 /// The simulated measurement the test server reports.
@@ -68,6 +69,8 @@ pub enum Tamper {
 
 pub struct Shared {
     gateway: Mutex<Gateway>,
+    /// The KEMs of each epoch's keys, in order (the real server's: X-Wing, X25519).
+    kems: Vec<Kem>,
     next_key_id: AtomicUsize,
     other_key: GatewayKey,
     attester: Simulated,
@@ -92,11 +95,21 @@ impl TestServer {
 
     /// A server whose attestation carries `manifest` (its model id is not bound).
     pub async fn start_with_manifest(manifest: ManifestClaims) -> Self {
+        Self::start_with(manifest, Kem::ALL.to_vec()).await
+    }
+
+    /// A server as before X-Wing: one X25519 key per epoch.
+    pub async fn start_x25519_only() -> Self {
+        Self::start_with(manifest(), vec![Kem::X25519HkdfSha256]).await
+    }
+
+    async fn start_with(manifest: ManifestClaims, kems: Vec<Kem>) -> Self {
         let mut gateway = Gateway::new(DateWindow::default());
-        gateway.rotate(GatewayKey::generate(1, &SymmetricSuite::ALL, &mut os_rng()));
+        gateway.rotate_all(epoch_keys(&kems, 1));
         let shared = Arc::new(Shared {
             gateway: Mutex::new(gateway),
-            next_key_id: AtomicUsize::new(2),
+            next_key_id: AtomicUsize::new(1 + kems.len()),
+            kems,
             other_key: GatewayKey::generate(1, &SymmetricSuite::ALL, &mut os_rng()),
             attester: Simulated::new([3; 32], MEASUREMENT),
             manifest,
@@ -135,6 +148,28 @@ impl TestServer {
     }
 }
 
+/// One key per KEM, ids from `first_id` on.
+fn epoch_keys(kems: &[Kem], first_id: usize) -> Vec<GatewayKey> {
+    kems.iter()
+        .zip(first_id..)
+        .map(|(&kem, id)| {
+            let id = u8::try_from(id).expect("key id");
+            GatewayKey::generate_with(kem, id, &SymmetricSuite::ALL, &mut os_rng())
+        })
+        .collect()
+}
+
+/// The KEM identifier and key id of the last encapsulated request the gateway received,
+/// read from its header on the wire (`key_id(1) ‖ kem_id(2) ‖ …`).
+pub fn last_request_kem(s: &Shared) -> Option<(u8, u16)> {
+    let last = s.last_post.lock().expect("lock");
+    let body = &last.as_ref()?.1;
+    Some((
+        *body.first()?,
+        u16::from_be_bytes([*body.get(1)?, *body.get(2)?]),
+    ))
+}
+
 pub fn manifest() -> ManifestClaims {
     let json = serde_json::json!({
         "binary_sha256": hex::encode([1u8; 32]),
@@ -162,18 +197,12 @@ async fn attestation(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Res
     if tamper == Tamper::WrongNonce {
         nonce[0] ^= 1;
     }
-    let key_config = s
-        .gateway
-        .lock()
-        .expect("lock")
-        .current_config()
-        .expect("key")
-        .encode();
+    let key_config = KeyConfig::encode_list(&s.gateway.lock().expect("lock").current_configs());
     let rd = ReportData::new(&key_config, &nonce, &s.manifest.server_manifest().digest())
         .expect("report data");
     let evidence = s.attester.attest(&rd.0).expect("evidence");
     let served = if tamper == Tamper::SwapKey {
-        s.other_key.config().encode()
+        KeyConfig::encode_list(&[s.other_key.config().clone()])
     } else {
         key_config
     };
@@ -261,15 +290,13 @@ async fn gateway_post(State(s): State<Arc<Shared>>, headers: HeaderMap, body: By
     let mut body = body.to_vec();
     let tamper = *s.tamper.lock().expect("lock");
     if tamper == Tamper::RotateKey {
-        let id = u8::try_from(s.next_key_id.fetch_add(1, Ordering::SeqCst)).expect("id");
+        let id = s.next_key_id.fetch_add(s.kems.len(), Ordering::SeqCst);
         let mut g = s.gateway.lock().expect("lock");
-        let old = g.current_config().expect("key").key_id();
-        g.rotate(GatewayKey::generate(
-            id,
-            &SymmetricSuite::ALL,
-            &mut os_rng(),
-        ));
-        g.retire(old);
+        let old = g.current_configs();
+        g.rotate_all(epoch_keys(&s.kems, id));
+        for c in old {
+            g.retire(c.key_id());
+        }
         *s.tamper.lock().expect("lock") = Tamper::None;
     }
     if tamper == Tamper::FlipRequestByte

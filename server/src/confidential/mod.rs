@@ -4,16 +4,20 @@
 //!
 //! - `GET /.well-known/ohttp-gateway`: the key configurations (`application/ohttp-keys`).
 //! - `GET /v1/attestation?nonce=HEX`: [`veil_attest::Attestation`] whose REPORT_DATA binds the
-//!   current key configuration, the client's nonce and the server manifest.
+//!   current key configurations (X-Wing, then X25519, as one `application/ohttp-keys` list),
+//!   the client's nonce and the server manifest.
 //! - `POST /.well-known/ohttp-gateway`: `message/ohttp-req` → `message/ohttp-res`, or
 //!   `message/ohttp-chunked-req` → streamed `message/ohttp-chunked-res`.
 //!
-//! Keys rotate per epoch ([`ConfidentialConfig::epoch`]); the previous key stays usable for a
-//! grace period. Evidence is produced only when a client asks for it with a nonce (bounded by
+//! Each epoch ([`ConfidentialConfig::epoch`]) has two keys: X-Wing (ML-KEM-768 + X25519,
+//! post-quantum), which clients prefer, and DHKEM(X25519) for clients without it. Both rotate
+//! together; the previous pair stays usable for a grace period. Evidence is produced only when a client asks for it with a nonce (bounded by
 //! a semaphore), never on the inference path.
 
 mod gateway;
 mod setup;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +25,7 @@ use std::time::Duration;
 
 use veil_attest::attester::Attester;
 use veil_attest::{Attestation, ManifestClaims, ReportData};
-use veil_protocol::{DateWindow, Gateway, GatewayKey, SymmetricSuite, os_rng};
+use veil_protocol::{DateWindow, Gateway, GatewayKey, Kem, KeyConfig, SymmetricSuite, os_rng};
 
 pub use gateway::routes;
 pub use setup::{Tee, TeeOptions, attester, manifest_claims};
@@ -104,25 +108,33 @@ impl Confidential {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts a new key epoch: a new key becomes current; the previous one stays accepted
-    /// until [`Confidential::retire_old`] removes it after the grace period.
-    pub fn rotate(&self) -> u8 {
-        let id = self.next_key_id.fetch_add(1, Ordering::Relaxed);
-        let key = GatewayKey::generate(id, &SymmetricSuite::ALL, &mut os_rng());
-        self.gateway().rotate(key);
-        tracing::info!(key_id = id, "gateway key rotated");
-        id
+    /// Starts a new key epoch: a new X-Wing key and a new X25519 key (in that order, ids
+    /// `n` and `n + 1`) become current; the previous pair stays accepted until
+    /// [`Confidential::retire_old`] removes it after the grace period. Returns the new ids.
+    pub fn rotate(&self) -> Vec<u8> {
+        let mut rng = os_rng();
+        let keys: Vec<GatewayKey> = Kem::ALL
+            .iter()
+            .map(|&kem| {
+                let id = self.next_key_id.fetch_add(1, Ordering::Relaxed);
+                GatewayKey::generate_with(kem, id, &SymmetricSuite::ALL, &mut rng)
+            })
+            .collect();
+        let ids: Vec<u8> = keys.iter().map(GatewayKey::key_id).collect();
+        self.gateway().rotate_all(keys);
+        tracing::info!(key_ids = ?ids, "gateway keys rotated");
+        ids
     }
 
-    /// Drops every key but the current one.
+    /// Drops every key but the current epoch's.
     pub fn retire_old(&self) {
         let mut g = self.gateway();
-        let current = g.current_config().map(veil_protocol::KeyConfig::key_id);
+        let current: Vec<u8> = g.current_configs().iter().map(KeyConfig::key_id).collect();
         let old: Vec<u8> = g
             .key_configs()
             .iter()
-            .map(veil_protocol::KeyConfig::key_id)
-            .filter(|id| Some(*id) != current)
+            .map(KeyConfig::key_id)
+            .filter(|id| !current.contains(id))
             .collect();
         for id in old {
             g.retire(id);
@@ -149,7 +161,13 @@ impl Confidential {
         &self.manifest
     }
 
-    /// Evidence for `nonce_hex`, bound to the current key configuration and the manifest.
+    /// The current epoch's key configurations as one `application/ohttp-keys` list (X-Wing,
+    /// then X25519): the bytes attestation binds.
+    pub fn attested_key_configs(&self) -> Vec<u8> {
+        KeyConfig::encode_list(&self.gateway().current_configs())
+    }
+
+    /// Evidence for `nonce_hex`, bound to the current key configurations and the manifest.
     pub async fn attest(&self, nonce_hex: &str) -> Result<Attestation, AttestationError> {
         let nonce: [u8; 32] = hex::decode(nonce_hex)
             .ok()
@@ -159,11 +177,10 @@ impl Confidential {
             .permits
             .try_acquire()
             .map_err(|_| AttestationError::Busy)?;
-        let key_config = self
-            .gateway()
-            .current_config()
-            .map(veil_protocol::KeyConfig::encode)
-            .ok_or(AttestationError::NoKey)?;
+        let key_config = self.attested_key_configs();
+        if key_config.is_empty() {
+            return Err(AttestationError::NoKey);
+        }
         let report_data = ReportData::new(&key_config, &nonce, &self.manifest.digest())
             .map_err(|_| AttestationError::BadNonce)?;
         let attester = self.attester.clone();

@@ -60,12 +60,13 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
         eprintln!(
             "{}",
             dim(format!(
-                "verified: platform {}  {} {}\nmodel {} (digest {})",
+                "verified: platform {}  {} {}\nmodel {} (digest {}), key exchange {}",
                 a.verdict.platform,
                 m.map_or("measurement", |m| m.register),
                 m.map(|m| hex::encode(&m.value)).unwrap_or_default(),
                 crate::verify::printable(&a.attestation.manifest.model_id),
-                hex::encode(a.attestation.manifest.model_digest)
+                hex::encode(a.attestation.manifest.model_digest),
+                a.key_config.kem()
             ))
         );
         for w in &a.verdict.warnings {

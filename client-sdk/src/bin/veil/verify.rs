@@ -172,6 +172,19 @@ pub(crate) fn printable(s: &str) -> String {
     out
 }
 
+/// The bound gateway keys, e.g. `gateway keys 1 (X-Wing), 2 (X25519)`.
+fn bound_keys(configs: &[veil_protocol::KeyConfig]) -> String {
+    let keys: Vec<String> = configs
+        .iter()
+        .map(|c| format!("{} ({})", c.key_id(), c.kem()))
+        .collect();
+    match keys.len() {
+        0 => "no usable gateway key".to_owned(),
+        1 => format!("gateway key {}", keys[0]),
+        _ => format!("gateway keys {}", keys.join(", ")),
+    }
+}
+
 /// The loosening flags every command that judges evidence shares (each one an explicit,
 /// loudly named opt-in).
 #[derive(Debug, Clone, Copy, Default)]
@@ -218,6 +231,10 @@ pub(crate) struct ConnectPolicy {
     /// Accept a policy that leaves launch registers unpinned (a warning on every connect).
     #[arg(long)]
     accept_any_measurement: bool,
+    /// Refuse a server that offers no post-quantum key exchange (X-Wing); without it X-Wing
+    /// is still chosen whenever offered (policy key `require_post_quantum`).
+    #[arg(long)]
+    require_pq: bool,
 }
 
 impl ConnectPolicy {
@@ -234,6 +251,8 @@ impl ConnectPolicy {
                 accept_any_measurement: self.accept_any_measurement,
             },
         )?;
+        let pq = policy.require_post_quantum || self.require_pq;
+        let policy = policy.require_post_quantum(pq);
         if let Err(e) = policy.check_pinned() {
             bail!("{}: {e}", e.check());
         }
@@ -295,7 +314,7 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
         let key = if a.key_config.is_empty() {
             Ok(None)
         } else {
-            veil_protocol::KeyConfig::decode(&a.key_config).map(Some)
+            veil_protocol::KeyConfig::decode_list(&a.key_config).map(Some)
         };
         let verified = a.verify(policy, nonce, now);
         let gpu_verdict = verified
@@ -321,7 +340,7 @@ fn audit_attestation(a: &Attestation, policy: &Policy, nonce: &[u8; 32], now: Un
                         ", NOT from a measured image"
                     },
                     match k {
-                        Some(k) => format!("gateway key id {}", k.key_id()),
+                        Some(k) => bound_keys(&k),
                         None => "no gateway key (an evidence file)".to_owned(),
                     }
                 ),

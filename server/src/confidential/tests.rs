@@ -1,0 +1,151 @@
+//! The confidential transport's keys: two configurations per epoch (X-Wing, then X25519),
+//! both bound into REPORT_DATA, rotated together; and the gateway route opening X-Wing
+//! requests, plain and chunked.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::routing::get;
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+use veil_attest::attester::Simulated;
+use veil_attest::{ManifestClaims, Policy, Reference, UnixTime, VerifyError};
+use veil_protocol::{
+    Client, Kem, KeyConfig, MEDIA_TYPE_CHUNKED_REQUEST, MEDIA_TYPE_REQUEST, build_request,
+    message::decode_message, os_rng,
+};
+
+use super::{Confidential, ConfidentialConfig, routes};
+
+const MEASUREMENT: [u8; 48] = [7; 48];
+
+fn confidential() -> Arc<Confidential> {
+    Arc::new(Confidential::new(
+        Arc::new(Simulated::new([9; 32], MEASUREMENT)),
+        ManifestClaims::new([1; 32], [2; 32], "test-model".into()),
+        ConfidentialConfig::default(),
+    ))
+}
+
+fn policy() -> Policy {
+    Policy::default()
+        .allow_simulated(true)
+        .with_reference(Reference::simulated(MEASUREMENT))
+}
+
+fn kems(list: &[u8]) -> Vec<(u8, Kem)> {
+    KeyConfig::decode_list(list)
+        .expect("list")
+        .iter()
+        .map(|c| (c.key_id(), c.kem()))
+        .collect()
+}
+
+#[test]
+fn publishes_xwing_then_x25519() {
+    let conf = confidential();
+    assert_eq!(
+        kems(&conf.ohttp_keys()),
+        [(1, Kem::XWing), (2, Kem::X25519HkdfSha256)]
+    );
+    assert_eq!(conf.attested_key_configs(), conf.ohttp_keys());
+}
+
+#[tokio::test]
+async fn attestation_binds_both_configurations() {
+    let conf = confidential();
+    let nonce = [5u8; 32];
+    let a = conf.attest(&hex::encode(nonce)).await.expect("evidence");
+    assert_eq!(a.key_config, conf.ohttp_keys());
+    assert_eq!(
+        kems(&a.key_config),
+        [(1, Kem::XWing), (2, Kem::X25519HkdfSha256)]
+    );
+    // Pinned `now`: simulated evidence carries no validity period.
+    let now = UnixTime(1_764_000_000);
+    a.verify(&policy(), &nonce, now).expect("bound");
+
+    // Serving fewer configurations than were bound (say, only the X25519 one, to push
+    // clients off the post-quantum key) breaks the binding.
+    let list = KeyConfig::decode_list(&a.key_config).expect("list");
+    for kept in [&list[1..], &list[..1]] {
+        let mut stripped = a.clone();
+        stripped.key_config = KeyConfig::encode_list(kept);
+        assert!(matches!(
+            stripped.verify(&policy(), &nonce, now),
+            Err(VerifyError::ReportDataMismatch { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn rotation_rotates_both_keys() {
+    let conf = confidential();
+    assert_eq!(conf.rotate(), [3, 4]);
+    assert_eq!(
+        kems(&conf.ohttp_keys()),
+        [
+            (3, Kem::XWing),
+            (4, Kem::X25519HkdfSha256),
+            (1, Kem::XWing),
+            (2, Kem::X25519HkdfSha256)
+        ]
+    );
+    let a = conf
+        .attest(&hex::encode([1u8; 32]))
+        .await
+        .expect("evidence");
+    assert_eq!(
+        kems(&a.key_config),
+        [(3, Kem::XWing), (4, Kem::X25519HkdfSha256)]
+    );
+    conf.retire_old();
+    assert_eq!(conf.ohttp_keys(), conf.attested_key_configs());
+    assert_eq!(
+        kems(&conf.ohttp_keys()),
+        [(3, Kem::XWing), (4, Kem::X25519HkdfSha256)]
+    );
+}
+
+async fn post(app: &Router, media: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    let req = Request::post("/.well-known/ohttp-gateway")
+        .header(header::CONTENT_TYPE, media)
+        .body(Body::from(body))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, bytes.to_vec())
+}
+
+#[tokio::test]
+async fn gateway_route_opens_xwing_requests_plain_and_chunked() {
+    let conf = confidential();
+    let inner = Router::new().route("/v1/models", get(|| async { "models-list" }));
+    let app = routes(Arc::clone(&conf), inner);
+    let configs = KeyConfig::decode_list(&conf.attested_key_configs()).expect("list");
+    let config = KeyConfig::select(&configs).expect("usable").clone();
+    assert_eq!(config.kem(), Kem::XWing);
+    let client = Client::new(config).expect("client");
+    let message = build_request("GET", "veil", "/v1/models", &[], b"", SystemTime::now());
+
+    let (body, opener) = client.seal(&message, &mut os_rng()).expect("seal");
+    assert_eq!(body[1..3], [0x64, 0x7a]);
+    let (status, sealed) = post(&app, MEDIA_TYPE_REQUEST, body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = decode_message(&opener.open(&sealed).expect("opens")).expect("bhttp");
+    assert_eq!(answer.content(), b"models-list");
+    // The same request again is a replay.
+    let (status, _) = post(&app, MEDIA_TYPE_REQUEST, body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (body, opener) = client.seal_chunked(&message, &mut os_rng()).expect("seal");
+    let (status, sealed) = post(&app, MEDIA_TYPE_CHUNKED_REQUEST, body).await;
+    assert_eq!(status, StatusCode::OK);
+    let plain = opener.open_all(&sealed).expect("chunks open");
+    let answer = decode_message(&plain).expect("indeterminate-length bhttp");
+    assert_eq!(answer.content(), b"models-list");
+}
