@@ -8,10 +8,10 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use veil_engine::EngineConfig;
+use veil_engine::chat::ChatMessage;
+use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::{ApiConfig, router};
-use veil_server::chat::ChatMessage;
-use veil_server::engine::EngineConfig;
-use veil_server::model::DEFAULT_MODEL_ID;
 
 /// Greedy completion of `CHAT_PROMPT` by SmolLM2-135M-Instruct Q4_1 on this engine, which
 /// computes the same logits as candle's reference `quantized_llama`, bit for bit (pinned).

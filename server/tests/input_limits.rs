@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use veil_engine::EngineConfig;
+use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::{ApiConfig, router};
-use veil_server::engine::EngineConfig;
 use veil_server::listen::{self, ListenConfig};
-use veil_server::model::DEFAULT_MODEL_ID;
 
 const SLACK: Duration = Duration::from_secs(3);
 

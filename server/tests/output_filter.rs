@@ -11,10 +11,10 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use veil_engine::EngineConfig;
+use veil_engine::chat::ChatMessage;
+use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::{ApiConfig, DenyList, router};
-use veil_server::chat::ChatMessage;
-use veil_server::engine::EngineConfig;
-use veil_server::model::DEFAULT_MODEL_ID;
 
 /// As in `tests/api.rs`: the pinned greedy answer to `CHAT_PROMPT` starts with this.
 const GREEDY_CHAT_START: &str = "L'Étoile, la Marseillaise, la femme";

@@ -33,9 +33,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::chat::ChatTemplate;
-use crate::engine::Engine;
-use crate::tokenizer::Tokenizer;
+use veil_engine::Engine;
+use veil_engine::chat::ChatTemplate;
+use veil_engine::tokenizer::Tokenizer;
 
 /// Request extension set by the encrypted transport on requests it decapsulated.
 #[derive(Debug, Clone, Copy)]

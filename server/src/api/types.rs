@@ -144,8 +144,8 @@ pub struct UsageBody {
     pub total_tokens: usize,
 }
 
-impl From<crate::engine::Usage> for UsageBody {
-    fn from(u: crate::engine::Usage) -> Self {
+impl From<veil_engine::Usage> for UsageBody {
+    fn from(u: veil_engine::Usage) -> Self {
         Self {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
