@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         },
     );
     worker.spawn()?;
-    let state_drain = state.0.drain.clone();
+    let state_drain = state.drain();
     let (attester, _) = confidential::attester(Tee::Simulated, &TeeOptions::new(None, None, None))?;
     let conf = Arc::new(Confidential::new(
         attester,

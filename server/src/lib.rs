@@ -27,7 +27,7 @@
 pub mod api;
 pub mod confidential;
 pub mod core_dumps;
-pub mod deadline;
+mod deadline;
 pub mod keys;
 pub mod listen;
 pub mod serve;

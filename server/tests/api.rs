@@ -139,11 +139,12 @@ async fn greedy_chat_is_deterministic_and_pinned() {
 
 #[tokio::test]
 async fn chat_template_from_the_gguf_is_applied_and_usage_matches_the_tokenizer() {
+    // The same pinned model, loaded apart: its template and tokenizer.
+    let reference = common::load();
     let (state, worker) = common::app(EngineConfig::default());
     worker.spawn().expect("worker thread");
-    let shared = state.0.clone();
     let app = router(state);
-    let rendered = shared
+    let rendered = reference
         .template
         .render(
             &[ChatMessage {
@@ -160,7 +161,7 @@ async fn chat_template_from_the_gguf_is_applied_and_usage_matches_the_tokenizer(
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n{CHAT_PROMPT}<|im_end|>\n<|im_start|>assistant\n"
         )
     );
-    let ids = shared.tokenizer.encode(&rendered).expect("encodes");
+    let ids = reference.tokenizer.encode(&rendered).expect("encodes");
     assert_eq!(ids[0], 1, "<|im_start|> is one control token");
     let r = post(&app, "/v1/chat/completions", chat_body(CHAT_PROMPT, 3)).await;
     let usage = &r.json()["usage"];

@@ -27,7 +27,7 @@ async fn serve(api: ApiConfig, config: ListenConfig) -> SocketAddr {
         },
     );
     worker.spawn().expect("worker thread");
-    let drain = state.0.drain.clone();
+    let drain = state.drain();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

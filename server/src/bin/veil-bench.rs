@@ -121,8 +121,8 @@ fn main() -> anyhow::Result<()> {
         },
     );
     worker.spawn()?;
-    let model_id = state.0.model_id.clone();
-    let drain = state.0.drain.clone();
+    let model_id = state.model_id().to_owned();
+    let drain = state.drain();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

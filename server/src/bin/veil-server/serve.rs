@@ -343,7 +343,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ConfidentialConfig::default(),
         ));
         tokio::spawn(conf.clone().run_rotation());
-        let drain = state.0.drain.clone();
+        let drain = state.drain();
         let app = confidential::routes(conf, api::router(state));
         let stopped = listen::serve(listener, app, listen_config, shutdown, drain).await?;
         tracing::info!(?stopped, "stopped");
