@@ -17,12 +17,12 @@ mod filter;
 mod generation;
 mod handlers;
 mod stream;
-pub mod types;
+mod types;
 
 pub use auth::Auth;
 pub use deny_list::{DenyList, DenyListError};
 pub use drain::Drain;
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 pub use filter::OutputFilter;
 
 use std::sync::Arc;
