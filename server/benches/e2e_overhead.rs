@@ -26,14 +26,14 @@ use sha2::{Digest, Sha256};
 use veil_attest::Policy;
 use veil_attest::attester::Simulated;
 use veil_client::Client;
+use veil_engine::model::LoadedModel;
+use veil_engine::{EngineConfig, WeightFormat};
 use veil_protocol::{
     ChunkedRequestOpener, ChunkedRequestSealer, GatewayKey, IndeterminateResponseEncoder, Kem,
     Padding, SymmetricSuite, os_rng,
 };
 use veil_server::api::{self, ApiConfig};
 use veil_server::confidential::{self, Confidential, ConfidentialConfig, Tee, TeeOptions};
-use veil_server::engine::{EngineConfig, WeightFormat};
-use veil_server::model::LoadedModel;
 use veil_server::serve::app_state;
 
 const PROMPT: &str = "The history of the printing press begins";
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
     // Before any thread starts: candle's thread count, counted once (see veil-kernels).
     veil_kernels::settle_thread_count();
     let rounds = rounds_arg()?;
-    let source = veil_server::fetch::default_model(&mut |l| eprintln!("e2e_overhead: {l}"))?;
+    let source = veil_engine::fetch::default_model(&mut |l| eprintln!("e2e_overhead: {l}"))?;
     let verified = source.verify()?;
     let model =
         LoadedModel::from_verified(&verified, &candle_core::Device::Cpu, WeightFormat::Stored)?;
@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         },
     );
     worker.spawn()?;
-    let state_drain = state.0.drain.clone();
+    let state_drain = state.drain();
     let (attester, _) = confidential::attester(Tee::Simulated, &TeeOptions::new(None, None, None))?;
     let conf = Arc::new(Confidential::new(
         attester,

@@ -18,18 +18,18 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// The body was not read whole before its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the request body was not received in time")]
-pub struct BodyReadTimeout;
+pub(crate) struct BodyReadTimeout;
 
 /// A body that fails with [`BodyReadTimeout`] once its deadline passes.
 #[derive(Debug)]
-pub struct DeadlineBody<B> {
+pub(crate) struct DeadlineBody<B> {
     inner: B,
     deadline: Pin<Box<Sleep>>,
 }
 
 impl<B> DeadlineBody<B> {
     /// `inner`, to be read whole within `limit` from now.
-    pub fn new(inner: B, limit: Duration) -> Self {
+    pub(crate) fn new(inner: B, limit: Duration) -> Self {
         Self {
             inner,
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + limit)),
@@ -69,7 +69,7 @@ where
 
 /// Whether `error` (a body rejection, or any error wrapping a body error) is, or was caused
 /// by, a [`BodyReadTimeout`].
-pub fn timed_out(error: &(dyn StdError + 'static)) -> bool {
+pub(crate) fn timed_out(error: &(dyn StdError + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
         if e.is::<BodyReadTimeout>() {

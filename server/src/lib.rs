@@ -1,8 +1,9 @@
-//! Veil inference server: an OpenAI-compatible HTTP API over a candle engine, serving a
-//! model whose files are pinned by a manifest.
+//! Veil inference server: an OpenAI-compatible HTTP API over the `veil-engine` inference
+//! engine, serving a model whose files are pinned by a manifest.
 //!
-//! The flow: obtain the model ([`fetch::default_model`] or a [`model::ModelSource`]),
-//! verify and load it ([`model::LoadedModel::load`]), start the engine's worker, and serve
+//! The flow: obtain the model (`veil_engine::fetch::default_model` or a
+//! `veil_engine::model::ModelSource`), verify and load it
+//! (`veil_engine::model::LoadedModel::load`), start the engine's worker, and serve
 //! [`api::router`]. `/v1/*` needs an API key from a [`keys::KeyStore`] (see [`api::Auth`]
 //! and [`serve::app_state_with_auth`]). `veil-server serve` accepts connections through
 //! [`listen::serve`] (slow-client timeouts, header and connection limits, graceful shutdown)
@@ -10,10 +11,11 @@
 //! token counts and timings; never a prompt, a completion or a key.
 //!
 //! ```no_run
-//! use veil_server::{api, engine::EngineConfig, fetch, model::LoadedModel, serve};
+//! use veil_engine::{EngineConfig, fetch, model::LoadedModel};
+//! use veil_server::{api, serve};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let source = fetch::default_model(&mut |line| eprintln!("{line}"))?;
-//! let model = LoadedModel::load(&source, &candle_core::Device::Cpu)?;
+//! let model = LoadedModel::load(&source, &veil_engine::device()?)?;
 //! let api = api::ApiConfig { allow_plaintext: true, ..Default::default() };
 //! let (state, worker) = serve::app_state(model, EngineConfig::default(), api);
 //! worker.spawn()?;
@@ -23,17 +25,9 @@
 //! ```
 
 pub mod api;
-pub mod chat;
 pub mod confidential;
 pub mod core_dumps;
-pub mod deadline;
-pub mod engine;
-mod error;
-pub mod fetch;
+mod deadline;
 pub mod keys;
 pub mod listen;
-pub mod model;
 pub mod serve;
-pub mod tokenizer;
-
-pub use error::{Error, Result};

@@ -7,7 +7,7 @@
 //! - A request head over `max_header_bytes` (request line included) or with more than
 //!   `max_headers` fields gets hyper's bare `431 Request Header Fields Too Large`, and the
 //!   connection is closed.
-//! - A request body must arrive whole within `body_read_timeout` of its head ([`crate::deadline`]):
+//! - A request body must arrive whole within `body_read_timeout` of its head (`deadline.rs`):
 //!   `408` in OpenAI's error shape.
 //! - At most `max_connections` connections are served at once; further ones wait in the
 //!   kernel's accept queue. HTTP/1.1 serves one request at a time per connection.
@@ -15,10 +15,10 @@
 //!   and requests in flight (streams included) may finish within `shutdown_grace`. Then
 //!   [`Drain`] ends the remaining answers (a stream ends with an error event), and after
 //!   at most [`FLUSH_AFTER_DRAIN`] more, whatever is left is dropped.
-//! - A connection closes with a lingering close ([`linger`]): a client still sending a body
+//! - A connection closes with a lingering close (`listen/linger.rs`): a client still sending a body
 //!   the server refused early (413) reads the answer instead of a reset.
 
-pub mod linger;
+mod linger;
 
 use std::future::Future;
 use std::io;

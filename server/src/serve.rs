@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use veil_engine::model::LoadedModel;
+use veil_engine::{Engine, EngineConfig, Worker};
+
 use crate::api::{ApiConfig, AppState, Auth, Shared};
-use crate::engine::{Engine, EngineConfig, Worker};
-use crate::model::LoadedModel;
 
 /// Which trusted-execution platform the server reports (attestation comes later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -15,12 +16,6 @@ pub enum TeeMode {
     Simulated,
     /// Detect the platform the machine has.
     Auto,
-}
-
-/// The device to run on: the first CUDA GPU when built with the `cuda` feature and one is
-/// present, else the CPU.
-pub fn device() -> crate::Result<candle_core::Device> {
-    Ok(candle_core::Device::cuda_if_available(0)?)
 }
 
 /// The router state and the engine worker for `model`, with NO API keys ([`Auth::Disabled`]:

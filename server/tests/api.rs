@@ -8,10 +8,10 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use veil_engine::EngineConfig;
+use veil_engine::chat::ChatMessage;
+use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::{ApiConfig, router};
-use veil_server::chat::ChatMessage;
-use veil_server::engine::EngineConfig;
-use veil_server::model::DEFAULT_MODEL_ID;
 
 /// Greedy completion of `CHAT_PROMPT` by SmolLM2-135M-Instruct Q4_1 on this engine, which
 /// computes the same logits as candle's reference `quantized_llama`, bit for bit (pinned).
@@ -139,11 +139,12 @@ async fn greedy_chat_is_deterministic_and_pinned() {
 
 #[tokio::test]
 async fn chat_template_from_the_gguf_is_applied_and_usage_matches_the_tokenizer() {
+    // The same pinned model, loaded apart: its template and tokenizer.
+    let reference = common::load();
     let (state, worker) = common::app(EngineConfig::default());
     worker.spawn().expect("worker thread");
-    let shared = state.0.clone();
     let app = router(state);
-    let rendered = shared
+    let rendered = reference
         .template
         .render(
             &[ChatMessage {
@@ -160,7 +161,7 @@ async fn chat_template_from_the_gguf_is_applied_and_usage_matches_the_tokenizer(
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n{CHAT_PROMPT}<|im_end|>\n<|im_start|>assistant\n"
         )
     );
-    let ids = shared.tokenizer.encode(&rendered).expect("encodes");
+    let ids = reference.tokenizer.encode(&rendered).expect("encodes");
     assert_eq!(ids[0], 1, "<|im_start|> is one control token");
     let r = post(&app, "/v1/chat/completions", chat_body(CHAT_PROMPT, 3)).await;
     let usage = &r.json()["usage"];

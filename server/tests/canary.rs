@@ -15,7 +15,7 @@ use common::binary::{self, http, post, status};
 use futures_util::StreamExt as _;
 use serde_json::json;
 use veil_client::{Client, Policy, Request};
-use veil_server::model::DEFAULT_MODEL_ID;
+use veil_engine::model::DEFAULT_MODEL_ID;
 
 /// Every file under `dir` (recursively) that contains one of `needles`, with the needle.
 fn files_containing(dir: &Path, needles: &[&str]) -> Vec<(PathBuf, String)> {

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use veil_engine::EngineConfig;
+use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::{ApiConfig, router};
-use veil_server::engine::EngineConfig;
 use veil_server::listen::{self, ListenConfig};
-use veil_server::model::DEFAULT_MODEL_ID;
 
 const SLACK: Duration = Duration::from_secs(3);
 
@@ -27,7 +27,7 @@ async fn serve(api: ApiConfig, config: ListenConfig) -> SocketAddr {
         },
     );
     worker.spawn().expect("worker thread");
-    let drain = state.0.drain.clone();
+    let drain = state.drain();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

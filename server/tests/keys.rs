@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+use veil_engine::EngineConfig;
+use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::{ApiConfig, Sealed};
-use veil_server::engine::EngineConfig;
 use veil_server::keys::{KEY_PREFIX, KeySelector, KeyStore, Limits, SecretKey};
-use veil_server::model::DEFAULT_MODEL_ID;
 
 use common::keyed::{
     assert_401, bearer, complete, completion_body, create, keyed_app, limits, plaintext, request,

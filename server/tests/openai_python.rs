@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use veil_server::model::DEFAULT_MODEL_ID;
+use veil_engine::model::DEFAULT_MODEL_ID;
 
 const OPENAI_PIN: &str = "openai==3.57.0";
 

@@ -11,10 +11,10 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use veil_engine::EngineConfig;
+use veil_engine::chat::ChatMessage;
+use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::{ApiConfig, DenyList, router};
-use veil_server::chat::ChatMessage;
-use veil_server::engine::EngineConfig;
-use veil_server::model::DEFAULT_MODEL_ID;
 
 /// As in `tests/api.rs`: the pinned greedy answer to `CHAT_PROMPT` starts with this.
 const GREEDY_CHAT_START: &str = "L'Étoile, la Marseillaise, la femme";
@@ -27,17 +27,8 @@ const BEFORE_DENIED: &str = "L'Étoile, la ";
 /// The app with a deny list of `words`, and the chat prompt rendered as a raw prompt.
 fn filtered_app(words: &[&str]) -> (Router, String) {
     let list = DenyList::new(words.iter().copied()).expect("deny list");
-    let (state, worker) = common::app_with(
-        EngineConfig::default(),
-        ApiConfig {
-            allow_plaintext: true,
-            output_filter: Some(Arc::new(list)),
-            ..ApiConfig::default()
-        },
-    );
-    worker.spawn().expect("worker thread");
-    let rendered = state
-        .0
+    let model = common::load();
+    let rendered = model
         .template
         .render(
             &[ChatMessage {
@@ -47,6 +38,16 @@ fn filtered_app(words: &[&str]) -> (Router, String) {
             true,
         )
         .expect("renders");
+    let (state, worker) = veil_server::serve::app_state(
+        model,
+        EngineConfig::default(),
+        ApiConfig {
+            allow_plaintext: true,
+            output_filter: Some(Arc::new(list)),
+            ..ApiConfig::default()
+        },
+    );
+    worker.spawn().expect("worker thread");
     (router(state), rendered)
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use veil_server::engine::EngineConfig;
+use veil_engine::EngineConfig;
 use veil_server::keys::{KeyStore, SecretKey};
 
 use common::keyed::{

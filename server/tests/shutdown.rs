@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::binary::{ServerProcess, start};
 use serde_json::{Value, json};
-use veil_server::model::DEFAULT_MODEL_ID;
+use veil_engine::model::DEFAULT_MODEL_ID;
 
 /// Opens a streamed chat of `tokens` tokens; returns the reader once the first chunk came.
 fn open_stream(addr: SocketAddr, tokens: u64) -> BufReader<TcpStream> {

@@ -10,21 +10,21 @@ use crate::keys::{AuthError, RateLimited, TokenBudget};
 
 /// An error answered to the client as `{"error": {message, type, param, code}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Human-readable message.
-    pub message: String,
+    pub(crate) message: String,
     /// OpenAI error type (`invalid_request_error`, …).
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Machine-readable code, if any.
-    pub code: Option<&'static str>,
+    pub(crate) code: Option<&'static str>,
     /// The offending request field, if any.
-    pub param: Option<&'static str>,
+    pub(crate) param: Option<&'static str>,
     /// Seconds for `Retry-After`, on 429 and 503.
-    pub retry_after: Option<u32>,
+    pub(crate) retry_after: Option<u32>,
     /// The caller's token budget, for the `x-ratelimit-*-tokens` headers.
-    pub budget: Option<TokenBudget>,
+    pub(crate) budget: Option<TokenBudget>,
 }
 
 #[derive(Serialize)]
@@ -55,12 +55,12 @@ impl ApiError {
     }
 
     /// 400: the request is malformed or breaks a rule.
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
     }
 
     /// 400 naming the offending field.
-    pub fn invalid_param(param: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_param(param: &'static str, message: impl Into<String>) -> Self {
         Self {
             param: Some(param),
             ..Self::invalid(message)
@@ -68,7 +68,7 @@ impl ApiError {
     }
 
     /// 400: the body is not JSON of the expected shape.
-    pub fn malformed_json(detail: &serde_json::Error) -> Self {
+    pub(crate) fn malformed_json(detail: &serde_json::Error) -> Self {
         // Category and position only: serde's own message can quote the input.
         let what = match detail.classify() {
             serde_json::error::Category::Data => "JSON of the wrong shape for this endpoint",
@@ -85,7 +85,7 @@ impl ApiError {
     }
 
     /// 400: prompt plus completion exceed the context length.
-    pub fn context_overflow(context: usize, prompt: usize, completion: usize) -> Self {
+    pub(crate) fn context_overflow(context: usize, prompt: usize, completion: usize) -> Self {
         Self {
             code: Some("context_length_exceeded"),
             param: Some("messages"),
@@ -99,7 +99,7 @@ impl ApiError {
     }
 
     /// 400: more generated tokens asked for than this server allows per request.
-    pub fn max_tokens_too_large(limit: usize) -> Self {
+    pub(crate) fn max_tokens_too_large(limit: usize) -> Self {
         Self {
             code: Some("max_tokens_too_large"),
             ..Self::invalid_param(
@@ -112,7 +112,7 @@ impl ApiError {
     }
 
     /// 400: more chat messages than this server accepts.
-    pub fn too_many_messages(limit: usize) -> Self {
+    pub(crate) fn too_many_messages(limit: usize) -> Self {
         Self {
             code: Some("too_many_messages"),
             ..Self::invalid_param(
@@ -123,7 +123,7 @@ impl ApiError {
     }
 
     /// 408: the request body did not arrive in time.
-    pub fn request_timeout() -> Self {
+    pub(crate) fn request_timeout() -> Self {
         Self {
             code: Some("request_timeout"),
             ..Self::new(
@@ -135,7 +135,7 @@ impl ApiError {
     }
 
     /// 403: plaintext requests are refused by this server.
-    pub fn plaintext_refused() -> Self {
+    pub(crate) fn plaintext_refused() -> Self {
         Self {
             code: Some("plaintext_refused"),
             ..Self::new(
@@ -148,7 +148,7 @@ impl ApiError {
     }
 
     /// 401: no API key, or not an active one. The message never quotes the key.
-    pub fn invalid_api_key(why: &AuthError) -> Self {
+    pub(crate) fn invalid_api_key(why: &AuthError) -> Self {
         let message = match why {
             AuthError::Missing => {
                 "You didn't provide an API key. Send it in the Authorization header: \
@@ -164,7 +164,7 @@ impl ApiError {
     }
 
     /// 429: over the key's token rate or concurrency (OpenAI's `tokens`/`requests` types).
-    pub fn rate_limited(why: &RateLimited) -> Self {
+    pub(crate) fn rate_limited(why: &RateLimited) -> Self {
         let (kind, budget, retry) = match why {
             RateLimited::Tokens {
                 budget,
@@ -191,7 +191,7 @@ impl ApiError {
     }
 
     /// 404: no such model.
-    pub fn model_not_found(model_len: usize) -> Self {
+    pub(crate) fn model_not_found(model_len: usize) -> Self {
         Self {
             code: Some("model_not_found"),
             param: Some("model"),
@@ -206,7 +206,7 @@ impl ApiError {
     }
 
     /// 404: no such route.
-    pub fn route_not_found() -> Self {
+    pub(crate) fn route_not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -215,7 +215,7 @@ impl ApiError {
     }
 
     /// 429: the queue is full.
-    pub fn queue_full() -> Self {
+    pub(crate) fn queue_full() -> Self {
         Self {
             code: Some("rate_limit_exceeded"),
             retry_after: Some(1),
@@ -228,7 +228,7 @@ impl ApiError {
     }
 
     /// 503: the engine is not running.
-    pub fn unavailable() -> Self {
+    pub(crate) fn unavailable() -> Self {
         Self {
             retry_after: Some(5),
             ..Self::new(
@@ -240,7 +240,7 @@ impl ApiError {
     }
 
     /// 503: the server is shutting down (its grace period for answers is over).
-    pub fn shutting_down() -> Self {
+    pub(crate) fn shutting_down() -> Self {
         Self {
             code: Some("server_shutting_down"),
             retry_after: Some(5),
@@ -253,7 +253,7 @@ impl ApiError {
     }
 
     /// 500: generation failed.
-    pub fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -262,7 +262,7 @@ impl ApiError {
     }
 
     /// Any other status from a body rejection (413 body too large, …).
-    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
         let kind = if status.is_server_error() {
             "server_error"
         } else {
@@ -272,7 +272,7 @@ impl ApiError {
     }
 
     /// The JSON body as a string (also used for SSE error events).
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         serde_json::to_string(&Body {
             error: Inner {
                 message: &self.message,

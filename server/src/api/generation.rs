@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedReceiver;
+use veil_engine::{FinishReason, GenEvent, Usage};
 
 use super::drain::Drain;
 use super::filter::{OutputFilter, Screen, Screened};
-use crate::engine::{FinishReason, GenEvent, Usage};
 
 /// What a generation yields next.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,8 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
+use veil_engine::chat::ChatMessage;
+use veil_engine::{FinishReason, GenRequest, SamplingParams, SubmitError, Usage};
 
 use super::auth::{Caller, put_budget};
 use super::error::ApiError;
@@ -20,8 +22,6 @@ use super::types::{
     UsageBody,
 };
 use super::{AppState, Shared};
-use crate::chat::ChatMessage;
-use crate::engine::{FinishReason, GenRequest, SamplingParams, SubmitError, Usage};
 use crate::keys::Ticket;
 
 /// Tokens generated when a legacy completion request names no `max_tokens` (OpenAI's default).

@@ -17,12 +17,12 @@ mod filter;
 mod generation;
 mod handlers;
 mod stream;
-pub mod types;
+mod types;
 
 pub use auth::Auth;
 pub use deny_list::{DenyList, DenyListError};
 pub use drain::Drain;
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 pub use filter::OutputFilter;
 
 use std::sync::Arc;
@@ -33,9 +33,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::chat::ChatTemplate;
-use crate::engine::Engine;
-use crate::tokenizer::Tokenizer;
+use veil_engine::Engine;
+use veil_engine::chat::ChatTemplate;
+use veil_engine::tokenizer::Tokenizer;
 
 /// Request extension set by the encrypted transport on requests it decapsulated.
 #[derive(Debug, Clone, Copy)]
@@ -71,30 +71,43 @@ impl Default for ApiConfig {
 
 /// What the handlers share.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The engine's queue.
-    pub engine: Engine,
+    pub(crate) engine: Engine,
     /// The model's tokenizer (prompts are tokenized on the request path).
-    pub tokenizer: Arc<Tokenizer>,
+    pub(crate) tokenizer: Arc<Tokenizer>,
     /// The model's chat template.
-    pub template: ChatTemplate,
+    pub(crate) template: ChatTemplate,
     /// The model id clients name.
-    pub model_id: String,
+    pub(crate) model_id: String,
     /// The model's context length, in tokens.
-    pub context_length: usize,
+    pub(crate) context_length: usize,
     /// When the model was loaded (Unix seconds), for `/v1/models`.
-    pub created: u64,
+    pub(crate) created: u64,
     /// API policy.
-    pub config: ApiConfig,
+    pub(crate) config: ApiConfig,
     /// Who may call `/v1/*`, and their limits.
-    pub auth: Auth,
+    pub(crate) auth: Auth,
     /// Started when the shutdown grace period is over: ends the answers still generating.
-    pub drain: Drain,
+    pub(crate) drain: Drain,
 }
 
-/// Shared state of the router.
+/// Shared state of the router (built by [`crate::serve::app_state`]).
 #[derive(Debug, Clone)]
-pub struct AppState(pub Arc<Shared>);
+pub struct AppState(pub(crate) Arc<Shared>);
+
+impl AppState {
+    /// The model id clients name.
+    pub fn model_id(&self) -> &str {
+        &self.0.model_id
+    }
+
+    /// The drain that ends the answers still generating when a shutdown's grace is over
+    /// (hand it to [`crate::listen::serve`]).
+    pub fn drain(&self) -> Drain {
+        self.0.drain.clone()
+    }
+}
 
 /// The application: every route, the body limit, the plaintext policy, the API keys.
 pub fn router(state: AppState) -> Router {

@@ -5,11 +5,11 @@ use std::convert::Infallible;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
+use veil_engine::{FinishReason, Usage};
 
 use super::error::ApiError;
 use super::generation::{Generation, Step};
 use super::types::{ChatChunk, ChunkChoice, Delta, TextChoice, TextCompletion, UsageBody};
-use crate::engine::{FinishReason, Usage};
 use crate::keys::Ticket;
 
 /// Which endpoint's chunk format to write.

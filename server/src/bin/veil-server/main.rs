@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use veil_engine::fetch;
+use veil_engine::model::ModelSource;
 use veil_server::confidential::{self, Tee, TeeOptions};
-use veil_server::fetch;
-use veil_server::model::ModelSource;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
 
-use super::{KvPool, Layer, Llama, Matrix, Norm, WeightFormat, rope_tables};
+use super::{HfConfig, KvPool, Layer, Llama, Matrix, Norm, WeightFormat, rope_tables};
 use crate::error::{Error, Result};
-use crate::model::HfConfig;
 
 /// The tensors of the file, taken one by one.
 struct Tensors(HashMap<String, Tensor>);

@@ -2,15 +2,15 @@
 //! where concurrency does or does not pay. Prints per-step time and aggregate tokens/s at
 //! each batch size, and the ratios to one sequence, measured in the same run.
 //!
-//! Run with: `cargo bench -p veil-server --bench batch_decode` (`-- --steps N --batch B`:
+//! Run with: `cargo bench -p veil-engine --bench batch_decode` (`-- --steps N --batch B`:
 //! only that batch size, for profiling; `-- --prefill N`: instead, a prompt of N tokens fed
 //! in the engine's chunks, each chunk's time).
 
 use std::time::Instant;
 
 use anyhow::Context as _;
-use veil_server::engine::{KvCache, WeightFormat, argmax, argmax_rows};
-use veil_server::model::LoadedModel;
+use veil_engine::model::LoadedModel;
+use veil_engine::{KvCache, WeightFormat, argmax, argmax_rows};
 
 const PROMPT: &str = "The history of the printing press begins";
 
@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unexpected argument {other:?}"),
         }
     }
-    let source = veil_server::fetch::default_model(&mut |l| eprintln!("batch_decode: {l}"))?;
+    let source = veil_engine::fetch::default_model(&mut |l| eprintln!("batch_decode: {l}"))?;
     let model = LoadedModel::from_verified(
         &source.verify()?,
         &candle_core::Device::Cpu,
@@ -42,13 +42,13 @@ fn main() -> anyhow::Result<()> {
         let long: Vec<u32> = prompt.iter().copied().cycle().take(n).collect();
         let mut cache = llama.new_cache();
         let started = Instant::now();
-        for (i, chunk) in long.chunks(veil_server::engine::PREFILL_CHUNK).enumerate() {
+        for (i, chunk) in long.chunks(veil_engine::PREFILL_CHUNK).enumerate() {
             let t = Instant::now();
             llama.forward(&[chunk], &mut [&mut cache])?;
             println!(
                 "chunk {i} ({} tokens from position {}): {:.1} ms",
                 chunk.len(),
-                i * veil_server::engine::PREFILL_CHUNK,
+                i * veil_engine::PREFILL_CHUNK,
                 t.elapsed().as_secs_f64() * 1e3
             );
         }

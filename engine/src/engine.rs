@@ -8,21 +8,14 @@
 //! in practice by `max_tokens`); when the receiver is dropped (the client went away) the
 //! worker drops the sequence at its next step.
 
-mod llama;
-mod sampling;
-mod text;
-mod worker;
-
-pub use llama::{KvCache, Llama, LlamaConfig, WeightFormat, argmax, argmax_rows};
-pub use sampling::SamplingParams;
-pub use text::{Delta, TextStream};
-pub use worker::{PREFILL_CHUNK, Worker};
-
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::llama::Llama;
+use crate::request::{GenEvent, GenRequest};
 use crate::tokenizer::Tokenizer;
+use crate::worker::{Job, Worker};
 
 /// Limits of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,59 +35,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// One generation request, already tokenized and validated.
-#[derive(Debug)]
-pub struct GenRequest {
-    /// Request id, for logs.
-    pub id: String,
-    /// Prompt token ids (non-empty).
-    pub prompt: Vec<u32>,
-    /// How to pick tokens and when to stop.
-    pub params: SamplingParams,
-}
-
-/// Why a generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    /// An end-of-generation token or a stop string.
-    Stop,
-    /// `max_tokens`, or the context length.
-    Length,
-    /// The API's output filter withheld the rest of the completion (never set by the engine).
-    ContentFilter,
-}
-
-impl FinishReason {
-    /// The OpenAI name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stop => "stop",
-            Self::Length => "length",
-            Self::ContentFilter => "content_filter",
-        }
-    }
-}
-
-/// Token counts of one generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    /// Tokens in the prompt.
-    pub prompt_tokens: usize,
-    /// Tokens generated (an end-of-generation token is not counted).
-    pub completion_tokens: usize,
-}
-
-/// What the worker sends back for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GenEvent {
-    /// More text (never splits a UTF-8 character; never empty).
-    Text(String),
-    /// The end: why, and the counts.
-    Done(FinishReason, Usage),
-    /// Generation failed (the message names no content).
-    Failed(String),
-}
-
 /// Why a request was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -106,24 +46,11 @@ pub enum SubmitError {
     Stopped,
 }
 
-pub(crate) struct Job {
-    pub(crate) request: GenRequest,
-    pub(crate) events: mpsc::UnboundedSender<GenEvent>,
-}
-
 /// Handle to the engine's queue.
 #[derive(Debug, Clone)]
 pub struct Engine {
     queue: mpsc::Sender<Job>,
     config: EngineConfig,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("id", &self.request.id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Engine {

@@ -10,7 +10,7 @@
 //!
 //! Decoding does not go through `tokenizers`: every token id maps to its raw bytes (the
 //! inverse of GPT-2's byte-to-unicode table), so a generated stream can be turned into
-//! text incrementally without ever splitting a UTF-8 character (see `engine::text`).
+//! text incrementally without ever splitting a UTF-8 character (see [`crate::TextStream`]).
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::AddedToken;
@@ -22,15 +22,27 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 
-use crate::chat::PromptSegment;
 use crate::error::{Error, Result};
-use crate::model::HfTokenizerConfig;
+
+mod hf_config;
+
+pub use hf_config::HfTokenizerConfig;
 
 type Inner = tokenizers::Tokenizer;
 
 /// GGUF token types (llama.cpp `llama_token_type`).
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+
+/// A piece of a prompt to tokenize (a chat template renders a conversation as these:
+/// [`crate::chat::ChatTemplate::render_prompt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptSegment {
+    /// Written by the chat template: control tokens in it are control tokens.
+    Template(String),
+    /// A message's content: control-token text in it is plain text.
+    Content(String),
+}
 
 /// A byte-level BPE tokenizer with the GGUF's vocabulary, merges and special tokens.
 pub struct Tokenizer {

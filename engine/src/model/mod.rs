@@ -3,11 +3,11 @@
 //! Every load reads each file once, checks its size, SHA-256 and format against the
 //! manifest, and builds the model from exactly those verified bytes.
 
-mod hf;
 mod manifest;
 mod verify;
 
-pub use hf::{HfConfig, HfTokenizerConfig, REQUIRED_SIDE_FILES};
+pub use crate::llama::HfConfig;
+pub use crate::tokenizer::HfTokenizerConfig;
 
 pub use manifest::{
     DEFAULT_MODEL_FILE, DEFAULT_MODEL_ID, DEFAULT_MODEL_SHA256, DEFAULT_MODEL_SIZE, FileKind,
@@ -23,12 +23,16 @@ use candle_core::Device;
 use candle_core::quantized::gguf_file;
 
 use crate::chat::ChatTemplate;
-use crate::engine::{Llama, WeightFormat};
 use crate::error::{Error, Result};
+use crate::llama::{Llama, WeightFormat};
 use crate::tokenizer::Tokenizer;
 
 /// Name of the manifest file inside a model directory.
 pub const MANIFEST_FILE_NAME: &str = "manifest.json";
+
+/// The side files a safetensors model must list in its manifest.
+pub const REQUIRED_SIDE_FILES: [&str; 3] =
+    ["config.json", "tokenizer.json", "tokenizer_config.json"];
 
 /// Where a model's files are, and which manifest pins them.
 #[derive(Debug, Clone)]

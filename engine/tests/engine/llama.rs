@@ -1,10 +1,10 @@
 //! The batched engine against candle's reference model, on the real weights.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
-use veil_server::engine::{
+use veil_engine::{
     Engine, EngineConfig, FinishReason, GenEvent, GenRequest, KvCache, Llama, PREFILL_CHUNK,
     SamplingParams, WeightFormat, argmax,
 };
@@ -396,7 +396,7 @@ fn engine_streams_the_pinned_greedy_completions_batched() {
 }
 
 /// A prompt of exactly `n` tokens of English text.
-fn long_prompt(tokenizer: &veil_server::tokenizer::Tokenizer, n: usize) -> Vec<u32> {
+fn long_prompt(tokenizer: &veil_engine::tokenizer::Tokenizer, n: usize) -> Vec<u32> {
     let paragraph = "The printing press changed how ideas travelled. Before it, every book was \
                      copied by hand, and a library of a few hundred volumes was a fortune. ";
     let mut ids = Vec::new();

@@ -9,7 +9,7 @@
 //! reads that layout natively, so it is an independent reference for the loader.
 //! `VEIL_WRITE_HF_DIR=DIR` also writes the directory to `DIR`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,11 +18,11 @@ use std::sync::OnceLock;
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::llama as reference;
 use sha2::{Digest as _, Sha256};
-use veil_server::Error;
-use veil_server::chat::ChatMessage;
-use veil_server::engine::{Engine, EngineConfig, GenEvent, GenRequest, SamplingParams, argmax};
-use veil_server::model::{LoadedModel, ManifestFile, ModelManifest, ModelSource};
-use veil_server::tokenizer::Tokenizer;
+use veil_engine::Error;
+use veil_engine::chat::ChatMessage;
+use veil_engine::model::{LoadedModel, ManifestFile, ModelManifest, ModelSource};
+use veil_engine::tokenizer::Tokenizer;
+use veil_engine::{Engine, EngineConfig, GenEvent, GenRequest, SamplingParams, argmax};
 
 const PROMPT: &[u32] = &[
     1, 4093, 198, 1780, 314, 253, 5356, 30, 2, 198, 1, 520, 9531, 198,

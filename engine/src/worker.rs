@@ -15,12 +15,26 @@ use std::time::{Duration, Instant};
 use candle_transformers::generation::LogitsProcessor;
 use tokio::sync::mpsc;
 
-use super::llama::{KvCache, Llama, argmax_rows};
-use super::text::{Delta, TextStream};
-use super::{FinishReason, GenEvent, Job, Usage};
+use crate::llama::{KvCache, Llama, argmax_rows};
+use crate::request::{FinishReason, GenEvent, GenRequest, Usage};
+use crate::text::{Delta, TextStream};
 use crate::tokenizer::Tokenizer;
 
-/// Owns the model and runs generation; see [`super::Engine::new`].
+/// A queued request and where its events go.
+pub(crate) struct Job {
+    pub(crate) request: GenRequest,
+    pub(crate) events: mpsc::UnboundedSender<GenEvent>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.request.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Owns the model and runs generation; see [`crate::Engine::new`].
 pub struct Worker {
     llama: Arc<Llama>,
     tokenizer: Arc<Tokenizer>,
@@ -81,7 +95,7 @@ impl Worker {
             .spawn(move || self.run())
     }
 
-    /// Runs until every [`super::Engine`] handle is dropped and the queue is empty.
+    /// Runs until every [`crate::Engine`] handle is dropped and the queue is empty.
     pub fn run(mut self) {
         let mut active: Vec<Active> = Vec::with_capacity(self.max_batch);
         loop {

@@ -18,12 +18,14 @@ use veil_kernels::AttentionShape;
 use crate::error::{Error, Result};
 
 mod forward;
+mod hf_config;
 mod kv;
 mod matrix;
 mod norm;
 mod prompt;
 mod safetensors;
 
+pub use hf_config::HfConfig;
 pub use kv::KvCache;
 use kv::KvPool;
 use matrix::Matrix;
@@ -129,7 +131,7 @@ fn load<R: std::io::Read + std::io::Seek>(
 }
 
 /// How matrix weights are kept in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WeightFormat {
     /// As stored in the file: logits bit-identical to candle's `quantized_llama`.
@@ -139,7 +141,6 @@ pub enum WeightFormat {
     /// an AVX2 one for Q8_0, so this is several times faster on x86 CPUs; the re-encoding
     /// error is about 1/17 of Q4_1's own quantization step, so completions may differ
     /// slightly from the stored format's.
-    #[value(name = "q8_0")]
     Q8_0,
 }
 

