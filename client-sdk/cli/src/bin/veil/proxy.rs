@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use axum::serve::ListenerExt as _;
 use clap::Args;
-use veil_client::proxy::{Upstream, router};
+use veil_cli::proxy::{Upstream, router};
 
 const EXAMPLES: &str = "\\
 Examples:
