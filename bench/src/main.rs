@@ -11,7 +11,7 @@
 //! streams' longest wait between two text chunks while it is fed (the prompt is fed in
 //! chunks, so the streams keep going).
 //!
-//! Run with: `cargo run --release -p veil-server --bin veil-bench -- --model PATH [--tokens N] [--rounds R] [--json]`
+//! Run with: `cargo run --release -p veil-bench -- --model PATH [--tokens N] [--rounds R] [--json]`
 //! (without `--model`, the default model is fetched into the cache).
 
 use std::path::PathBuf;
