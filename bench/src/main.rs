@@ -47,13 +47,32 @@ struct Args {
     json: bool,
     /// Weight format of the server's engine (the raw loop always uses the stored format).
     #[arg(long, value_enum, default_value = "stored")]
-    weights: WeightFormat,
+    weights: Weights,
     /// Rounds of the 1/4/8-stream measurement (figures are medians over them).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
     /// Copies of a 30-token paragraph in the long prompt that joins running streams.
     #[arg(long, default_value_t = 64)]
     long_prompt_copies: usize,
+}
+
+/// `--weights`, as `veil-server serve` names the [`WeightFormat`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Weights {
+    /// As stored in the file.
+    Stored,
+    /// Q4_1 matrices re-encoded as Q8_0 at load.
+    #[value(name = "q8_0")]
+    Q8_0,
+}
+
+impl From<Weights> for WeightFormat {
+    fn from(w: Weights) -> Self {
+        match w {
+            Weights::Stored => Self::Stored,
+            Weights::Q8_0 => Self::Q8_0,
+        }
+    }
 }
 
 /// Aggregate tokens per second at one stream count, and each stream's time to first token.
@@ -86,7 +105,11 @@ fn main() -> anyhow::Result<()> {
         )?),
         _ => None,
     };
-    let model = LoadedModel::from_verified(&weights, &veil_server::serve::device()?, args.weights)?;
+    let model = LoadedModel::from_verified(
+        &weights,
+        &veil_server::serve::device()?,
+        args.weights.into(),
+    )?;
     drop(weights);
     let (state, worker) = app_state(
         model,

@@ -8,7 +8,7 @@ use crate::engine::{Engine, EngineConfig, Worker};
 use crate::model::LoadedModel;
 
 /// Which trusted-execution platform the server reports (attestation comes later).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TeeMode {
     /// Software-simulated platform: NO hardware protection.

@@ -43,7 +43,7 @@ enum Command {
     Evidence {
         /// Backend (`auto` detects; never picks `simulated`).
         #[arg(long, value_enum, default_value = "auto")]
-        tee: Tee,
+        tee: TeeArg,
         #[command(flatten)]
         tee_options: TeeArgs,
         /// Client nonce (64 hex characters); random if absent.
@@ -89,6 +89,33 @@ fn db_path(db: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match db {
         Some(p) => Ok(p),
         None => Ok(veil_server::keys::default_db_path()?),
+    }
+}
+
+/// `--tee`: the command line's names for [`Tee`] (the library type carries no clap derive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TeeArg {
+    /// Detect the hardware interface this machine has (never picks `simulated`).
+    Auto,
+    /// The kernel's configfs-tsm interface (SEV-SNP or TDX).
+    Configfs,
+    /// `/dev/sev-guest`.
+    SevGuest,
+    /// `/dev/tdx_guest` (TD reports only: quotes need configfs-tsm).
+    TdxGuest,
+    /// A software key: NO hardware protection; clients refuse it unless told `--allow-simulated`.
+    Simulated,
+}
+
+impl From<TeeArg> for Tee {
+    fn from(t: TeeArg) -> Self {
+        match t {
+            TeeArg::Auto => Self::Auto,
+            TeeArg::Configfs => Self::Configfs,
+            TeeArg::SevGuest => Self::SevGuest,
+            TeeArg::TdxGuest => Self::TdxGuest,
+            TeeArg::Simulated => Self::Simulated,
+        }
     }
 }
 
@@ -147,7 +174,7 @@ fn main() -> anyhow::Result<()> {
             model,
             output,
         } => {
-            let (attester, why) = confidential::attester(tee, &tee_options.options())?;
+            let (attester, why) = confidential::attester(tee.into(), &tee_options.options())?;
             eprintln!("veil-server: backend {} ({why})", attester.name());
             let nonce: [u8; 32] = match nonce {
                 Some(h) => hex::decode(h)

@@ -14,7 +14,7 @@ use veil_server::listen::{self, ListenConfig};
 use veil_server::model::{LoadedModel, MAX_MANIFEST_LEN, ModelManifest, ModelSource};
 use veil_server::serve::app_state_with_auth;
 
-use crate::{TeeArgs, db_path, source};
+use crate::{TeeArg, TeeArgs, db_path, source};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServeArgs {
@@ -33,7 +33,7 @@ pub(crate) struct ServeArgs {
     image_model_manifest: Option<PathBuf>,
     /// Trusted-execution backend that produces evidence (`simulated`: NO hardware protection).
     #[arg(long, value_enum, default_value = "auto")]
-    tee: Tee,
+    tee: TeeArg,
     #[command(flatten)]
     tee_options: TeeArgs,
     /// Serve unencrypted requests (development and tests only).
@@ -54,14 +54,35 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = EngineConfig::default().queue_capacity)]
     queue: usize,
     /// How matrix weights are kept in memory: `stored` (default: answers bit-identical to
-    /// candle's reference on the verified weights) or `q8_0` (re-encoded at load, several
-    /// times faster on x86 CPUs, but answers may differ slightly).
+    /// candle's reference on the verified weights, computed by Veil's own AVX2/AVX-512
+    /// kernels on x86 CPUs) or `q8_0` (Q4_1 re-encoded as Q8_0 at load, kept for
+    /// comparison: answers may differ slightly).
     #[arg(long, value_enum, default_value = "stored")]
-    weights: WeightFormat,
+    weights: Weights,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
     filter: FilterArgs,
+}
+
+/// `--weights`: the command line's names for [`WeightFormat`] (no clap derive on the
+/// library type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Weights {
+    /// As stored in the file: logits bit-identical to candle's `quantized_llama`.
+    Stored,
+    /// Q4_1 matrices re-encoded as Q8_0 at load: completions may differ slightly.
+    #[value(name = "q8_0")]
+    Q8_0,
+}
+
+impl From<Weights> for WeightFormat {
+    fn from(w: Weights) -> Self {
+        match w {
+            Weights::Stored => Self::Stored,
+            Weights::Q8_0 => Self::Q8_0,
+        }
+    }
 }
 
 /// Input limits, slow-client timeouts and shutdown.
@@ -238,9 +259,10 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = serve_auth(args.db, args.no_auth)?;
     let listen_config = args.limits.listen_config()?;
     let output_filter = args.filter.output_filter()?;
-    let (attester, why) = confidential::attester(args.tee, &args.tee_options.options())
+    let tee = Tee::from(args.tee);
+    let (attester, why) = confidential::attester(tee, &args.tee_options.options())
         .context("choosing the TEE backend (use --tee simulated for a demo without hardware)")?;
-    if args.tee == Tee::Simulated {
+    if tee == Tee::Simulated {
         tracing::warn!(
             "TEE platform is SIMULATED: no hardware protection, evidence is software-signed"
         );
@@ -268,7 +290,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let device = veil_server::serve::device()?;
     tracing::info!(device = ?device, "compute device");
     let verified = source.verify().context("verifying the model")?;
-    let model = LoadedModel::from_verified(&verified, &device, args.weights)
+    let model = LoadedModel::from_verified(&verified, &device, args.weights.into())
         .context("loading the model")?;
     drop(verified);
     let digest = hex::encode(model.manifest.digest());
