@@ -7,6 +7,7 @@ mod support;
 
 mod attester_bundles;
 mod chat_pty;
+mod first_hour;
 mod policy;
 mod proxy;
 mod secure_defaults;
