@@ -144,6 +144,11 @@ impl TeeArgs {
 
 fn source(model: Option<PathBuf>) -> anyhow::Result<ModelSource> {
     Ok(match model {
+        Some(p) if !p.exists() => anyhow::bail!(
+            "--model {}: no such file or directory (give a model directory with \
+             manifest.json, or the default model's GGUF file)",
+            p.display()
+        ),
         Some(p) => ModelSource::from_path(&p)?,
         None => fetch::default_model(&mut |line| eprintln!("veil-server: {line}"))?,
     })

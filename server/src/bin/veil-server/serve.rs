@@ -1,6 +1,5 @@
 //! `veil-server serve`: its flags, its API key policy, and the run: load, listen, shut down.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,16 +10,19 @@ use veil_server::confidential::{self, Confidential, ConfidentialConfig, Tee};
 use veil_server::engine::{EngineConfig, WeightFormat};
 use veil_server::keys::{KeyStore, Limiter};
 use veil_server::listen::{self, ListenConfig};
-use veil_server::model::{LoadedModel, MAX_MANIFEST_LEN, ModelManifest, ModelSource};
+use veil_server::model::{
+    DEFAULT_MODEL_ID, LoadedModel, MAX_MANIFEST_LEN, ModelManifest, ModelSource,
+};
 use veil_server::serve::app_state_with_auth;
 
 use crate::{TeeArg, TeeArgs, db_path, source};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address to listen on: HOST:PORT, the host an IP address or a name
+    /// (`localhost:8080`; a name binds the first of its addresses that is free).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    listen: String,
     /// A model directory with manifest.json, or the default model's GGUF file.
     /// Without it, the default model is fetched (pinned, cached) on first run.
     #[arg(long)]
@@ -240,6 +242,16 @@ fn serve_auth(db: Option<PathBuf>, no_auth: bool) -> anyhow::Result<Auth> {
     Ok(Auth::ApiKeys(Limiter::new(Arc::new(store))))
 }
 
+/// Binds `--listen` (an address or a host name, with a port); the listener is handed to the
+/// runtime once the model is loaded.
+fn bind(listen: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(listen).with_context(|| {
+        format!("--listen {listen}: cannot listen there (HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080)")
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 /// Watches SIGTERM and SIGINT (Ctrl-C) from now on; the future resolves on either. Called
 /// before the server says it listens, so that no signal after that is missed.
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
@@ -277,6 +289,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             attester.name()
         )
     })?;
+    // The port before the model: a port already taken is found in a moment, not after
+    // the model is fetched, verified and loaded. Connections wait until the server is up.
+    let listener = bind(&args.listen)?;
     let measured_image = args.image_model_manifest.is_some();
     let source = match (&args.image_model_manifest, args.model) {
         (Some(pinned), Some(dir)) => image_source(pinned, &dir)?,
@@ -287,6 +302,13 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "veil-server: verifying and loading {} ...",
         source.manifest.id
     );
+    if source.manifest.id == DEFAULT_MODEL_ID {
+        eprintln!(
+            "veil-server: note: {DEFAULT_MODEL_ID} is a 135M-parameter demo model; its answers \
+             are often wrong. For real use serve a bigger one: --model DIR (a directory whose \
+             manifest.json pins a Llama GGUF or safetensors model; see the README)."
+        );
+    }
     let device = veil_server::serve::device()?;
     tracing::info!(device = ?device, "compute device");
     let verified = source.verify().context("verifying the model")?;
@@ -327,12 +349,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let listen_addr = args.listen;
     rt.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let listener = tokio::net::TcpListener::bind(listen_addr)
-            .await
-            .with_context(|| format!("binding {listen_addr}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
         eprintln!("veil-server: listening on http://{addr}");
