@@ -8,7 +8,7 @@
 //!
 //! Run alone (about 3 minutes on 2 cores; needs `qemu-system-x86_64`, the pinned kernel
 //! package through `apt-get download`, and the default model through pip, both cached):
-//! `cargo build -p veil-server -p veil-repro -p veil-image-init -p veil-client &&
+//! `cargo build -p veil-server -p veil-repro -p veil-image-init -p veil-cli &&
 //!  cargo test -p veil-system-tests --test image_boot -- --nocapture`
 
 use std::path::Path;

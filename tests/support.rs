@@ -4,7 +4,7 @@
 //! These tests run the real binaries (`veil-server`, `veil-repro`, `veil-image-init`,
 //! `veil`) from the cargo target directory: `cargo test --workspace` builds every
 //! member's binaries before any test runs. To run one test alone, build them first:
-//! `cargo build -p veil-server -p veil-repro -p veil-image-init -p veil-client`.
+//! `cargo build -p veil-server -p veil-repro -p veil-image-init -p veil-cli`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,7 +22,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     assert!(
         bin.is_file(),
         "{} is not built: run `cargo build -p veil-server -p veil-repro -p veil-image-init \
-         -p veil-client` first (cargo test --workspace builds it)",
+         -p veil-cli` first (cargo test --workspace builds it)",
         bin.display()
     );
     bin

@@ -25,8 +25,22 @@ pub fn install_crypto_provider() {
 
 impl Endpoint {
     pub(crate) fn new(url: &str) -> Result<Self, Error> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        // `127.0.0.1:8080` does not parse and `localhost:8080` parses with the scheme
+        // `localhost`: either way, say what is missing.
+        let no_scheme = || {
+            Error::InvalidUrl(format!(
+                "{url:?} has no scheme: add http:// (or https://) in front, as in http://{url}"
+            ))
+        };
+        let parsed = match reqwest::Url::parse(url) {
+            Ok(p) => p,
+            Err(_) if !url.contains("://") => return Err(no_scheme()),
+            Err(e) => return Err(Error::InvalidUrl(format!("{url:?}: {e}"))),
+        };
         if !matches!(parsed.scheme(), "http" | "https") {
+            if !url.contains("://") {
+                return Err(no_scheme());
+            }
             return Err(Error::InvalidUrl(format!(
                 "scheme {:?} is not http or https",
                 parsed.scheme()
@@ -64,4 +78,31 @@ pub(crate) async fn read_capped(mut resp: reqwest::Response, max: usize) -> Resu
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(url: &str) -> String {
+        match Endpoint::new(url) {
+            Err(Error::InvalidUrl(m)) => m,
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_url_without_scheme_is_refused_with_the_fix() {
+        for url in ["127.0.0.1:8080", "localhost:8080", "veil.example"] {
+            let m = refused(url);
+            assert!(
+                m.contains(&format!(
+                    "add http:// (or https://) in front, as in http://{url}"
+                )),
+                "{m}"
+            );
+        }
+        assert!(refused("ftp://veil.example").contains("\"ftp\" is not http or https"));
+        assert!(Endpoint::new("http://127.0.0.1:8080").is_ok());
+    }
 }

@@ -37,7 +37,6 @@ mod http;
 pub use http::install_crypto_provider;
 mod inner;
 pub mod openai;
-pub mod proxy;
 mod sse;
 mod stream;
 

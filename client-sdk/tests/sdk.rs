@@ -297,3 +297,75 @@ async fn nothing_readable_on_the_wire() {
         );
     }
 }
+
+/// `examples/chat`, built beside this test (`cargo test` builds a package's examples).
+fn chat_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target directory");
+    let bin = dir.join("examples").join("chat");
+    assert!(
+        bin.is_file(),
+        "{} is not built: run `cargo build -p veil-client --examples` (or `cargo test -p \
+         veil-client`, which builds them)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs the chat example with `args` and `env` in its own thread (the test server runs on
+/// this test's runtime).
+fn run_chat_example(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(chat_example());
+    cmd.args(args).env_remove("VEIL_API_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    std::thread::spawn(move || cmd.output().expect("runs"))
+        .join()
+        .expect("thread")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chat_example_takes_help_an_api_key_and_sends_max_tokens() {
+    let help = run_chat_example(&["--help"], &[]);
+    assert_eq!(help.status.code(), Some(0));
+    let usage = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--url", "--api-key", "VEIL_API_KEY", "--max-tokens"] {
+        assert!(usage.contains(flag), "{usage}");
+    }
+    assert_eq!(run_chat_example(&["--bogus"], &[]).status.code(), Some(2));
+
+    let server = TestServer::start().await;
+    let url = server.url.clone();
+    let base = ["--url", &url, "--allow-simulated", "hi"];
+    let with_flag = [&base[..], &["--api-key", "sk-flag", "--max-tokens", "7"]].concat();
+    for (args, env) in [
+        (&with_flag[..], &[][..]),
+        (&base[..], &[("VEIL_API_KEY", "sk-env")][..]),
+    ] {
+        let out = run_chat_example(args, env);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ANSWER.concat());
+    }
+    assert_eq!(
+        *server.shared.authorizations.lock().expect("lock"),
+        ["Bearer sk-flag", "Bearer sk-env"]
+    );
+    let sent: Vec<_> = server
+        .shared
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|r| r["max_tokens"].clone())
+        .collect();
+    assert_eq!(sent, [serde_json::json!(7), serde_json::json!(256)]);
+}

@@ -137,10 +137,9 @@ pub enum WeightFormat {
     /// As stored in the file: logits bit-identical to candle's `quantized_llama`.
     #[default]
     Stored,
-    /// Q4_1 matrices re-encoded as Q8_0 at load. candle has no SIMD kernel for Q4_1 and
-    /// an AVX2 one for Q8_0, so this is several times faster on x86 CPUs; the re-encoding
-    /// error is about 1/17 of Q4_1's own quantization step, so completions may differ
-    /// slightly from the stored format's.
+    /// Q4_1 matrices re-encoded as Q8_0 at load (an opt-in kept for comparison: Veil's own
+    /// Q4_1 kernels serve the stored format). The re-encoding error is about 1/17 of Q4_1's
+    /// own quantization step, so completions may differ slightly from the stored format's.
     Q8_0,
 }
 

@@ -187,7 +187,7 @@ mod tests {
             source_dir: "/home/alice/veil".to_owned(),
             cargo_home: "/home/alice/.cargo".to_owned(),
             source_date_epoch: 1_764_000_000,
-            package: "veil-client".to_owned(),
+            package: "veil-cli".to_owned(),
             bin: "veil".to_owned(),
             target_dir: "/home/alice/veil/target/repro".to_owned(),
         }

@@ -264,7 +264,7 @@ fn build_print_command_is_locked_remapped_and_fixed_cpu() {
             "--source-date-epoch",
             "1700000000",
             "--package",
-            "veil-client",
+            "veil-cli",
             "--bin",
             "veil",
         ],
@@ -273,7 +273,7 @@ fn build_print_command_is_locked_remapped_and_fixed_cpu() {
     assert!(out.contains("SOURCE_DATE_EPOCH=1700000000"), "{out}");
     assert!(out.contains("-Ctarget-cpu=x86-64-v3"), "{out}");
     assert!(out.contains("=/veil "), "{out}");
-    assert!(out.contains("cargo build --release --locked --target x86_64-unknown-linux-gnu --package veil-client --bin veil"), "{out}");
+    assert!(out.contains("cargo build --release --locked --target x86_64-unknown-linux-gnu --package veil-cli --bin veil"), "{out}");
 }
 
 #[test]

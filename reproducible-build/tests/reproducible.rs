@@ -87,7 +87,7 @@ fn two_builds_in_different_directories_are_identical() {
         eprintln!("skipped: set VEIL_REPRO_TEST=1 to run the two reproducible builds");
         return;
     }
-    let package = std::env::var("VEIL_REPRO_PACKAGE").unwrap_or_else(|_| "veil-client".into());
+    let package = std::env::var("VEIL_REPRO_PACKAGE").unwrap_or_else(|_| "veil-cli".into());
     let bin = std::env::var("VEIL_REPRO_BIN").unwrap_or_else(|_| "veil".into());
     let root = workspace_root();
     let epoch = git(&root, &["log", "-1", "--format=%ct"]).trim().to_owned();

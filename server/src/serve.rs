@@ -9,7 +9,7 @@ use veil_engine::{Engine, EngineConfig, Worker};
 use crate::api::{ApiConfig, AppState, Auth, Shared};
 
 /// Which trusted-execution platform the server reports (attestation comes later).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TeeMode {
     /// Software-simulated platform: NO hardware protection.

@@ -119,13 +119,13 @@ fn openai_python_package_through_the_attested_encrypted_proxy() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let proxy = rt.block_on(async {
         let policy = veil_attest::Policy::default().allow_simulated(true);
-        let upstream = std::sync::Arc::new(veil_client::proxy::Upstream::new(base.clone(), policy));
+        let upstream = std::sync::Arc::new(veil_cli::proxy::Upstream::new(base.clone(), policy));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
-            let _ = axum::serve(listener, veil_client::proxy::router(upstream)).await;
+            let _ = axum::serve(listener, veil_cli::proxy::router(upstream)).await;
         });
         addr
     });

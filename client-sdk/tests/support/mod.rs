@@ -80,6 +80,8 @@ pub struct Shared {
     pub gateway_posts: AtomicUsize,
     pub last_post: Mutex<Option<(String, Vec<u8>)>>,
     pub authorizations: Mutex<Vec<String>>,
+    /// Every inner request body that parsed as JSON, in order.
+    pub requests: Mutex<Vec<serde_json::Value>>,
 }
 
 pub struct TestServer {
@@ -118,6 +120,7 @@ impl TestServer {
             gateway_posts: AtomicUsize::new(0),
             last_post: Mutex::new(None),
             authorizations: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/v1/attestation", get(attestation))
@@ -237,6 +240,7 @@ fn answer(s: &Shared, msg: &Message) -> (u16, &'static str, Vec<Vec<u8>>) {
         );
     }
     let req: serde_json::Value = serde_json::from_slice(msg.content()).unwrap_or_default();
+    s.requests.lock().expect("lock").push(req.clone());
     if req["model"] != "test-model" {
         return (
             404,

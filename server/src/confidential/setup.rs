@@ -11,7 +11,7 @@ use veil_attest::attester::{
 };
 
 /// Which trusted-execution backend produces evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Tee {
     /// Detect the hardware interface this machine has (never picks `simulated`).

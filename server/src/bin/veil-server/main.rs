@@ -43,7 +43,7 @@ enum Command {
     Evidence {
         /// Backend (`auto` detects; never picks `simulated`).
         #[arg(long, value_enum, default_value = "auto")]
-        tee: Tee,
+        tee: TeeArg,
         #[command(flatten)]
         tee_options: TeeArgs,
         /// Client nonce (64 hex characters); random if absent.
@@ -92,6 +92,33 @@ fn db_path(db: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// `--tee`: the command line's names for [`Tee`] (the library type carries no clap derive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TeeArg {
+    /// Detect the hardware interface this machine has (never picks `simulated`).
+    Auto,
+    /// The kernel's configfs-tsm interface (SEV-SNP or TDX).
+    Configfs,
+    /// `/dev/sev-guest`.
+    SevGuest,
+    /// `/dev/tdx_guest` (TD reports only: quotes need configfs-tsm).
+    TdxGuest,
+    /// A software key: NO hardware protection; clients refuse it unless told `--allow-simulated`.
+    Simulated,
+}
+
+impl From<TeeArg> for Tee {
+    fn from(t: TeeArg) -> Self {
+        match t {
+            TeeArg::Auto => Self::Auto,
+            TeeArg::Configfs => Self::Configfs,
+            TeeArg::SevGuest => Self::SevGuest,
+            TeeArg::TdxGuest => Self::TdxGuest,
+            TeeArg::Simulated => Self::Simulated,
+        }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 struct TeeArgs {
     /// configfs-tsm report directory.
@@ -117,6 +144,11 @@ impl TeeArgs {
 
 fn source(model: Option<PathBuf>) -> anyhow::Result<ModelSource> {
     Ok(match model {
+        Some(p) if !p.exists() => anyhow::bail!(
+            "--model {}: no such file or directory (give a model directory with \
+             manifest.json, or the default model's GGUF file)",
+            p.display()
+        ),
         Some(p) => ModelSource::from_path(&p)?,
         None => fetch::default_model(&mut |line| eprintln!("veil-server: {line}"))?,
     })
@@ -147,7 +179,7 @@ fn main() -> anyhow::Result<()> {
             model,
             output,
         } => {
-            let (attester, why) = confidential::attester(tee, &tee_options.options())?;
+            let (attester, why) = confidential::attester(tee.into(), &tee_options.options())?;
             eprintln!("veil-server: backend {} ({why})", attester.name());
             let nonce: [u8; 32] = match nonce {
                 Some(h) => hex::decode(h)

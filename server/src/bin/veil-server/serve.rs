@@ -1,12 +1,13 @@
 //! `veil-server serve`: its flags, its API key policy, and the run: load, listen, shut down.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use veil_engine::model::{LoadedModel, MAX_MANIFEST_LEN, ModelManifest, ModelSource};
+use veil_engine::model::{
+    DEFAULT_MODEL_ID, LoadedModel, MAX_MANIFEST_LEN, ModelManifest, ModelSource,
+};
 use veil_engine::{EngineConfig, WeightFormat};
 use veil_server::api::{self, ApiConfig, Auth, DenyList, OutputFilter};
 use veil_server::confidential::{self, Confidential, ConfidentialConfig, Tee};
@@ -14,13 +15,14 @@ use veil_server::keys::{KeyStore, Limiter};
 use veil_server::listen::{self, ListenConfig};
 use veil_server::serve::app_state_with_auth;
 
-use crate::{TeeArgs, db_path, source};
+use crate::{TeeArg, TeeArgs, db_path, source};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address to listen on: HOST:PORT, the host an IP address or a name
+    /// (`localhost:8080`; a name binds the first of its addresses that is free).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    listen: String,
     /// A model directory with manifest.json, or the default model's GGUF file.
     /// Without it, the default model is fetched (pinned, cached) on first run.
     #[arg(long)]
@@ -33,7 +35,7 @@ pub(crate) struct ServeArgs {
     image_model_manifest: Option<PathBuf>,
     /// Trusted-execution backend that produces evidence (`simulated`: NO hardware protection).
     #[arg(long, value_enum, default_value = "auto")]
-    tee: Tee,
+    tee: TeeArg,
     #[command(flatten)]
     tee_options: TeeArgs,
     /// Serve unencrypted requests (development and tests only).
@@ -54,8 +56,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = EngineConfig::default().queue_capacity)]
     queue: usize,
     /// How matrix weights are kept in memory: `stored` (default: answers bit-identical to
-    /// candle's reference on the verified weights) or `q8_0` (re-encoded at load, several
-    /// times faster on x86 CPUs, but answers may differ slightly).
+    /// candle's reference on the verified weights, computed by Veil's own AVX2/AVX-512
+    /// kernels on x86 CPUs) or `q8_0` (Q4_1 re-encoded as Q8_0 at load, kept for
+    /// comparison: answers may differ slightly).
     #[arg(long, value_enum, default_value = "stored")]
     weights: Weights,
     #[command(flatten)]
@@ -64,16 +67,13 @@ pub(crate) struct ServeArgs {
     filter: FilterArgs,
 }
 
-/// `--weights`: the command line's names for [`WeightFormat`] (the engine's library type
-/// carries no clap derive).
+/// `--weights`: the command line's names for [`WeightFormat`] (no clap derive on the
+/// library type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Weights {
+pub(crate) enum Weights {
     /// As stored in the file: logits bit-identical to candle's `quantized_llama`.
     Stored,
-    /// Q4_1 matrices re-encoded as Q8_0 at load. candle has no SIMD kernel for Q4_1 and
-    /// an AVX2 one for Q8_0, so this is several times faster on x86 CPUs; the re-encoding
-    /// error is about 1/17 of Q4_1's own quantization step, so completions may differ
-    /// slightly from the stored format's.
+    /// Q4_1 matrices re-encoded as Q8_0 at load: completions may differ slightly.
     #[value(name = "q8_0")]
     Q8_0,
 }
@@ -242,6 +242,16 @@ fn serve_auth(db: Option<PathBuf>, no_auth: bool) -> anyhow::Result<Auth> {
     Ok(Auth::ApiKeys(Limiter::new(Arc::new(store))))
 }
 
+/// Binds `--listen` (an address or a host name, with a port); the listener is handed to the
+/// runtime once the model is loaded.
+fn bind(listen: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(listen).with_context(|| {
+        format!("--listen {listen}: cannot listen there (HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080)")
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 /// Watches SIGTERM and SIGINT (Ctrl-C) from now on; the future resolves on either. Called
 /// before the server says it listens, so that no signal after that is missed.
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
@@ -261,9 +271,10 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = serve_auth(args.db, args.no_auth)?;
     let listen_config = args.limits.listen_config()?;
     let output_filter = args.filter.output_filter()?;
-    let (attester, why) = confidential::attester(args.tee, &args.tee_options.options())
+    let tee = Tee::from(args.tee);
+    let (attester, why) = confidential::attester(tee, &args.tee_options.options())
         .context("choosing the TEE backend (use --tee simulated for a demo without hardware)")?;
-    if args.tee == Tee::Simulated {
+    if tee == Tee::Simulated {
         tracing::warn!(
             "TEE platform is SIMULATED: no hardware protection, evidence is software-signed"
         );
@@ -278,6 +289,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             attester.name()
         )
     })?;
+    // The port before the model: a port already taken is found in a moment, not after
+    // the model is fetched, verified and loaded. Connections wait until the server is up.
+    let listener = bind(&args.listen)?;
     let measured_image = args.image_model_manifest.is_some();
     let source = match (&args.image_model_manifest, args.model) {
         (Some(pinned), Some(dir)) => image_source(pinned, &dir)?,
@@ -288,6 +302,13 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "veil-server: verifying and loading {} ...",
         source.manifest.id
     );
+    if source.manifest.id == DEFAULT_MODEL_ID {
+        eprintln!(
+            "veil-server: note: {DEFAULT_MODEL_ID} is a 135M-parameter demo model; its answers \
+             are often wrong. For real use serve a bigger one: --model DIR (a directory whose \
+             manifest.json pins a Llama GGUF or safetensors model; see the README)."
+        );
+    }
     let device = veil_engine::device()?;
     tracing::info!(device = ?device, "compute device");
     let verified = source.verify().context("verifying the model")?;
@@ -328,12 +349,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let listen_addr = args.listen;
     rt.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let listener = tokio::net::TcpListener::bind(listen_addr)
-            .await
-            .with_context(|| format!("binding {listen_addr}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
         eprintln!("veil-server: listening on http://{addr}");

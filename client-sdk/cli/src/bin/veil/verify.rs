@@ -6,6 +6,7 @@ use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::report::{printable, tcb_words};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -155,21 +156,6 @@ fn load_evidence(args: &VerifyArgs) -> Result<Evidence> {
         )?),
         (Some(Source::Gpu { .. }), None) => bail!("GPU evidence is verified by `veil verify gpu`"),
     })
-}
-
-/// A server-supplied string made safe for a terminal: control characters (ESC, CR, BEL,
-/// C1 controls, ...) become `\u{..}` escapes, so a network attacker cannot move the cursor,
-/// rewrite a REJECTED line or set the window title. Printable text is kept as is.
-pub(crate) fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The bound gateway keys, e.g. `gateway keys 1 (X-Wing), 2 (X25519)`.
@@ -553,11 +539,7 @@ fn print_table(evidence: &Evidence, a: &Audit, now: UnixTime) {
             println!("  {:<12} {}", m.register, hex::encode(&m.value));
         }
         println!("  {:<12} {}", "report_data", hex::encode(v.report_data));
-        println!(
-            "  {:<12} {}",
-            "tcb",
-            serde_json::to_string(&v.tcb).unwrap_or_default()
-        );
+        println!("  {:<12} {}", "tcb", tcb_words(&v.tcb));
         for w in &v.warnings {
             println!("  {} {}", paint(false, "warning:"), printable(w));
         }

@@ -2,13 +2,11 @@
 //! from-evidence --trust-on-first-use`, each checked by what `veil verify` then accepts and
 //! rejects, on real SNP/TDX evidence and on the test server's attestation.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::{MEASUREMENT, TestServer};
 use ed25519_dalek::SigningKey;
-use support::{MEASUREMENT, TestServer};
 use veil_attest::attester::{Attester as _, Simulated};
 use veil_attest::{
     Attestation, Evidence, ManifestClaims, ReportData, SnpCerts, SnpEvidence, TdxEvidence,
@@ -25,7 +23,7 @@ const MILAN_V3_MEASUREMENT: &str = "6a063be9dd79f6371c842e480f8dc3b5c725961344e5
 
 fn vector(rel: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../attest/tests/vectors")
+        .join("../../attest/tests/vectors")
         .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

@@ -2,8 +2,6 @@
 //! first, a typed question gets the test server's streamed answer through the sealed
 //! path, and Ctrl-D ends the session with exit status 0. Every wait is bounded.
 
-mod support;
-
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::os::unix::ffi::OsStrExt as _;
@@ -12,9 +10,9 @@ use std::process::{Child, Command};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::support::{ANSWER, MEASUREMENT, TestServer};
 use rustix::fs::OFlags;
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-use support::{ANSWER, MEASUREMENT, TestServer};
 
 /// The whole session must end within this, or the test fails (and kills the child).
 const DEADLINE: Duration = Duration::from_secs(60);

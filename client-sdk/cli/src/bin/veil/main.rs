@@ -4,6 +4,7 @@ mod attest;
 mod chat;
 mod policy;
 mod proxy;
+mod report;
 mod verify;
 
 use std::process::ExitCode;
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("veil: error: {e:#}");
+            eprintln!("veil: error: {}", report::printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use veil_attest::{Attestation, Evidence, ManifestClaims, ReportData, SimulatedEvidence};
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../attest/tests/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../attest/tests/vectors")
 }
 
 fn veil(args: &[&str]) -> Output {
@@ -377,7 +377,7 @@ fn crl_file_is_checked_and_require_crl_is_named() {
         "test-root-revokes-milan-ask.pem",
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fuzz/seeds/snp_crl")
+            .join("../../fuzz/seeds/snp_crl")
             .join(crl);
         let (code, j) = snp(&["--crl", path.to_str().expect("utf-8")]);
         assert_eq!(code, Some(1), "{j}");

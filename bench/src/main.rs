@@ -11,7 +11,7 @@
 //! streams' longest wait between two text chunks while it is fed (the prompt is fed in
 //! chunks, so the streams keep going).
 //!
-//! Run with: `cargo run --release -p veil-server --bin veil-bench -- --model PATH [--tokens N] [--rounds R] [--json]`
+//! Run with: `cargo run --release -p veil-bench -- --model PATH [--tokens N] [--rounds R] [--json]`
 //! (without `--model`, the default model is fetched into the cache).
 
 use std::path::PathBuf;
@@ -56,16 +56,12 @@ struct Args {
     long_prompt_copies: usize,
 }
 
-/// `--weights`: the command line's names for [`WeightFormat`] (the engine's library type
-/// carries no clap derive).
+/// `--weights`, as `veil-server serve` names the [`WeightFormat`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Weights {
-    /// As stored in the file: logits bit-identical to candle's `quantized_llama`.
+    /// As stored in the file.
     Stored,
-    /// Q4_1 matrices re-encoded as Q8_0 at load. candle has no SIMD kernel for Q4_1 and
-    /// an AVX2 one for Q8_0, so this is several times faster on x86 CPUs; the re-encoding
-    /// error is about 1/17 of Q4_1's own quantization step, so completions may differ
-    /// slightly from the stored format's.
+    /// Q4_1 matrices re-encoded as Q8_0 at load.
     #[value(name = "q8_0")]
     Q8_0,
 }
@@ -107,7 +103,11 @@ fn main() -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let model = LoadedModel::from_verified(&weights, &veil_engine::device()?, args.weights.into())?;
+    let model = LoadedModel::from_verified(
+        &weights,
+        &veil_engine::device()?,
+        args.weights.into(),
+    )?;
     drop(weights);
     let (state, worker) = app_state(
         model,

@@ -6,14 +6,17 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use futures_util::StreamExt as _;
-use veil_client::{ChatMessage, ChatRequest, Client};
+use veil_client::{ChatMessage, ChatRequest, Client, Error};
 
-const EXAMPLES: &str = "\\
+const EXAMPLES: &str = "\
 Examples:
   veil chat https://veil.example --policy policy.toml
-  veil chat http://127.0.0.1:8080 --allow-simulated --model smollm2-135m-instruct
+  veil chat http://127.0.0.1:8080 --allow-simulated --model SmolLM2-135M-Instruct-Q4_1
+  VEIL_API_KEY=veil_sk_... veil chat https://veil.example --policy policy.toml
 
-Type a message and press Enter; an empty line or end of input (Ctrl-D) quits.";
+Type a message and press Enter; an empty line or end of input (Ctrl-D) quits.
+Exit status: 0 at the end of the chat, 1 when the server's attestation is rejected or an
+answer fails its integrity check, 2 on a usage or connection error.";
 
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
@@ -29,6 +32,10 @@ pub(crate) struct ChatArgs {
     /// Tokens to generate per answer at most.
     #[arg(long, default_value_t = 256)]
     max_tokens: u64,
+    /// API key for a server that requires one (`veil-server keys create`); sent inside the
+    /// encryption only.
+    #[arg(long, env = "VEIL_API_KEY", hide_env_values = true, value_name = "KEY")]
+    api_key: Option<String>,
 }
 
 pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
@@ -46,14 +53,11 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
         eprintln!("{}", dim(format!("attesting {} …", args.url)));
         let client = match Client::connect(&args.url, policy).await {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!(
-                    "veil: rejected: {}: {}",
-                    e.check(),
-                    crate::verify::printable(&e.to_string())
-                );
-                return Ok(ExitCode::from(1));
-            }
+            Err(e) => return Ok(crate::report::connect_failed(&e)),
+        };
+        let client = match &args.api_key {
+            Some(key) => client.with_api_key(key.clone()),
+            None => client,
         };
         let a = client.attested();
         let m = a.verdict.measurements.first();
@@ -64,13 +68,13 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
                 a.verdict.platform,
                 m.map_or("measurement", |m| m.register),
                 m.map(|m| hex::encode(&m.value)).unwrap_or_default(),
-                crate::verify::printable(&a.attestation.manifest.model_id),
+                crate::report::printable(&a.attestation.manifest.model_id),
                 hex::encode(a.attestation.manifest.model_digest),
                 a.key_config.kem()
             ))
         );
         for w in &a.verdict.warnings {
-            eprintln!("warning: {}", crate::verify::printable(w));
+            eprintln!("warning: {}", crate::report::printable(w));
         }
         let model = args
             .model
@@ -91,7 +95,12 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
             let mut stream = match client.chat_stream(&req).await {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("veil: error: {}: {e}", e.check());
+                    eprintln!("veil: error: {}", crate::report::printable(&e.to_string()));
+                    if matches!(e, Error::Api { status: 401, .. }) && args.api_key.is_none() {
+                        eprintln!(
+                            "veil: the server requires an API key: --api-key or VEIL_API_KEY"
+                        );
+                    }
                     history.pop();
                     continue;
                 }
@@ -106,7 +115,10 @@ pub(crate) fn run(args: &ChatArgs) -> Result<ExitCode> {
                         out.flush()?;
                     }
                     Err(e) => {
-                        eprintln!("\nveil: error: {}: {e}", e.check());
+                        eprintln!(
+                            "\nveil: error: {}",
+                            crate::report::printable(&e.to_string())
+                        );
                         if e.is_integrity_failure() {
                             return Ok(ExitCode::from(1));
                         }

@@ -1,9 +1,7 @@
 //! `veil chat --require-pq` (the policy key `require_post_quantum`, shared by `veil proxy`):
 //! a server that offers only X25519 is refused before any prompt is read or sent.
 
-mod support;
-
-use support::TestServer;
+use crate::support::TestServer;
 
 fn chat(url: String, extra: &'static [&'static str]) -> std::process::Output {
     std::thread::spawn(move || {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-const EXAMPLES: &str = "\\
+const EXAMPLES: &str = "\
 Examples:
   veil attest https://veil.example -o attestation.json
   veil verify --evidence attestation.json --nonce <the nonce printed> --policy policy.toml

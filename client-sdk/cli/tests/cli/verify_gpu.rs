@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../attest/tests/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../attest/tests/vectors")
 }
 
 fn veil(args: &[&str]) -> Output {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use axum::serve::ListenerExt as _;
 use clap::Args;
-use veil_client::proxy::{Upstream, router};
+use veil_cli::proxy::{Upstream, router};
 
-const EXAMPLES: &str = "\\
+const EXAMPLES: &str = "\
 Examples:
   veil proxy --upstream https://veil.example --policy policy.toml
   veil proxy --upstream http://127.0.0.1:8080 --allow-simulated --listen 127.0.0.1:8088
@@ -47,6 +47,11 @@ pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
     let policy = args.policy.load()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        // The port first: a port already taken is found before the server is contacted.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
         let upstream = Arc::new(Upstream::new(args.upstream.clone(), policy));
         eprintln!("veil: attesting {} …", args.upstream);
         match upstream.client().await {
@@ -60,25 +65,23 @@ pub(crate) fn run(args: &ProxyArgs) -> Result<ExitCode> {
                         .first()
                         .map(|m| hex::encode(&m.value))
                         .unwrap_or_default(),
-                    crate::verify::printable(&a.attestation.manifest.model_id)
+                    crate::report::printable(&a.attestation.manifest.model_id)
                 );
                 for w in &a.verdict.warnings {
-                    eprintln!("veil: warning: {}", crate::verify::printable(w));
+                    eprintln!("veil: warning: {}", crate::report::printable(w));
                 }
+            }
+            // A URL that can never work is not worth waiting on.
+            Err(e @ veil_client::Error::InvalidUrl(_)) => {
+                return Ok(crate::report::connect_failed(&e));
             }
             Err(e) => eprintln!(
                 "veil: attestation failed ({}: {}); requests will be refused until it succeeds",
                 e.check(),
-                crate::verify::printable(&e.to_string())
+                crate::report::printable(&e.to_string())
             ),
         }
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        eprintln!(
-            "veil: OpenAI-compatible endpoint on http://{}/v1",
-            args.listen
-        );
+        eprintln!("veil: OpenAI-compatible endpoint on http://{addr}/v1");
         // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm
         // holds each one back until the client's (delayed) ACK of the previous, up to 40 ms.
         let listener = listener.tap_io(|tcp| {

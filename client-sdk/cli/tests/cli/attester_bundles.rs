@@ -10,7 +10,7 @@ use veil_attest::attester::{
 use veil_attest::{ReportData, ServerManifest, SnpCerts, snp::split_certificates};
 
 fn vectors() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../attest/tests/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../attest/tests/vectors")
 }
 
 fn veil(args: &[&str]) -> Output {

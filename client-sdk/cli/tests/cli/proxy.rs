@@ -1,12 +1,10 @@
 //! `veil proxy` (in-process router) and `veil verify URL` against the test server.
 
-mod support;
-
 use std::sync::Arc;
 
-use support::{ANSWER, INNER_HEADERS, Tamper, TestServer, policy};
+use crate::support::{ANSWER, INNER_HEADERS, Tamper, TestServer, policy};
 use veil_attest::{Policy, Reference};
-use veil_client::proxy::{Upstream, router};
+use veil_cli::proxy::{Upstream, router};
 
 async fn start_proxy(upstream: &str, policy: Policy) -> String {
     let app = router(Arc::new(Upstream::new(upstream, policy)));

@@ -21,7 +21,7 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::{Client, Error, Policy, Request};
+use veil_client::{Client, Error, Policy, Request};
 
 /// Largest request body the proxy accepts.
 const MAX_BODY: usize = 4 << 20;
