@@ -1,15 +1,12 @@
-//! The SDK and `veil proxy` choose X-Wing (KEM 0x647A) when the server offers it, plain and
+//! The SDK chooses X-Wing (KEM 0x647A) when the server offers it, plain and
 //! chunked, as the request header on the wire shows; fall back to X25519 when it does not;
 //! and refuse such a server when the policy says `require_post_quantum`.
 
 mod support;
 
-use std::sync::Arc;
-
 use futures_util::StreamExt as _;
 use support::{ANSWER, TestServer, last_request_kem, policy};
 use veil_attest::Policy;
-use veil_client::proxy::{Upstream, router};
 use veil_client::{ChatMessage, ChatRequest, Client, Error};
 use veil_protocol::{Kem, MEDIA_TYPE_CHUNKED_REQUEST, MEDIA_TYPE_REQUEST};
 
@@ -104,34 +101,4 @@ fn require_post_quantum_is_a_policy_key() {
     );
     assert!(!Policy::default().require_post_quantum);
     assert!(Policy::from_toml("require_pq = true").is_err(), "no alias");
-}
-
-#[tokio::test]
-async fn veil_proxy_seals_to_xwing_plain_and_streamed() {
-    let server = TestServer::start().await;
-    let app = router(Arc::new(Upstream::new(&server.url, policy())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    veil_client::install_crypto_provider();
-    for (stream, media) in [
-        (false, MEDIA_TYPE_REQUEST),
-        (true, MEDIA_TYPE_CHUNKED_REQUEST),
-    ] {
-        let body = serde_json::json!({"model": "test-model", "stream": stream,
-            "messages": [{"role": "user", "content": "hi"}]});
-        let resp = reqwest::Client::new()
-            .post(format!("{url}/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(resp.status().as_u16(), 200);
-        assert!(resp.text().await.expect("body").contains("Hello"));
-        assert_eq!(last_media_type(&server), media);
-        assert_eq!(last_request_kem(&server.shared), Some((1, XWING)));
-    }
 }

@@ -9,6 +9,7 @@ mod attester_bundles;
 mod chat_pty;
 mod first_hour;
 mod policy;
+mod post_quantum;
 mod proxy;
 mod require_pq;
 mod secure_defaults;
