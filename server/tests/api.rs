@@ -112,6 +112,15 @@ async fn health_and_models() {
     assert_eq!(v["object"], "list");
     assert_eq!(v["data"][0]["id"], DEFAULT_MODEL_ID);
     assert_eq!(v["data"][0]["object"], "model");
+    let r = get(&app, &format!("/v1/models/{DEFAULT_MODEL_ID}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.json()["id"].as_str(), r.json()["object"].as_str()),
+        (Some(DEFAULT_MODEL_ID), Some("model"))
+    );
+    let r = get(&app, "/v1/models/gpt-4o").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
 }
 
 #[tokio::test]

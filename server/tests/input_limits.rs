@@ -334,3 +334,90 @@ async fn connections_over_the_limit_wait_until_one_closes() {
         .expect("task");
     assert_eq!(status(&r), 200, "{r}");
 }
+
+#[tokio::test]
+async fn parameters_that_would_change_the_answer_are_refused_by_name() {
+    let addr = serve(ApiConfig::default(), ListenConfig::default()).await;
+    let cases = [
+        (
+            "/v1/chat/completions",
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
+            "tools",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"logprobs": true, "top_logprobs": 3}),
+            "logprobs",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"logit_bias": {"42": 5}}),
+            "logit_bias",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"presence_penalty": 1.5}),
+            "presence_penalty",
+        ),
+        ("/v1/chat/completions", json!({"store": true}), "store"),
+        (
+            "/v1/completions",
+            json!({"prompt": "Hi", "echo": true}),
+            "echo",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "Hi", "logprobs": 2}),
+            "logprobs",
+        ),
+    ];
+    for (path, extra, param) in cases {
+        let mut body = if path == "/v1/completions" {
+            json!({"model": DEFAULT_MODEL_ID, "max_tokens": 2})
+        } else {
+            chat(1, Some(2))
+        };
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let r = post(addr, path, &body).await;
+        assert_eq!(status(&r), 400, "{param}: {r}");
+        let error = &json_body(&r)["error"];
+        assert_eq!(error["param"], param, "{r}");
+        assert_eq!(error["code"], "unsupported_parameter", "{r}");
+        assert_eq!(error["type"], "invalid_request_error", "{r}");
+    }
+    // An assistant turn with tool calls cannot be dropped from the history silently.
+    let mut body = chat(1, Some(2));
+    body["messages"] = json!([
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": null,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "user", "content": "Go on"},
+    ]);
+    let r = post(addr, "/v1/chat/completions", &body).await;
+    assert_eq!(status(&r), 400, "{r}");
+    assert_eq!(json_body(&r)["error"]["param"], "messages", "{r}");
+
+    // SDK defaults (the neutral values) and fields that change nothing are accepted.
+    let mut body = chat(1, Some(2));
+    for (k, v) in [
+        ("response_format", json!({"type": "text"})),
+        ("tools", json!([])),
+        ("logprobs", json!(false)),
+        ("presence_penalty", json!(0)),
+        ("frequency_penalty", json!(0.0)),
+        ("user", json!("someone")),
+        ("metadata", json!({"k": "v"})),
+    ] {
+        body[k] = v;
+    }
+    let r = post(addr, "/v1/chat/completions", &body).await;
+    assert_eq!(status(&r), 200, "{r}");
+    still_serves(addr).await;
+}

@@ -158,7 +158,11 @@ async fn forward(
         (&Method::GET, "/v1/models")
             | (&Method::POST, "/v1/chat/completions")
             | (&Method::POST, "/v1/completions")
-    );
+    ) || (method == Method::GET
+        && uri
+            .path()
+            .strip_prefix("/v1/models/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/')));
     if !allowed {
         return plain_error(StatusCode::NOT_FOUND, "veil proxy: no such endpoint");
     }

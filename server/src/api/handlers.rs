@@ -3,8 +3,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -43,6 +43,22 @@ pub(super) async fn models(State(state): State<AppState>) -> Json<ModelList> {
             owned_by: "veil",
         }],
     })
+}
+
+/// `GET /v1/models/{id}`: the served model, or 404 for any other id.
+pub(super) async fn model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelEntry>, ApiError> {
+    if id != state.0.model_id {
+        return Err(ApiError::model_not_found(id.chars().count()));
+    }
+    Ok(Json(ModelEntry {
+        id,
+        object: "model",
+        created: state.0.created,
+        owned_by: "veil",
+    }))
 }
 
 pub(super) async fn chat(
@@ -232,6 +248,19 @@ fn chat_messages(
                     ));
                 }
             };
+            let calls = |v: &Option<serde_json::Value>| {
+                v.as_ref()
+                    .is_some_and(|v| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)))
+            };
+            if calls(&m.tool_calls) || calls(&m.function_call) {
+                return Err(ApiError {
+                    code: Some("unsupported_parameter"),
+                    ..ApiError::invalid_param(
+                        "messages",
+                        "tool calls in the history are not implemented",
+                    )
+                });
+            }
             let content = match m.content {
                 None => String::new(),
                 Some(Content::Text(t)) => t,
@@ -283,6 +312,7 @@ async fn run(
     default_max: Option<usize>,
     body_bytes: usize,
 ) -> Result<Response, ApiError> {
+    super::unsupported::refuse(&fields.other)?;
     if fields.n.is_some_and(|n| n != 1) {
         return Err(ApiError::invalid_param("n", "only n = 1 is served"));
     }

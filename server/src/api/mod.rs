@@ -18,6 +18,7 @@ mod generation;
 mod handlers;
 mod stream;
 mod types;
+mod unsupported;
 
 pub use auth::Auth;
 pub use deny_list::{DenyList, DenyListError};
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
     // The last layer runs first: plaintext policy, then the key.
     let v1 = Router::new()
         .route("/v1/models", get(handlers::models))
+        .route("/v1/models/{id}", get(handlers::model))
         .route("/v1/chat/completions", post(handlers::chat))
         .route("/v1/completions", post(handlers::completions))
         .route_layer(middleware::from_fn_with_state(

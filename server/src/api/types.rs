@@ -66,6 +66,10 @@ pub(crate) struct GenerationFields {
     /// `max_tokens`. Used by benchmarks to generate an exact number of tokens.
     #[serde(default)]
     pub(crate) ignore_eos: bool,
+    /// Every other field: refused by name when it would change the answer
+    /// (`super::unsupported`), otherwise ignored.
+    #[serde(flatten)]
+    pub(crate) other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Message content: a string, or an array of parts of which the `text` ones are used.
@@ -97,6 +101,13 @@ pub(crate) struct RequestMessage {
     /// The content (may be null for assistant messages).
     #[serde(default)]
     pub(crate) content: Option<Content>,
+    /// An assistant's tool calls: refused, as tool calling is not implemented (a history
+    /// silently stripped of them would change the answer).
+    #[serde(default)]
+    pub(crate) tool_calls: Option<serde_json::Value>,
+    /// The legacy form of `tool_calls`: refused likewise.
+    #[serde(default)]
+    pub(crate) function_call: Option<serde_json::Value>,
 }
 
 /// `POST /v1/chat/completions`.

@@ -22,6 +22,26 @@ except openai.AuthenticationError as e:
 
 ids = [m.id for m in client.models.list()]
 assert model in ids, ids
+assert client.models.retrieve(model).id == model
+
+# A parameter that would change the answer but is not implemented is refused by name,
+# never ignored: asking for JSON must not quietly return prose.
+for extra, param in [
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+]:
+    try:
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Hi"}],
+            max_tokens=2,
+            **extra,
+        )
+        raise AssertionError(f"{param} was accepted")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400, e
+        assert e.param == param, (e.param, param)
+        assert e.code == "unsupported_parameter", e
 
 messages = [{"role": "user", "content": "What is the capital of France?"}]
 chat = client.chat.completions.create(
