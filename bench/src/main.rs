@@ -103,11 +103,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let model = LoadedModel::from_verified(
-        &weights,
-        &veil_engine::device()?,
-        args.weights.into(),
-    )?;
+    let model = LoadedModel::from_verified(&weights, &veil_engine::device()?, args.weights.into())?;
     drop(weights);
     let (state, worker) = app_state(
         model,
