@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use veil_attest::Policy;
 use veil_protocol::{
-    MEDIA_TYPE_CHUNKED_REQUEST, MEDIA_TYPE_CHUNKED_RESPONSE, MEDIA_TYPE_REQUEST,
-    MEDIA_TYPE_RESPONSE, build_request, message::decode_message, os_rng,
+    MEDIA_TYPE_CHUNKED_REQUEST, MEDIA_TYPE_CHUNKED_RESPONSE, MEDIA_TYPE_PROBLEM,
+    MEDIA_TYPE_REQUEST, MEDIA_TYPE_RESPONSE, PROBLEM_TYPE_KEY, build_request,
+    message::decode_message, os_rng,
 };
 
 use crate::attestation::Attested;
@@ -156,14 +157,20 @@ impl Client {
     }
 
     /// Re-attests unless another task already replaced `stale`.
+    /// After an "unknown key" answer to a request sealed under `stale`: attests again (unless
+    /// another request already did) and allows a re-send only if the key really changed.
+    /// Otherwise the answer was a lie (a relay can forward a request and then claim the key
+    /// is unknown), and re-sending would run the request twice.
     async fn reattest(&self, stale: &Arc<Attested>) -> Result<(), Error> {
-        if !Arc::ptr_eq(&self.attested(), stale) {
-            return Ok(());
+        if Arc::ptr_eq(&self.attested(), stale) {
+            let fresh = Arc::new(self.endpoint.attest(&self.policy).await?);
+            match self.session.lock() {
+                Ok(mut s) => *s = fresh,
+                Err(poisoned) => *poisoned.into_inner() = fresh,
+            }
         }
-        let fresh = Arc::new(self.endpoint.attest(&self.policy).await?);
-        match self.session.lock() {
-            Ok(mut s) => *s = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
+        if self.attested().key_config == stale.key_config {
+            return Err(Error::KeyNotRotated);
         }
         Ok(())
     }
@@ -204,11 +211,23 @@ impl Client {
         if status.is_success() {
             return Ok(Sent::Ok(resp));
         }
+        let problem = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(MEDIA_TYPE_PROBLEM));
         let text = read_capped(resp, MAX_REFUSAL).await.unwrap_or_default();
-        let message = short(&String::from_utf8_lossy(&text));
-        if status.is_client_error() && message.to_ascii_lowercase().contains("unknown key") {
+        // A rotation is recognised by RFC 9458's problem type only, never by message text
+        // (which anyone on the path can write).
+        if status == reqwest::StatusCode::BAD_REQUEST
+            && problem
+            && serde_json::from_slice::<serde_json::Value>(&text)
+                .is_ok_and(|v| v["type"] == PROBLEM_TYPE_KEY)
+        {
             return Ok(Sent::UnknownKey);
         }
+        let message = short(&String::from_utf8_lossy(&text));
         Err(Error::GatewayRefused {
             status: status.as_u16(),
             message,

@@ -53,6 +53,15 @@ pub enum Error {
         /// The gateway's short text (truncated).
         message: String,
     },
+    /// The gateway said it does not hold the key the request was sealed to, but a fresh
+    /// attestation shows the same key: the request is not sent again. A relay can forward a
+    /// request and then answer "unknown key"; re-sending would run it twice (two answers,
+    /// billed twice). The first request may have run.
+    #[error(
+        "the gateway refused the attested key as unknown, yet a fresh attestation shows the \
+         same key; the request was not re-sent (it may have run once)"
+    )]
+    KeyNotRotated,
     /// The gateway answered with a media type other than the encapsulated response's.
     #[error("gateway answered {got:?} instead of {expected}")]
     UnexpectedMediaType {
@@ -103,6 +112,7 @@ impl Error {
             Self::PostQuantumRequired { .. } => "post_quantum",
             Self::Seal(_) => "seal",
             Self::GatewayRefused { .. } => "gateway",
+            Self::KeyNotRotated => "key_not_rotated",
             Self::UnexpectedMediaType { .. } => "media_type",
             Self::ResponseIntegrity(_) => "response_integrity",
             Self::Truncated => "truncated",
@@ -129,6 +139,7 @@ impl Error {
             Self::Verification(_)
                 | Self::KeyConfig(_)
                 | Self::PostQuantumRequired { .. }
+                | Self::KeyNotRotated
                 | Self::ResponseIntegrity(_)
                 | Self::Truncated
                 | Self::MalformedResponse(_)

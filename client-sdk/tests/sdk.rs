@@ -265,6 +265,50 @@ async fn unknown_key_after_rotation_reattests_once_and_retries() {
 }
 
 #[tokio::test]
+async fn a_relay_that_runs_a_request_then_claims_unknown_key_gets_no_second_run() {
+    let server = TestServer::start().await;
+    let client = Client::connect(&server.url, policy())
+        .await
+        .expect("attests");
+    let runs = || server.shared.requests.lock().expect("lock").len();
+    for streamed in [false, true] {
+        let before = runs();
+        server.set(Tamper::RunThenClaimUnknownKey);
+        let err = if streamed {
+            collect_stream(&client).await.expect_err("refused")
+        } else {
+            client.chat(&chat_req("hi")).await.expect_err("refused")
+        };
+        assert!(matches!(err, Error::KeyNotRotated), "{err:?}");
+        assert_eq!(err.check(), "key_not_rotated");
+        assert_eq!(
+            runs(),
+            before + 1,
+            "the request ran once, and was not sent again"
+        );
+    }
+    // It re-attested to find out, and the key it holds is still the server's.
+    assert_eq!(server.attestations(), 3);
+    client.chat(&chat_req("hi")).await.expect("still serves");
+}
+
+#[tokio::test]
+async fn unknown_key_text_without_the_problem_type_is_not_a_rotation() {
+    let server = TestServer::start().await;
+    let client = Client::connect(&server.url, policy())
+        .await
+        .expect("attests");
+    server.set(Tamper::UnknownKeyTextOnly);
+    let err = client.chat(&chat_req("hi")).await.expect_err("refused");
+    assert!(
+        matches!(err, Error::GatewayRefused { status: 400, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.attestations(), 1, "no re-attestation");
+    assert_eq!(server.posts(), 1, "not re-sent");
+}
+
+#[tokio::test]
 async fn nothing_readable_on_the_wire() {
     let server = TestServer::start().await;
     let (url, log) = support::recording_relay(server.addr).await;

@@ -104,6 +104,11 @@ pub const MEDIA_TYPE_CHUNKED_REQUEST: &str = "message/ohttp-chunked-req";
 pub const MEDIA_TYPE_CHUNKED_RESPONSE: &str = "message/ohttp-chunked-res";
 /// Media type of a key configuration list (RFC 9540).
 pub const MEDIA_TYPE_KEYS: &str = "application/ohttp-keys";
+/// Media type of an HTTP problem details body (RFC 9457), as the gateway's refusals use.
+pub const MEDIA_TYPE_PROBLEM: &str = "application/problem+json";
+/// The problem type a gateway answers for a key id it does not hold (RFC 9458 section 5.3):
+/// the only refusal after which a client may re-attest and re-send.
+pub const PROBLEM_TYPE_KEY: &str = "https://iana.org/assignments/http-problem-types#ohttp-key";
 
 /// The operating system's random number generator (panics if the OS cannot supply
 /// randomness, which leaves nothing safe to do).

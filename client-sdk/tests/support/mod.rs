@@ -65,6 +65,12 @@ pub enum Tamper {
     ReorderChunks,
     /// Before the next gateway request, rotate to a new key and retire the attested one.
     RotateKey,
+    /// The next gateway request is opened and answered (it runs), then the answer is
+    /// replaced by RFC 9458's "unknown key" problem: a relay that forwards, then lies.
+    RunThenClaimUnknownKey,
+    /// The next gateway request is refused with a 400 whose text says "unknown key id" but
+    /// that carries no RFC 9458 problem type.
+    UnknownKeyTextOnly,
 }
 
 pub struct Shared {
@@ -280,7 +286,23 @@ fn answer(s: &Shared, msg: &Message) -> (u16, &'static str, Vec<Vec<u8>>) {
 }
 
 fn refuse(e: &veil_protocol::Error) -> Response {
-    (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+    match e {
+        veil_protocol::Error::UnknownKeyId(_) => unknown_key(),
+        _ => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+/// RFC 9458's answer for a key id the gateway does not hold.
+fn unknown_key() -> Response {
+    let body = serde_json::json!({
+        "type": veil_protocol::PROBLEM_TYPE_KEY, "title": "unknown key id", "status": 400,
+    });
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, veil_protocol::MEDIA_TYPE_PROBLEM)],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn gateway_post(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -303,6 +325,13 @@ async fn gateway_post(State(s): State<Arc<Shared>>, headers: HeaderMap, body: By
         }
         *s.tamper.lock().expect("lock") = Tamper::None;
     }
+    if tamper == Tamper::UnknownKeyTextOnly {
+        *s.tamper.lock().expect("lock") = Tamper::None;
+        return (StatusCode::BAD_REQUEST, "unknown key id").into_response();
+    }
+    if tamper == Tamper::RunThenClaimUnknownKey {
+        *s.tamper.lock().expect("lock") = Tamper::None;
+    }
     if tamper == Tamper::FlipRequestByte
         && let Some(b) = body.last_mut()
     {
@@ -315,6 +344,9 @@ async fn gateway_post(State(s): State<Arc<Shared>>, headers: HeaderMap, body: By
             Err(e) => return refuse(&e),
         };
         let (status, ctype, pieces) = answer(&s, &opened.message);
+        if tamper == Tamper::RunThenClaimUnknownKey {
+            return unknown_key();
+        }
         let mut msg = Message::response(BStatus::try_from(status).expect("status"));
         msg.put_header("content-type", ctype);
         for (n, v) in INNER_HEADERS {
@@ -343,6 +375,9 @@ async fn gateway_post(State(s): State<Arc<Shared>>, headers: HeaderMap, body: By
         }
     };
     let (status, ctype, pieces) = answer(&s, &opened.message);
+    if tamper == Tamper::RunThenClaimUnknownKey {
+        return unknown_key();
+    }
     let mut enc = IndeterminateResponseEncoder::new();
     let mut wire = vec![opened.response_nonce.clone()];
     let mut fields: Vec<(&[u8], &[u8])> = vec![(b"content-type", ctype.as_bytes())];

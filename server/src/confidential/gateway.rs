@@ -16,7 +16,8 @@ use tower::ServiceExt as _;
 use veil_protocol::bhttp::Message;
 use veil_protocol::{
     ChunkedResponseSealer, IndeterminateResponseEncoder, MEDIA_TYPE_CHUNKED_REQUEST,
-    MEDIA_TYPE_CHUNKED_RESPONSE, MEDIA_TYPE_KEYS, MEDIA_TYPE_REQUEST, MEDIA_TYPE_RESPONSE, os_rng,
+    MEDIA_TYPE_CHUNKED_RESPONSE, MEDIA_TYPE_KEYS, MEDIA_TYPE_PROBLEM, MEDIA_TYPE_REQUEST,
+    MEDIA_TYPE_RESPONSE, PROBLEM_TYPE_KEY, os_rng,
 };
 
 use super::{AttestationError, Confidential};
@@ -24,8 +25,6 @@ use crate::api::Sealed;
 
 /// Largest encapsulated request body (the inner body limit plus framing).
 const MAX_ENCAPSULATED: usize = (1 << 20) + (64 << 10);
-/// RFC 9458 §5.3: the problem type for an unknown or retired key.
-const PROBLEM_OHTTP_KEY: &str = "https://iana.org/assignments/http-problem-types#ohttp-key";
 
 #[derive(Debug, Clone)]
 struct GatewayState {
@@ -51,7 +50,7 @@ fn problem(status: StatusCode, kind: Option<&str>, title: &str) -> Response {
     let body = serde_json::json!({ "type": kind.unwrap_or("about:blank"), "title": title, "status": status.as_u16() });
     (
         status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
+        [(header::CONTENT_TYPE, MEDIA_TYPE_PROBLEM)],
         body.to_string(),
     )
         .into_response()
@@ -117,7 +116,7 @@ fn rejected(e: &veil_protocol::Error) -> Response {
     match e {
         veil_protocol::Error::UnknownKeyId(_) => problem(
             StatusCode::BAD_REQUEST,
-            Some(PROBLEM_OHTTP_KEY),
+            Some(PROBLEM_TYPE_KEY),
             "unknown key id",
         ),
         other => problem(
