@@ -1,24 +1,13 @@
 //! `veil verify --evidence` on bundles produced by each attester backend (issue 4).
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
+use crate::{vectors, veil};
 use veil_attest::attester::{
     Attester, ConfigfsTsm, Endorsements, FakeTsm, FakeTsmConfig, Simulated,
 };
 use veil_attest::{ReportData, ServerManifest, SnpCerts, snp::split_certificates};
-
-fn vectors() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../attest/tests/vectors")
-}
-
-fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .output()
-        .expect("run veil")
-}
 
 fn report_data() -> ReportData {
     let manifest = ServerManifest {

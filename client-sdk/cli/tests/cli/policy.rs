@@ -3,9 +3,10 @@
 //! rejects, on real SNP/TDX evidence and on the test server's attestation.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::support::{MEASUREMENT, TestServer};
+use crate::veil;
 use ed25519_dalek::SigningKey;
 use veil_attest::attester::{Attester as _, Simulated};
 use veil_attest::{
@@ -26,13 +27,6 @@ fn vector(rel: &str) -> Vec<u8> {
         .join("../../attest/tests/vectors")
         .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .output()
-        .expect("run veil")
 }
 
 fn stderr(out: &Output) -> String {

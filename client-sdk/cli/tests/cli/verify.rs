@@ -1,25 +1,9 @@
 //! `veil verify` on every real vector of `index.tsv`, on saved bundles, and with policies.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use crate::{json, vectors, veil};
 use veil_attest::{Attestation, Evidence, ManifestClaims, ReportData, SimulatedEvidence};
-
-fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../attest/tests/vectors")
-}
-
-fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .output()
-        .expect("run veil")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 struct Case {
     name: String,

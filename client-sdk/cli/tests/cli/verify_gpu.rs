@@ -1,24 +1,8 @@
 //! `veil verify gpu` on every real NVIDIA vector of `nvidia/index.tsv`, with policies, raw
 //! and hex reports, and without a nonce.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../attest/tests/vectors")
-}
-
-fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .output()
-        .expect("run veil")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
+use crate::{json, vectors, veil};
+use std::process::Output;
 
 fn path(rel: &str) -> String {
     vectors().join(rel).display().to_string()

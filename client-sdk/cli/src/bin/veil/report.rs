@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use veil_attest::Tcb;
+use veil_attest::{Tcb, VerifyError};
 
 /// A server-supplied string made safe for a terminal: control characters (ESC, CR, BEL,
 /// C1 controls, ...) become `\u{..}` escapes, so a network attacker cannot move the cursor,
@@ -66,5 +66,21 @@ pub(crate) fn connect_failed(e: &veil_client::Error) -> ExitCode {
     } else {
         eprintln!("veil: error: {}", printable(&e.to_string()));
         ExitCode::from(2)
+    }
+}
+
+/// The exit status of a verdict: 0 when it holds; otherwise `veil: rejected: CHECK: ...` on
+/// standard error and exit 1.
+pub(crate) fn verdict_exit<T>(outcome: &Result<T, VerifyError>) -> ExitCode {
+    match outcome {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "veil: rejected: {}: {}",
+                e.check(),
+                printable(&e.to_string())
+            );
+            ExitCode::from(1)
+        }
     }
 }

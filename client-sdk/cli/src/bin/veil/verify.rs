@@ -480,17 +480,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
             println!("  {:<12} {}", "nonce", hex::encode(nonce));
         }
     }
-    Ok(match &result.outcome {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "veil: rejected: {}: {}",
-                e.check(),
-                printable(&e.to_string())
-            );
-            ExitCode::from(1)
-        }
-    })
+    Ok(crate::report::verdict_exit(&result.outcome))
 }
 
 fn to_json(evidence: &Evidence, a: &Audit, now: UnixTime) -> serde_json::Value {

@@ -31,17 +31,7 @@ pub(super) fn run(
     } else {
         print_table(&ev, &audit, now);
     }
-    Ok(match &audit.outcome {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "veil: rejected: {}: {}",
-                e.check(),
-                printable(&e.to_string())
-            );
-            ExitCode::from(1)
-        }
-    })
+    Ok(crate::report::verdict_exit(&audit.outcome))
 }
 
 /// The verdict, and what the report claims even when it is rejected (marked unverified).
