@@ -152,7 +152,7 @@ pub fn ohttp_request(data: &[u8]) {
     let mut rng = TestRng::new(data);
 
     // Arbitrary bytes as an encapsulated request, to either key.
-    let mut g = gateway();
+    let g = gateway();
     let _ = g.open_request(data, now());
     let _ = g.open_chunked_request(data, now(), &mut rng);
     for key in [gateway_key(), xwing_gateway_key()] {
@@ -179,7 +179,7 @@ pub fn ohttp_request(data: &[u8]) {
         let _ = header(m, "content-type");
     }
     for chunked in [false, true] {
-        let mut g = gateway();
+        let g = gateway();
         let (body, opened) = if chunked {
             let Ok((body, _)) = encapsulate_chunked_request(key.config(), suite, data, &mut rng)
             else {

@@ -3,14 +3,18 @@
 //! plus the per-request setup (HPKE encapsulation + decapsulation) and the request size, for
 //! each KEM: X-Wing (ML-KEM-768 + X25519) and X25519.
 //!
+//! Also the replay record's cost per accepted request when it is full: every second of the
+//! default window holding its limit (`-- replay`).
+//!
 //! Run with `cargo bench -p veil-protocol --bench chunks` (`-- setup` for the setup only).
 
 use std::hint::black_box;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use veil_protocol::{
-    ChunkedRequestOpener, ChunkedRequestSealer, Client, GatewayKey, Kem, SymmetricSuite,
-    build_request, os_rng,
+    ChunkedRequestOpener, ChunkedRequestSealer, Client, DEFAULT_REPLAY_PER_SECOND, DateWindow,
+    GatewayKey, Kem, ReplayCache, SymmetricSuite, build_request, os_rng,
 };
 
 fn chunk_seal_open(c: &mut Criterion) {
@@ -52,7 +56,7 @@ fn print_sizes() {
         "/v1/chat/completions",
         &[("content-type", b"application/json")],
         body,
-        std::time::SystemTime::UNIX_EPOCH,
+        UNIX_EPOCH,
     );
     for kem in Kem::ALL {
         let key = GatewayKey::generate_with(kem, 1, &SymmetricSuite::ALL, &mut os_rng());
@@ -112,5 +116,54 @@ fn request_setup(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, chunk_seal_open, request_setup);
+/// One accepted request (and one refused flood request) against a record whose every second
+/// of the default window (120 s behind) holds its limit, while time moves on one second per
+/// 1,024 requests: the cost includes dropping the expired second.
+fn replay_record(c: &mut Criterion) {
+    let t = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+    let per_second = DEFAULT_REPLAY_PER_SECOND;
+    let mut cache = ReplayCache::new(1, DateWindow::default(), per_second);
+    let start = 1_000_000u64;
+    let mut n: u64 = 0;
+    for sec in start..start + 121 {
+        for _ in 0..per_second {
+            n += 1;
+            cache
+                .insert(&n.to_le_bytes(), t(sec), t(sec))
+                .expect("room");
+        }
+    }
+    let mut g = c.benchmark_group("replay");
+    let mut now = start + 121;
+    let mut in_second = 0;
+    g.bench_function("insert into a full record (on time)", |b| {
+        b.iter(|| {
+            if in_second == per_second {
+                now += 1;
+                in_second = 0;
+            }
+            in_second += 1;
+            n += 1;
+            let at: SystemTime = t(now);
+            black_box(cache.insert(&n.to_le_bytes(), at, at)).expect("room");
+        })
+    });
+    let at = t(now);
+    loop {
+        n += 1;
+        if cache.insert(&n.to_le_bytes(), at, at).is_err() {
+            break;
+        }
+    }
+    g.bench_function("refuse a flood request (second full)", |b| {
+        b.iter(|| {
+            n += 1;
+            black_box(cache.insert(&n.to_le_bytes(), at, at)).expect_err("full");
+        })
+    });
+    println!("replay record: {} entries held", cache.len());
+    g.finish();
+}
+
+criterion_group!(benches, chunk_seal_open, request_setup, replay_record);
 criterion_main!(benches);

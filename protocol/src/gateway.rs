@@ -1,8 +1,16 @@
 //! The Veil gateway: live keys (the current epoch's, one per KEM, and the previous epoch's
 //! for a grace period), per-key replay caches, the `Date` window and response padding,
 //! around the OHTTP functions of this crate.
+//!
+//! Opening a request takes `&self`: decryption runs without any lock, and each key's replay
+//! record is locked only for its lookup and insert, so concurrent requests decrypt in
+//! parallel and a flood cannot hold others up behind one lock. Key changes take `&mut self`.
 
-use std::{fmt, time::SystemTime};
+use std::{
+    fmt,
+    sync::{Mutex, PoisonError},
+    time::SystemTime,
+};
 
 use bhttp::Message;
 use hpke::rand_core::CryptoRng;
@@ -14,12 +22,13 @@ use crate::{
     request::{decapsulate_request, request_key_id},
 };
 
-/// Default bound on the replay cache of each key.
-pub const DEFAULT_REPLAY_CAPACITY: usize = 1 << 16;
+/// Default number of requests each key accepts per `Date` second (see [`ReplayCache`]): at
+/// most 131 s × 1,280 entries of 32 bytes are kept per key with the default window.
+pub const DEFAULT_REPLAY_PER_SECOND: usize = 1024;
 
 struct LiveKey {
     key: GatewayKey,
-    replay: ReplayCache,
+    replay: Mutex<ReplayCache>,
     epoch: u64,
 }
 
@@ -29,7 +38,7 @@ pub struct Gateway {
     keys: Vec<LiveKey>,
     epoch: u64,
     window: DateWindow,
-    replay_capacity: usize,
+    replay_per_second: usize,
     padding: Padding,
 }
 
@@ -94,14 +103,15 @@ impl Gateway {
             keys: Vec::new(),
             epoch: 0,
             window,
-            replay_capacity: DEFAULT_REPLAY_CAPACITY,
+            replay_per_second: DEFAULT_REPLAY_PER_SECOND,
             padding: Padding::default(),
         }
     }
 
-    /// Sets the bound on each key's replay cache (applies to keys added later).
-    pub fn with_replay_capacity(mut self, capacity: usize) -> Self {
-        self.replay_capacity = capacity;
+    /// Sets how many requests each key accepts per `Date` second (applies to keys added
+    /// later).
+    pub fn with_replay_per_second(mut self, per_second: usize) -> Self {
+        self.replay_per_second = per_second;
         self
     }
 
@@ -131,7 +141,11 @@ impl Gateway {
             .retain(|k| k.epoch == previous && !keys.iter().any(|n| n.key_id() == k.key.key_id()));
         let epoch = self.epoch;
         let fresh = keys.into_iter().map(|key| LiveKey {
-            replay: ReplayCache::new(key.key_id(), self.replay_capacity),
+            replay: Mutex::new(ReplayCache::new(
+                key.key_id(),
+                self.window,
+                self.replay_per_second,
+            )),
             key,
             epoch,
         });
@@ -171,37 +185,41 @@ impl Gateway {
         KeyConfig::encode_list(&self.key_configs())
     }
 
-    fn live(&mut self, encapsulated: &[u8]) -> Result<&mut LiveKey, Error> {
+    fn live(&self, encapsulated: &[u8]) -> Result<&LiveKey, Error> {
         let key_id = request_key_id(encapsulated).ok_or(Error::Malformed("empty request"))?;
         self.keys
-            .iter_mut()
+            .iter()
             .find(|k| k.key.key_id() == key_id)
             .ok_or(Error::UnknownKeyId(key_id))
     }
 
-    /// Checks freshness and replay, then records `enc` (only for requests that passed).
+    /// Checks freshness, then replay, recording `enc` (only for requests that passed). The
+    /// replay record's lock is held for the lookup and insert only.
     fn admit(
-        window: DateWindow,
-        live: &mut LiveKey,
+        &self,
+        live: &LiveKey,
         enc: &[u8],
         message: &Message,
         now: SystemTime,
     ) -> Result<(), Error> {
-        live.replay.check(enc, now)?;
         let date = date(message)?;
-        window.check(date, now)?;
-        live.replay.insert(enc, window.expiry(date), now)
+        self.window.check(date, now)?;
+        // A panic inside `insert` leaves the record consistent (it mutates last), so a
+        // poisoned lock is still usable.
+        live.replay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(enc, date, now)
     }
 
     /// Opens a `message/ohttp-req` body: key lookup, decapsulation, Binary HTTP parsing,
-    /// replay and `Date` checks. Never panics on any input.
-    pub fn open_request(&mut self, body: &[u8], now: SystemTime) -> Result<OpenedRequest, Error> {
-        let window = self.window;
+    /// `Date` and replay checks. Never panics on any input.
+    pub fn open_request(&self, body: &[u8], now: SystemTime) -> Result<OpenedRequest, Error> {
         let padding = self.padding.clone();
         let live = self.live(body)?;
         let d = decapsulate_request(&live.key, body)?;
         let message = decode_message(&d.request)?;
-        Self::admit(window, live, &d.enc, &message, now)?;
+        self.admit(live, &d.enc, &message, now)?;
         Ok(OpenedRequest {
             message,
             key_id: d.key_id,
@@ -213,12 +231,11 @@ impl Gateway {
     /// Opens a complete `message/ohttp-chunked-req` body with the same checks, and starts
     /// the chunked response with a nonce from `rng`. Never panics on any input.
     pub fn open_chunked_request(
-        &mut self,
+        &self,
         body: &[u8],
         now: SystemTime,
         rng: &mut impl CryptoRng,
     ) -> Result<OpenedChunkedRequest, Error> {
-        let window = self.window;
         let live = self.live(body)?;
         let mut opener = ChunkedRequestOpener::new(&live.key);
         let mut plain = opener.push(body)?;
@@ -227,7 +244,7 @@ impl Gateway {
         let (response, response_nonce) = opener.response_sealer(rng)?;
         let key_id = live.key.key_id();
         let message = decode_message(&plain)?;
-        Self::admit(window, live, &enc, &message, now)?;
+        self.admit(live, &enc, &message, now)?;
         Ok(OpenedChunkedRequest {
             message,
             key_id,
@@ -248,7 +265,7 @@ impl fmt::Debug for Gateway {
         f.debug_struct("Gateway")
             .field("key_ids", &ids)
             .field("window", &self.window)
-            .field("replay_capacity", &self.replay_capacity)
+            .field("replay_per_second", &self.replay_per_second)
             .field("padding", &self.padding)
             .finish()
     }

@@ -75,7 +75,7 @@ pub use chunked::{
 pub use client::{Client, build_request};
 pub use error::Error;
 pub use framing::{MAX_CHUNK_PLAINTEXT, MAX_SEALED_CHUNK};
-pub use gateway::{DEFAULT_REPLAY_CAPACITY, Gateway, OpenedChunkedRequest, OpenedRequest};
+pub use gateway::{DEFAULT_REPLAY_PER_SECOND, Gateway, OpenedChunkedRequest, OpenedRequest};
 pub use gateway_key::GatewayKey;
 pub use indeterminate::IndeterminateResponseEncoder;
 pub use key_config::{KeyConfig, MAX_CONFIGS, MAX_SUITES};

@@ -71,7 +71,7 @@ fn seeds_reach_the_deep_checks() {
     }
     let mut xwing_seeds = 0;
     for (name, bytes) in seeds("ohttp_request") {
-        let mut g = harness::gateway();
+        let g = harness::gateway();
         xwing_seeds += usize::from(bytes.get(..3) == Some(&[harness::XWING_KEY_ID, 0x64, 0x7a]));
         let ok = if name.ends_with(".bhttp") {
             decode_message(&bytes).map(|_| ())

@@ -49,7 +49,7 @@ fn sealed(config: &KeyConfig, date: SystemTime, chunked: bool) -> Vec<u8> {
 
 #[test]
 fn accepts_fresh_request_and_answers() {
-    let mut g = gateway(&[1]);
+    let g = gateway(&[1]);
     let config = g.current_config().expect("key").clone();
     let req = build_request("GET", "veil", "/v1/models", &[], b"", at(NOW));
     let (body, opener) = Client::new(config)
@@ -71,7 +71,7 @@ fn accepts_fresh_request_and_answers() {
 
 #[test]
 fn rejects_replayed_enc() {
-    let mut g = gateway(&[1]);
+    let g = gateway(&[1]);
     let body = sealed(g.current_config().expect("key"), at(NOW), false);
     g.open_request(&body, at(NOW)).expect("first");
     assert_eq!(
@@ -93,7 +93,7 @@ fn rejects_replayed_enc() {
 /// replay in that same second passed both the replay cache and the `Date` check.
 #[test]
 fn replay_at_the_edge_of_the_window_is_refused() {
-    let mut g = gateway(&[1]);
+    let g = gateway(&[1]);
     let config = g.current_config().expect("key").clone();
     for (chunked, offset_ms) in [(false, 0), (true, 0), (false, 999), (true, 500)] {
         let body = sealed(&config, at(NOW - 60), chunked);
@@ -121,7 +121,7 @@ fn replay_at_the_edge_of_the_window_is_refused() {
 
 #[test]
 fn replay_after_window_fails_on_date() {
-    let mut g = gateway(&[1]);
+    let g = gateway(&[1]);
     let body = sealed(g.current_config().expect("key"), at(NOW), false);
     g.open_request(&body, at(NOW)).expect("first");
     assert!(matches!(
@@ -132,7 +132,7 @@ fn replay_after_window_fails_on_date() {
 
 #[test]
 fn rejects_stale_date() {
-    let mut g = gateway(&[1]);
+    let g = gateway(&[1]);
     let config = g.current_config().expect("key").clone();
     let old = sealed(&config, at(NOW - 61), false);
     assert_eq!(
@@ -157,7 +157,7 @@ fn rejects_stale_date() {
 
 #[test]
 fn rejects_request_without_date() {
-    let mut g = gateway(&[1]);
+    let g = gateway(&[1]);
     let config = g.current_config().expect("key").clone();
     let req = Message::request(
         b"GET".to_vec(),
@@ -204,18 +204,23 @@ fn rotation_keeps_one_grace_key_and_drops_older_with_their_caches() {
 }
 
 #[test]
-fn replay_cache_full_refuses_new_requests() {
-    let mut g = gateway(&[]).with_replay_capacity(2);
+fn a_full_second_refuses_only_its_requests_and_a_flood_dated_ahead_locks_no_one_out() {
+    let mut g = gateway(&[]).with_replay_per_second(4);
     g.rotate(GatewayKey::generate(4, &SymmetricSuite::ALL, &mut os_rng()));
     let c = g.current_config().expect("key").clone();
-    g.open_request(&sealed(&c, at(NOW), false), at(NOW))
-        .expect("1");
-    g.open_request(&sealed(&c, at(NOW), false), at(NOW))
-        .expect("2");
-    assert_eq!(
-        g.open_request(&sealed(&c, at(NOW), false), at(NOW)).err(),
-        Some(Error::ReplayCacheFull { key_id: 4 })
-    );
+    let open = |date: u64, now: u64| g.open_request(&sealed(&c, at(date), false), at(now)).err();
+    for _ in 0..4 {
+        assert_eq!(open(NOW, NOW), None);
+    }
+    assert_eq!(open(NOW, NOW), Some(Error::ReplayCacheFull { key_id: 4 }));
+    assert_eq!(open(NOW + 1, NOW + 1), None, "the next second has room");
+    // Anyone can seal to the public key: 50 requests dated 30 s ahead get a quarter of
+    // that second's room (one), and the clients whose clocks reach it still get all four.
+    let early = (0..50).filter(|_| open(NOW + 30, NOW).is_none()).count();
+    assert_eq!(early, 1);
+    for _ in 0..4 {
+        assert_eq!(open(NOW + 30, NOW + 30), None);
+    }
 }
 
 #[test]

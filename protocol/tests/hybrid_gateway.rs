@@ -38,7 +38,7 @@ fn ids(configs: &[KeyConfig]) -> Vec<(u8, u16)> {
 
 #[test]
 fn publishes_xwing_first_and_clients_choose_it() {
-    let mut g = gateway();
+    let g = gateway();
     let published = KeyConfig::decode_list(&g.ohttp_keys()).expect("list");
     assert_eq!(ids(&published), [(1, 0x647a), (2, 0x0020)]);
     assert_eq!(g.current_configs(), published);

@@ -368,7 +368,7 @@ async fn gateway_post(State(s): State<Arc<Shared>>, headers: HeaderMap, body: By
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported media type").into_response();
     }
     let (mut opened, padding) = {
-        let mut g = s.gateway.lock().expect("lock");
+        let g = s.gateway.lock().expect("lock");
         match g.open_chunked_request(&body, now, &mut os_rng()) {
             Ok(o) => (o, g.padding().clone()),
             Err(e) => return refuse(&e),

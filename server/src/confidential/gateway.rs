@@ -233,7 +233,7 @@ fn seal(
 
 async fn relay_chunked(s: GatewayState, body: Bytes) -> Response {
     let opened = {
-        let mut g = s.conf.lock_gateway();
+        let g = s.conf.lock_gateway();
         let padding = g.padding().clone();
         match g.open_chunked_request(&body, SystemTime::now(), &mut os_rng()) {
             Ok(o) => (o, padding),

@@ -20,7 +20,7 @@ mod setup;
 mod tests;
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use veil_attest::attester::Attester;
@@ -73,7 +73,9 @@ pub enum AttestationError {
 /// Gateway keys, the attester and the server manifest.
 #[derive(Debug)]
 pub struct Confidential {
-    gateway: Mutex<Gateway>,
+    /// Read-locked to open requests (decryption runs concurrently; each key's replay
+    /// record has its own short lock), write-locked to rotate keys.
+    gateway: RwLock<Gateway>,
     attester: Arc<dyn Attester>,
     manifest: ManifestClaims,
     permits: tokio::sync::Semaphore,
@@ -89,7 +91,7 @@ impl Confidential {
         config: ConfidentialConfig,
     ) -> Self {
         let c = Self {
-            gateway: Mutex::new(Gateway::new(DateWindow::default())),
+            gateway: RwLock::new(Gateway::new(DateWindow::default())),
             attester,
             manifest,
             permits: tokio::sync::Semaphore::new(config.max_concurrent_attestations.max(1)),
@@ -100,12 +102,14 @@ impl Confidential {
         c
     }
 
-    fn gateway(&self) -> MutexGuard<'_, Gateway> {
+    fn gateway(&self) -> RwLockReadGuard<'_, Gateway> {
         // A panic while holding this lock leaves the gateway state intact (no partial
         // updates span an unwind), so a poisoned lock is still usable.
-        self.gateway
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.gateway.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn gateway_mut(&self) -> RwLockWriteGuard<'_, Gateway> {
+        self.gateway.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts a new key epoch: a new X-Wing key and a new X25519 key (in that order, ids
@@ -121,14 +125,14 @@ impl Confidential {
             })
             .collect();
         let ids: Vec<u8> = keys.iter().map(GatewayKey::key_id).collect();
-        self.gateway().rotate_all(keys);
+        self.gateway_mut().rotate_all(keys);
         tracing::info!(key_ids = ?ids, "gateway keys rotated");
         ids
     }
 
     /// Drops every key but the current epoch's.
     pub fn retire_old(&self) {
-        let mut g = self.gateway();
+        let mut g = self.gateway_mut();
         let current: Vec<u8> = g.current_configs().iter().map(KeyConfig::key_id).collect();
         let old: Vec<u8> = g
             .key_configs()
@@ -194,7 +198,8 @@ impl Confidential {
         ))
     }
 
-    pub(crate) fn lock_gateway(&self) -> MutexGuard<'_, Gateway> {
+    /// The gateway, shared: for opening requests.
+    pub(crate) fn lock_gateway(&self) -> RwLockReadGuard<'_, Gateway> {
         self.gateway()
     }
 }
