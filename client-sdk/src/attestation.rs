@@ -2,7 +2,7 @@
 //! of key configuration, nonce and manifest into REPORT_DATA, the manifest against the
 //! policy, and only then the key configuration that requests are sealed to.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use veil_attest::{Attestation, NONCE_LEN, Policy, UnixTime, Verdict};
 use veil_protocol::KeyConfig;
@@ -83,24 +83,61 @@ pub async fn fetch_attestation(url: &str, nonce: &[u8; NONCE_LEN]) -> Result<Att
     endpoint.attestation(nonce).await
 }
 
+/// Requests for the attestation when the server answers 429 or 503 (busy producing
+/// evidence for others, or evidence briefly unavailable): the first and three retries.
+const ATTESTATION_ATTEMPTS: u32 = 4;
+/// The first wait when the server names none; it doubles with each retry.
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(250);
+/// The longest wait between two requests, whatever `Retry-After` says.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+/// How long to wait before retry number `retry` (0 for the first): the server's
+/// `Retry-After` seconds when it sends them, else an exponential backoff; plus up to a
+/// quarter more, from `jitter`, so that clients refused together do not return together.
+fn retry_wait(retry_after: Option<&str>, retry: u32, jitter: u8) -> Duration {
+    let base = retry_after
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(
+            FIRST_RETRY_WAIT.saturating_mul(2u32.saturating_pow(retry)),
+            Duration::from_secs,
+        );
+    let base = base.min(MAX_RETRY_WAIT);
+    (base + base * u32::from(jitter) / 1020).min(MAX_RETRY_WAIT)
+}
+
 impl Endpoint {
     pub(crate) async fn attestation(&self, nonce: &[u8; NONCE_LEN]) -> Result<Attestation, Error> {
         let url = format!("{}/v1/attestation?nonce={}", self.base, hex::encode(nonce));
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| Error::transport(&e))?;
-        let status = resp.status().as_u16();
-        let body = read_capped(resp, veil_attest::MAX_BUNDLE_LEN).await?;
-        if status != 200 {
+        let mut retry = 0;
+        loop {
+            let resp = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| Error::transport(&e))?;
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = read_capped(resp, veil_attest::MAX_BUNDLE_LEN).await?;
+            if status == 200 {
+                return Ok(Attestation::from_json(&body)?);
+            }
+            if matches!(status, 429 | 503) && retry + 1 < ATTESTATION_ATTEMPTS {
+                let mut jitter = [0u8; 1];
+                veil_protocol::os_rng().fill_bytes(&mut jitter);
+                tokio::time::sleep(retry_wait(retry_after.as_deref(), retry, jitter[0])).await;
+                retry += 1;
+                continue;
+            }
             return Err(Error::AttestationUnavailable {
                 status,
                 message: crate::error::short(&String::from_utf8_lossy(&body)),
             });
         }
-        Ok(Attestation::from_json(&body)?)
     }
 
     /// Fetches with a fresh nonce and verifies at the system clock's `now`.
@@ -108,5 +145,27 @@ impl Endpoint {
         let nonce = fresh_nonce();
         let attestation = self.attestation(&nonce).await?;
         verify_attestation(attestation, policy, &nonce, system_now()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_as_the_server_says_or_back_off_and_stay_bounded() {
+        assert_eq!(retry_wait(Some("2"), 0, 0), Duration::from_secs(2));
+        assert_eq!(retry_wait(Some(" 1 "), 3, 0), Duration::from_secs(1));
+        assert_eq!(retry_wait(None, 0, 0), Duration::from_millis(250));
+        assert_eq!(retry_wait(None, 2, 0), Duration::from_millis(1000));
+        // An HTTP date or garbage counts as no advice; a huge value is capped.
+        assert_eq!(
+            retry_wait(Some("Wed, 21 Oct 2015 07:28:00 GMT"), 1, 0),
+            Duration::from_millis(500)
+        );
+        assert_eq!(retry_wait(Some("86400"), 0, 0), MAX_RETRY_WAIT);
+        assert_eq!(retry_wait(None, 40, 255), MAX_RETRY_WAIT);
+        // Jitter adds up to a quarter.
+        assert_eq!(retry_wait(None, 0, 255), Duration::from_micros(312_500));
     }
 }

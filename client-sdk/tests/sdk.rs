@@ -309,6 +309,43 @@ async fn unknown_key_text_without_the_problem_type_is_not_a_rotation() {
 }
 
 #[tokio::test]
+async fn a_busy_attestation_is_retried_as_the_server_says_then_given_up() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    let server = TestServer::start().await;
+    // Two 503s without advice: retried after the backoff (250 ms, then 500 ms, plus jitter).
+    server.shared.busy.store(2, Ordering::SeqCst);
+    Client::connect(&server.url, policy())
+        .await
+        .expect("attests on the third request");
+    assert_eq!(server.attestations(), 3);
+
+    // A 429 with Retry-After: 1 is waited out.
+    *server.shared.retry_after.lock().expect("lock") = Some(1);
+    server.shared.busy.store(1, Ordering::SeqCst);
+    let started = Instant::now();
+    Client::connect(&server.url, policy())
+        .await
+        .expect("attests on the second request");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(server.attestations(), 5);
+
+    // Busy for good: four requests, then the server's refusal.
+    *server.shared.retry_after.lock().expect("lock") = Some(0);
+    server.shared.busy.store(100, Ordering::SeqCst);
+    let err = Client::connect(&server.url, policy())
+        .await
+        .expect_err("gives up");
+    assert!(
+        matches!(err, Error::AttestationUnavailable { status: 429, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.attestations(), 9);
+    assert_eq!(server.posts(), 0, "nothing sent");
+}
+
+#[tokio::test]
 async fn nothing_readable_on_the_wire() {
     let server = TestServer::start().await;
     let (url, log) = support::recording_relay(server.addr).await;

@@ -83,6 +83,10 @@ pub struct Shared {
     manifest: ManifestClaims,
     pub tamper: Mutex<Tamper>,
     pub attestations: AtomicUsize,
+    /// How many of the next attestation requests are refused as busy (429 with
+    /// `retry_after`, or 503 without it when that is `None`).
+    pub busy: AtomicUsize,
+    pub retry_after: Mutex<Option<u32>>,
     pub gateway_posts: AtomicUsize,
     pub last_post: Mutex<Option<(String, Vec<u8>)>>,
     pub authorizations: Mutex<Vec<String>>,
@@ -123,6 +127,8 @@ impl TestServer {
             manifest,
             tamper: Mutex::new(Tamper::None),
             attestations: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            retry_after: Mutex::new(None),
             gateway_posts: AtomicUsize::new(0),
             last_post: Mutex::new(None),
             authorizations: Mutex::new(Vec::new()),
@@ -197,6 +203,20 @@ pub fn policy() -> Policy {
 
 async fn attestation(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
     s.attestations.fetch_add(1, Ordering::SeqCst);
+    if s.busy
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return match *s.retry_after.lock().expect("lock") {
+            Some(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                "attestation busy, retry",
+            )
+                .into_response(),
+            None => (StatusCode::SERVICE_UNAVAILABLE, "evidence unavailable").into_response(),
+        };
+    }
     let Ok(Ok(mut nonce)) =
         hex::decode(q.unwrap_or_default().trim_start_matches("nonce=")).map(<[u8; 32]>::try_from)
     else {
