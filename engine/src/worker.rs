@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::llama::{KvCache, Llama, argmax_rows};
 use crate::request::{FinishReason, GenEvent, GenRequest, Usage};
+use crate::sampling::LogitAdjust;
 use crate::text::{Delta, TextStream};
 use crate::tokenizer::Tokenizer;
 
@@ -59,8 +60,10 @@ struct Active {
     events: mpsc::UnboundedSender<GenEvent>,
     cache: KvCache,
     processor: LogitsProcessor,
-    /// Greedy decoding: the pick is the batch's argmax (the processor's, computed for all
-    /// rows at once).
+    /// Penalties and biases applied to this sequence's logits before the processor.
+    adjust: Option<LogitAdjust>,
+    /// Greedy decoding with nothing to adjust: the pick is the batch's argmax (the
+    /// processor's, computed for all rows at once).
     greedy: bool,
     text: TextStream,
     max_tokens: usize,
@@ -142,7 +145,8 @@ impl Worker {
             events,
             cache: self.llama.new_cache(),
             processor: request.params.processor(),
-            greedy: request.params.is_greedy(),
+            adjust: LogitAdjust::new(&request.params),
+            greedy: request.params.is_greedy() && LogitAdjust::new(&request.params).is_none(),
             text: TextStream::new(request.params.stop),
             max_tokens: request.params.max_tokens,
             ignore_eos: request.params.ignore_eos,
@@ -242,7 +246,16 @@ impl Worker {
         {
             return self.accept(a, t);
         }
-        match logits.get(row).and_then(|l| a.processor.sample(&l)) {
+        let row_logits = logits.get(row).and_then(|l| match &a.adjust {
+            None => Ok(l),
+            Some(adjust) => {
+                let mut v = l.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+                adjust.apply(&mut v);
+                let n = v.len();
+                candle_core::Tensor::from_vec(v, n, &candle_core::Device::Cpu)
+            }
+        });
+        match row_logits.and_then(|l| a.processor.sample(&l)) {
             Ok(t) => self.accept(a, t),
             Err(e) => {
                 fail(a, &e.to_string());
@@ -260,6 +273,9 @@ impl Worker {
             return false;
         }
         a.usage.completion_tokens += 1;
+        if let Some(adjust) = &mut a.adjust {
+            adjust.record(token);
+        }
         match a.text.push(self.tokenizer.token_bytes(token)) {
             Delta::Stopped(text) => {
                 send_text(a, text);

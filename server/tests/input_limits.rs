@@ -354,16 +354,6 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
             json!({"logprobs": true, "top_logprobs": 3}),
             "logprobs",
         ),
-        (
-            "/v1/chat/completions",
-            json!({"logit_bias": {"42": 5}}),
-            "logit_bias",
-        ),
-        (
-            "/v1/chat/completions",
-            json!({"presence_penalty": 1.5}),
-            "presence_penalty",
-        ),
         ("/v1/chat/completions", json!({"store": true}), "store"),
         (
             "/v1/completions",
@@ -403,6 +393,39 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
     let r = post(addr, "/v1/chat/completions", &body).await;
     assert_eq!(status(&r), 400, "{r}");
     assert_eq!(json_body(&r)["error"]["param"], "messages", "{r}");
+
+    // Implemented parameters outside their range are refused by name too (not as unsupported).
+    for (k, v) in [
+        ("presence_penalty", json!(2.5)),
+        ("frequency_penalty", json!(-3)),
+        ("logit_bias", json!({"999999999": 1})),
+        ("logit_bias", json!({"not-a-token": 1})),
+        ("logit_bias", json!({"42": 101})),
+    ] {
+        let mut body = chat(1, Some(2));
+        body[k] = v;
+        let r = post(addr, "/v1/chat/completions", &body).await;
+        assert_eq!(status(&r), 400, "{k}: {r}");
+        assert_eq!(json_body(&r)["error"]["param"], k, "{r}");
+        assert_ne!(
+            json_body(&r)["error"]["code"],
+            "unsupported_parameter",
+            "{r}"
+        );
+    }
+
+    // Penalties reach the engine: a repeating pattern comes out otherwise.
+    let completion = |presence: f64, frequency: f64| {
+        json!({"model": DEFAULT_MODEL_ID, "prompt": "1, 2, 1, 2, 1, 2, 1, 2, 1, 2,",
+               "max_tokens": 16, "temperature": 0, "ignore_eos": true,
+               "presence_penalty": presence, "frequency_penalty": frequency})
+    };
+    let plain = json_body(&post(addr, "/v1/completions", &completion(0.0, 0.0)).await);
+    let penalized = json_body(&post(addr, "/v1/completions", &completion(2.0, 2.0)).await);
+    assert_ne!(
+        plain["choices"][0]["text"], penalized["choices"][0]["text"],
+        "{plain} {penalized}"
+    );
 
     // SDK defaults (the neutral values) and fields that change nothing are accepted.
     let mut body = chat(1, Some(2));

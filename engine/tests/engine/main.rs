@@ -4,4 +4,5 @@
 mod common;
 mod llama;
 mod safetensors;
+mod sampling;
 mod tokenizer_golden;

@@ -28,6 +28,8 @@ use crate::keys::Ticket;
 const COMPLETION_DEFAULT_MAX_TOKENS: usize = 16;
 /// Stop strings accepted at most (OpenAI's limit).
 const MAX_STOP_STRINGS: usize = 4;
+/// `logit_bias` entries accepted at most.
+const MAX_LOGIT_BIAS: usize = 1024;
 
 pub(super) async fn healthz() -> &'static str {
     "ok"
@@ -288,6 +290,64 @@ fn chat_messages(
         .collect()
 }
 
+/// `presence_penalty`, `frequency_penalty` (each -2 to 2) and `logit_bias` (token ids of this
+/// model, biases -100 to 100, at most [`MAX_LOGIT_BIAS`] of them), checked.
+fn penalties(state: &Shared, fields: &GenerationFields) -> Result<Penalties, ApiError> {
+    let penalty = |v: Option<f64>, name: &'static str| match v {
+        None => Ok(0.0),
+        Some(p) if (-2.0..=2.0).contains(&p) => Ok(p as f32),
+        Some(_) => Err(ApiError::invalid_param(
+            name,
+            format!("{name} must be between -2 and 2"),
+        )),
+    };
+    let presence = penalty(fields.presence_penalty, "presence_penalty")?;
+    let frequency = penalty(fields.frequency_penalty, "frequency_penalty")?;
+    let bias_map = fields.logit_bias.as_ref();
+    if bias_map.is_some_and(|m| m.len() > MAX_LOGIT_BIAS) {
+        return Err(ApiError::invalid_param(
+            "logit_bias",
+            format!("at most {MAX_LOGIT_BIAS} token biases"),
+        ));
+    }
+    let vocab = state.tokenizer.vocab_size();
+    let mut bias = Vec::new();
+    for (token, &b) in bias_map.into_iter().flatten() {
+        let id = token
+            .parse::<u32>()
+            .ok()
+            .filter(|&id| (id as usize) < vocab)
+            .ok_or_else(|| {
+                ApiError::invalid_param(
+                    "logit_bias",
+                    format!(
+                        "logit_bias keys must be token ids of this model (0 to {})",
+                        vocab.saturating_sub(1)
+                    ),
+                )
+            })?;
+        if !(-100.0..=100.0).contains(&b) {
+            return Err(ApiError::invalid_param(
+                "logit_bias",
+                "logit_bias values must be between -100 and 100",
+            ));
+        }
+        bias.push((id, b as f32));
+    }
+    Ok(Penalties {
+        presence,
+        frequency,
+        bias,
+    })
+}
+
+/// A request's checked penalties and biases, for [`SamplingParams`].
+struct Penalties {
+    presence: f32,
+    frequency: f32,
+    bias: Vec<(u32, f32)>,
+}
+
 fn encode(state: &Shared, text: &str) -> Result<Vec<u32>, ApiError> {
     state
         .tokenizer
@@ -327,6 +387,7 @@ async fn run(
     if !(top_p > 0.0 && top_p <= 1.0) {
         return Err(ApiError::invalid_param("top_p", "top_p must be in (0, 1]"));
     }
+    let penalties = penalties(state, fields)?;
     let stop = fields
         .stop
         .clone()
@@ -377,6 +438,9 @@ async fn run(
             seed: fields.seed.map_or_else(rand::random, |s| s as u64),
             stop,
             ignore_eos: fields.ignore_eos,
+            presence_penalty: penalties.presence,
+            frequency_penalty: penalties.frequency,
+            logit_bias: penalties.bias,
         },
     };
     // Prompt tokens are known here; the completion is charged when it ends.

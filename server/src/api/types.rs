@@ -62,6 +62,15 @@ pub(crate) struct GenerationFields {
     /// Completions per prompt; only 1 is served.
     #[serde(default)]
     pub(crate) n: Option<u64>,
+    /// Penalty on tokens already generated, once each (-2 to 2).
+    #[serde(default)]
+    pub(crate) presence_penalty: Option<f64>,
+    /// Penalty on tokens already generated, per occurrence (-2 to 2).
+    #[serde(default)]
+    pub(crate) frequency_penalty: Option<f64>,
+    /// Token id (as a string) to bias added to its logit (-100 to 100).
+    #[serde(default)]
+    pub(crate) logit_bias: Option<std::collections::BTreeMap<String, f64>>,
     /// Extension (as in vLLM): keep generating past end-of-generation tokens, up to
     /// `max_tokens`. Used by benchmarks to generate an exact number of tokens.
     #[serde(default)]

@@ -4,7 +4,7 @@
 //! 400 tells it (and its developer) at once.
 //!
 //! A parameter given with its neutral value (the value that changes nothing, such as
-//! `presence_penalty: 0` or `response_format: {"type": "text"}`) is accepted, because SDKs
+//! `logprobs: false` or `response_format: {"type": "text"}`) is accepted, because SDKs
 //! send such defaults. Fields that change nothing about the answer (`user`, `metadata`,
 //! `service_tier`, `parallel_tool_calls`, ...) are ignored, as OpenAI-compatible servers do.
 
@@ -47,21 +47,6 @@ const REFUSED: &[(&str, Neutral, &str)] = &[
         "top_logprobs",
         is_zero,
         "log probabilities are not implemented",
-    ),
-    (
-        "logit_bias",
-        |v| v.is_null() || v.as_object().is_some_and(Map::is_empty),
-        "logit_bias is not implemented",
-    ),
-    (
-        "presence_penalty",
-        is_zero,
-        "presence_penalty is not implemented; only 0 is served",
-    ),
-    (
-        "frequency_penalty",
-        is_zero,
-        "frequency_penalty is not implemented; only 0 is served",
     ),
     (
         "repetition_penalty",
@@ -159,8 +144,7 @@ mod tests {
         for ok in [
             json!({}),
             json!({"response_format": {"type": "text"}, "tools": [], "tool_choice": "none",
-                   "logprobs": false, "top_logprobs": 0, "logit_bias": {},
-                   "presence_penalty": 0, "frequency_penalty": 0.0, "store": false,
+                   "logprobs": false, "top_logprobs": 0, "store": false,
                    "modalities": ["text"], "user": "u-1", "metadata": {"a": "b"},
                    "parallel_tool_calls": true, "service_tier": "auto"}),
         ] {
@@ -180,9 +164,8 @@ mod tests {
             (json!({"logprobs": true}), "logprobs"),
             (json!({"logprobs": 3}), "logprobs"),
             (json!({"top_logprobs": 5}), "top_logprobs"),
-            (json!({"logit_bias": {"15": -100}}), "logit_bias"),
-            (json!({"presence_penalty": 0.5}), "presence_penalty"),
-            (json!({"frequency_penalty": -1}), "frequency_penalty"),
+            (json!({"min_p": 0.1}), "min_p"),
+            (json!({"repetition_penalty": 1.2}), "repetition_penalty"),
             (json!({"top_k": 40}), "top_k"),
             (json!({"best_of": 3}), "best_of"),
             (json!({"echo": true}), "echo"),
