@@ -12,7 +12,10 @@
 //! }
 //! ```
 
-use crate::{Error, varint::write_varint};
+use crate::{
+    Error, Padding,
+    varint::{varint_len, write_varint},
+};
 
 /// Which part of the message comes next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +74,39 @@ impl IndeterminateResponseEncoder {
         Ok(out)
     }
 
+    /// [`head`](Self::head) with one more field, `x-veil-padding` (spaces), sized so that the
+    /// head's length is a size of `padding`: the head chunk then tells nothing about the
+    /// answer's status line and headers beyond their bucket. Without padding, the plain head.
+    pub fn head_padded(
+        &mut self,
+        status: u16,
+        headers: &[(&[u8], &[u8])],
+        padding: &Padding,
+    ) -> Result<Vec<u8>, Error> {
+        const NAME: &[u8] = b"x-veil-padding";
+        if !padding.is_enabled() {
+            return self.head(status, headers);
+        }
+        let plain = Self::new().head(status, headers)?.len();
+        // The field adds the name's length (1 byte) and name, the value's length and value.
+        let fixed = plain + 1 + NAME.len();
+        let mut target = padding.padded_len(fixed + 1);
+        let value_len = loop {
+            let fits = [1usize, 2, 4].into_iter().find_map(|len_bytes| {
+                let v = target.checked_sub(fixed + len_bytes)?;
+                (varint_len(v as u64) == len_bytes).then_some(v)
+            });
+            match fits {
+                Some(v) => break v,
+                None => target = padding.padded_len(target + 1),
+            }
+        };
+        let pad = vec![b' '; value_len];
+        let mut fields = headers.to_vec();
+        fields.push((NAME, &pad));
+        self.head(status, &fields)
+    }
+
     /// One content chunk; empty `data` writes nothing (a zero length would end the content).
     pub fn content(&mut self, data: &[u8]) -> Result<Vec<u8>, Error> {
         if self.state != State::Content {
@@ -124,6 +160,38 @@ mod tests {
         );
         assert_eq!(msg.content(), b"data: one\n\ndata: two\n\n");
         assert_eq!(msg.trailer().get(b"x-usage"), Some(&b"7"[..]));
+    }
+
+    #[test]
+    fn a_padded_head_fills_its_bucket_and_keeps_the_fields() {
+        let padding = Padding::default();
+        for value_len in [0usize, 1, 40, 60, 100, 118, 119, 120, 250, 5000, 20_000] {
+            let value = vec![b'a'; value_len];
+            let fields: [(&[u8], &[u8]); 1] = [(b"x-long", &value)];
+            let head = IndeterminateResponseEncoder::new()
+                .head_padded(200, &fields, &padding)
+                .expect("head");
+            let plain = IndeterminateResponseEncoder::new()
+                .head(200, &fields)
+                .expect("head")
+                .len();
+            assert_eq!(
+                head.len(),
+                padding.padded_len(head.len()),
+                "value {value_len}"
+            );
+            assert!(head.len() > plain, "value {value_len}");
+            let mut wire = head;
+            wire.extend([0, 0]);
+            let msg = decode_message(&wire).expect("parses");
+            assert_eq!(header(&msg, "x-long"), Some(&value[..]));
+            let pad = header(&msg, "x-veil-padding").expect("padding field");
+            assert!(pad.iter().all(|&b| b == b' '));
+        }
+        let head = IndeterminateResponseEncoder::new()
+            .head_padded(200, &[], &Padding::none())
+            .expect("head");
+        assert_eq!(head, [3, 0x40, 200, 0]);
     }
 
     #[test]

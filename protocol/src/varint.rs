@@ -22,6 +22,16 @@ pub(crate) fn write_varint(v: u64, out: &mut Vec<u8>) {
     }
 }
 
+/// How many bytes [`write_varint`] writes for `v`.
+pub(crate) fn varint_len(v: u64) -> usize {
+    match v.min(VARINT_MAX) {
+        v if v < 1 << 6 => 1,
+        v if v < 1 << 14 => 2,
+        v if v < 1 << 30 => 4,
+        _ => 8,
+    }
+}
+
 /// Decodes a varint at the start of `buf`: `Ok(None)` when `buf` is too short to
 /// hold all of it, otherwise the value and the number of bytes it took.
 pub(crate) fn peek_varint(buf: &[u8]) -> Option<(u64, usize)> {

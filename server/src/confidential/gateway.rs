@@ -1,7 +1,7 @@
 //! The HTTP side of the confidential transport.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -263,58 +263,22 @@ async fn relay_chunked(s: GatewayState, body: Bytes) -> Response {
         .collect();
     let Some(head) = seal(
         &mut sealer,
-        encoder.head(parts.status.as_u16(), &field_refs),
+        encoder.head_padded(parts.status.as_u16(), &field_refs, &padding),
     ) else {
         return problem(StatusCode::INTERNAL_SERVER_ERROR, None, "sealing failed");
     };
     let prefix = futures_util::stream::iter([Bytes::from(opened.response_nonce), head]);
-
-    // Each body frame becomes one sealed chunk; the final chunk is sealed only after the inner
-    // body ended cleanly, so a server-side failure reads as truncation on the client.
-    // SSE events are padded one by one (a comment line); other bodies get zero padding at the
-    // end so the whole content reaches a size bucket.
-    let state = (
+    let cadence = if sse {
+        s.conf.stream_cadence()
+    } else {
+        Duration::ZERO
+    };
+    let rest = sealed_body(
+        Pieces::new(body.into_data_stream(), cadence),
         sealer,
         encoder,
         padding,
-        body.into_data_stream(),
-        0usize,
-        false,
-    );
-    let rest = futures_util::stream::unfold(
-        state,
-        move |(mut sealer, mut encoder, padding, mut frames, mut len, done)| async move {
-            if done {
-                return None;
-            }
-            match frames.next().await {
-                Some(Ok(frame)) => {
-                    let mut piece = frame.to_vec();
-                    if sse {
-                        padding.pad_sse(&mut piece);
-                    }
-                    len += piece.len();
-                    let chunk = seal(&mut sealer, encoder.content(&piece))?;
-                    Some((chunk, (sealer, encoder, padding, frames, len, false)))
-                }
-                Some(Err(_)) => None,
-                None => {
-                    let pad = if sse {
-                        0
-                    } else {
-                        padding.padded_len(len) - len
-                    };
-                    let last = encoder
-                        .finish(&[], pad)
-                        .and_then(|p| sealer.seal_final(&p))
-                        .ok()?;
-                    Some((
-                        Bytes::from(last),
-                        (sealer, encoder, padding, frames, len, true),
-                    ))
-                }
-            }
-        },
+        sse,
     );
     let stream = prefix
         .chain(rest)
@@ -324,4 +288,110 @@ async fn relay_chunked(s: GatewayState, body: Bytes) -> Response {
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// The inner body as the pieces that become sealed chunks: each frame as it comes, or with a
+/// cadence, everything that came during one tick (empty when nothing did).
+struct Pieces<S> {
+    frames: S,
+    ticker: Option<tokio::time::Interval>,
+    ended: bool,
+}
+
+impl<S> Pieces<S>
+where
+    S: futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+{
+    fn new(frames: S, cadence: Duration) -> Self {
+        let ticker = (!cadence.is_zero()).then(|| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + cadence, cadence);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        Self {
+            frames,
+            ticker,
+            ended: false,
+        }
+    }
+
+    /// The next piece; `Ok(None)` when the body ended cleanly, `Err` when it failed.
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, ()> {
+        if self.ended {
+            return Ok(None);
+        }
+        let Some(ticker) = self.ticker.as_mut() else {
+            return match self.frames.next().await {
+                Some(Ok(frame)) => Ok(Some(frame.to_vec())),
+                Some(Err(_)) => Err(()),
+                None => Ok(None),
+            };
+        };
+        let mut piece = Vec::new();
+        loop {
+            tokio::select! {
+                frame = self.frames.next() => match frame {
+                    Some(Ok(frame)) => piece.extend_from_slice(&frame),
+                    Some(Err(_)) => return Err(()),
+                    None => {
+                        // What came since the last tick goes now, with the end.
+                        self.ended = true;
+                        return Ok((!piece.is_empty()).then_some(piece));
+                    }
+                },
+                _ = ticker.tick() => return Ok(Some(piece)),
+            }
+        }
+    }
+}
+
+/// The sealed content chunks and the final chunk. The final chunk is sealed only after the
+/// inner body ended cleanly, so a server-side failure reads as truncation on the client.
+/// SSE pieces are padded one by one (a comment line; an empty tick becomes a padded comment);
+/// other bodies get zero padding at the end so the whole content reaches a size bucket.
+fn sealed_body<S>(
+    pieces: Pieces<S>,
+    sealer: ChunkedResponseSealer,
+    encoder: IndeterminateResponseEncoder,
+    padding: veil_protocol::Padding,
+    sse: bool,
+) -> impl futures_util::Stream<Item = Bytes>
+where
+    S: futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+{
+    let state = (pieces, sealer, encoder, 0usize, false);
+    futures_util::stream::unfold(
+        state,
+        move |(mut pieces, mut sealer, mut encoder, mut len, done)| {
+            let padding = padding.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                match pieces.next().await {
+                    Ok(Some(mut piece)) => {
+                        if sse {
+                            padding.pad_sse(&mut piece);
+                        }
+                        len += piece.len();
+                        let chunk = seal(&mut sealer, encoder.content(&piece))?;
+                        Some((chunk, (pieces, sealer, encoder, len, false)))
+                    }
+                    Err(()) => None,
+                    Ok(None) => {
+                        let pad = if sse {
+                            0
+                        } else {
+                            padding.padded_len(len) - len
+                        };
+                        let last = encoder
+                            .finish(&[], pad)
+                            .and_then(|p| sealer.seal_final(&p))
+                            .ok()?;
+                        Some((Bytes::from(last), (pieces, sealer, encoder, len, true)))
+                    }
+                }
+            }
+        },
+    )
 }

@@ -40,6 +40,11 @@ pub struct ConfidentialConfig {
     pub grace: Duration,
     /// Evidence generations that may run at once (more get 429).
     pub max_concurrent_attestations: usize,
+    /// A streamed answer leaves the gateway as one sealed chunk per tick of this period,
+    /// holding every event of the tick (an SSE comment when none came), so that the number
+    /// and timing of chunks tell only the answer's duration, not its token count or the
+    /// time of each token. Zero: one chunk per inner body frame (per token).
+    pub stream_cadence: Duration,
 }
 
 impl Default for ConfidentialConfig {
@@ -48,6 +53,7 @@ impl Default for ConfidentialConfig {
             epoch: Duration::from_secs(3600),
             grace: Duration::from_secs(300),
             max_concurrent_attestations: 2,
+            stream_cadence: Duration::from_millis(50),
         }
     }
 }
@@ -196,6 +202,11 @@ impl Confidential {
             key_config,
             self.manifest.clone(),
         ))
+    }
+
+    /// The period of sealed chunks of a streamed answer.
+    pub(crate) fn stream_cadence(&self) -> Duration {
+        self.config.stream_cadence
     }
 
     /// The gateway, shared: for opening requests.

@@ -1,20 +1,20 @@
 //! The confidential transport's keys: two configurations per epoch (X-Wing, then X25519),
 //! both bound into REPORT_DATA, rotated together; and the gateway route opening X-Wing
-//! requests, plain and chunked.
+//! requests, plain and chunked; a streamed answer's chunks on the cadence, padded.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
-use axum::routing::get;
+use axum::routing::{get, post as post_route};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 use veil_attest::attester::Simulated;
 use veil_attest::{ManifestClaims, Policy, Reference, UnixTime, VerifyError};
 use veil_protocol::{
-    Client, Kem, KeyConfig, MEDIA_TYPE_CHUNKED_REQUEST, MEDIA_TYPE_REQUEST, build_request,
+    Client, Kem, KeyConfig, MEDIA_TYPE_CHUNKED_REQUEST, MEDIA_TYPE_REQUEST, Padding, build_request,
     message::decode_message, os_rng,
 };
 
@@ -148,4 +148,128 @@ async fn gateway_route_opens_xwing_requests_plain_and_chunked() {
     let plain = opener.open_all(&sealed).expect("chunks open");
     let answer = decode_message(&plain).expect("indeterminate-length bhttp");
     assert_eq!(answer.content(), b"models-list");
+}
+
+/// An inner app streaming `events` SSE events, one every `gap`.
+fn sse_app(events: usize, gap: Duration) -> Router {
+    Router::new().route(
+        "/v1/chat/completions",
+        post_route(move || async move {
+            let s = futures_util::stream::unfold(0, move |i| async move {
+                if i == events {
+                    return None;
+                }
+                tokio::time::sleep(gap).await;
+                let event = format!("data: {{\"token\": {i}}}\n\n");
+                Some((Ok::<_, std::convert::Infallible>(Bytes::from(event)), i + 1))
+            });
+            (
+                [(header::CONTENT_TYPE, "text/event-stream")],
+                Body::from_stream(s),
+            )
+        }),
+    )
+}
+
+/// The plaintext length of each sealed chunk of a streamed answer (head first, final
+/// last), and the answer's content, through a gateway with `cadence`.
+async fn streamed(cadence: Duration, inner: Router) -> (Vec<usize>, Vec<u8>) {
+    let conf = Arc::new(Confidential::new(
+        Arc::new(Simulated::new([9; 32], MEASUREMENT)),
+        ManifestClaims::new([1; 32], [2; 32], "test-model".into()),
+        ConfidentialConfig {
+            stream_cadence: cadence,
+            ..ConfidentialConfig::default()
+        },
+    ));
+    let app = routes(Arc::clone(&conf), inner);
+    let configs = KeyConfig::decode_list(&conf.attested_key_configs()).expect("list");
+    let client = Client::new(KeyConfig::select(&configs).expect("usable").clone()).expect("client");
+    let message = build_request(
+        "POST",
+        "veil",
+        "/v1/chat/completions",
+        &[],
+        b"{}",
+        SystemTime::now(),
+    );
+    let (body, mut opener) = client.seal_chunked(&message, &mut os_rng()).expect("seal");
+    let req = Request::post("/.well-known/ohttp-gateway")
+        .header(header::CONTENT_TYPE, MEDIA_TYPE_CHUNKED_REQUEST)
+        .body(Body::from(body))
+        .expect("request");
+    let resp = app.oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut lens = Vec::new();
+    let mut plain = Vec::new();
+    let mut first = true;
+    while let Some(frame) = body.frame().await {
+        let data = frame.expect("frame").into_data().expect("data");
+        let opened = opener.push(&data).expect("opens");
+        if first {
+            // The response nonce: no chunk yet.
+            first = false;
+            assert!(opened.is_empty());
+            continue;
+        }
+        // The final chunk is held back until `finish`.
+        if !opened.is_empty() {
+            lens.push(opened.len());
+            plain.extend(opened);
+        }
+    }
+    let last = opener.finish().expect("the final chunk came");
+    lens.push(last.len());
+    plain.extend(last);
+    let msg = decode_message(&plain).expect("indeterminate-length bhttp");
+    (lens, msg.content().to_vec())
+}
+
+/// Whether `len` is a padded piece: a bucket size, plus the content's length prefix.
+fn padded(len: usize) -> bool {
+    let p = Padding::default();
+    [0, 1, 2, 4].iter().any(|prefix| {
+        len >= *prefix && p.padded_len(len - prefix) == len - prefix && len - prefix >= 128
+    })
+}
+
+#[tokio::test]
+async fn a_streamed_answer_leaves_on_the_cadence_padded_whatever_its_token_count() {
+    let gap = Duration::from_millis(2);
+    // Per token (cadence zero): head, one chunk per event, final.
+    let (per_token, content) = streamed(Duration::ZERO, sse_app(12, gap)).await;
+    assert_eq!(per_token.len(), 1 + 12 + 1, "{per_token:?}");
+    assert!(String::from_utf8_lossy(&content).contains("\"token\": 11"));
+    // A cadence longer than the answer: head, one chunk holding all twelve events, final.
+    let (coalesced, same) = streamed(Duration::from_secs(30), sse_app(12, gap)).await;
+    assert_eq!(coalesced.len(), 3, "{coalesced:?}");
+    let data = |b: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter(|l| l.starts_with("data:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        data(&same),
+        data(&content),
+        "the same events, padding aside"
+    );
+    assert_eq!(data(&content).len(), 12);
+    // Every head and content chunk is a bucket's size; the final chunk is the end marker.
+    for lens in [&per_token, &coalesced] {
+        let (last, rest) = lens.split_last().expect("chunks");
+        assert!(rest.iter().all(|&l| padded(l)), "{lens:?}");
+        assert_eq!(*last, 2, "end of content and no trailers");
+    }
+    // Nothing to send for a while: the ticks still go out, as padded comments.
+    let (quiet, _) = streamed(
+        Duration::from_millis(10),
+        sse_app(1, Duration::from_millis(200)),
+    )
+    .await;
+    assert!(quiet.len() >= 6, "{quiet:?}");
+    let (_, rest) = quiet.split_last().expect("chunks");
+    assert!(rest.iter().all(|&l| padded(l)), "{quiet:?}");
 }

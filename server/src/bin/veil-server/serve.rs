@@ -61,6 +61,11 @@ pub(crate) struct ServeArgs {
     /// comparison: answers may differ slightly).
     #[arg(long, value_enum, default_value = "stored")]
     weights: Weights,
+    /// A streamed answer leaves the encrypted gateway as one padded chunk per this many
+    /// milliseconds (empty ticks included), so the wire shows its duration but not its token
+    /// count or token timing. 0: one chunk per token (the shape leaks).
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    stream_cadence_ms: u64,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -269,6 +274,7 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = serve_auth(args.db, args.no_auth)?;
+    let stream_cadence_ms = args.stream_cadence_ms;
     let listen_config = args.limits.listen_config()?;
     let output_filter = args.filter.output_filter()?;
     let tee = Tee::from(args.tee);
@@ -355,11 +361,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
         eprintln!("veil-server: listening on http://{addr}");
-        let conf = Arc::new(Confidential::new(
-            attester,
-            claims,
-            ConfidentialConfig::default(),
-        ));
+        let mut conf_config = ConfidentialConfig::default();
+        conf_config.stream_cadence = Duration::from_millis(stream_cadence_ms);
+        let conf = Arc::new(Confidential::new(attester, claims, conf_config));
         tokio::spawn(conf.clone().run_rotation());
         let drain = state.drain();
         let app = confidential::routes(conf, api::router(state));
