@@ -9,17 +9,17 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
-use veil_engine::chat::ChatMessage;
 use veil_engine::{FinishReason, GenRequest, SamplingParams, SubmitError, Usage};
 
 use super::auth::{Caller, put_budget};
 use super::error::ApiError;
 use super::generation::{Generation, Step};
+use super::messages::chat_messages;
+use super::penalties::Penalties;
 use super::stream::{ChunkWriter, Endpoint, sse};
 use super::types::{
-    ChatChoice, ChatCompletion, ChatCompletionRequest, CompletionRequest, Content,
-    GenerationFields, ModelEntry, ModelList, Prompt, ResponseMessage, TextChoice, TextCompletion,
-    UsageBody,
+    ChatChoice, ChatCompletion, ChatCompletionRequest, CompletionRequest, GenerationFields,
+    ModelEntry, ModelList, Prompt, ResponseMessage, TextChoice, TextCompletion, UsageBody,
 };
 use super::{AppState, Shared};
 use crate::keys::Ticket;
@@ -28,8 +28,6 @@ use crate::keys::Ticket;
 const COMPLETION_DEFAULT_MAX_TOKENS: usize = 16;
 /// Stop strings accepted at most (OpenAI's limit).
 const MAX_STOP_STRINGS: usize = 4;
-/// `logit_bias` entries accepted at most.
-const MAX_LOGIT_BIAS: usize = 1024;
 
 pub(super) async fn healthz() -> &'static str {
     "ok"
@@ -223,129 +221,11 @@ fn check_model(state: &Shared, fields: &GenerationFields) -> Result<(), ApiError
     }
 }
 
-fn chat_messages(
-    messages: Vec<super::types::RequestMessage>,
-    max_messages: usize,
-) -> Result<Vec<ChatMessage>, ApiError> {
-    if messages.is_empty() {
-        return Err(ApiError::invalid_param(
-            "messages",
-            "messages must not be empty",
-        ));
-    }
-    if messages.len() > max_messages {
-        return Err(ApiError::too_many_messages(max_messages));
-    }
-    messages
-        .into_iter()
-        .map(|m| {
-            let role = match m.role.as_str() {
-                "system" | "developer" => "system",
-                "user" => "user",
-                "assistant" => "assistant",
-                _ => {
-                    return Err(ApiError::invalid_param(
-                        "messages",
-                        "role must be system, developer, user or assistant",
-                    ));
-                }
-            };
-            let calls = |v: &Option<serde_json::Value>| {
-                v.as_ref()
-                    .is_some_and(|v| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)))
-            };
-            if calls(&m.tool_calls) || calls(&m.function_call) {
-                return Err(ApiError {
-                    code: Some("unsupported_parameter"),
-                    ..ApiError::invalid_param(
-                        "messages",
-                        "tool calls in the history are not implemented",
-                    )
-                });
-            }
-            let content = match m.content {
-                None => String::new(),
-                Some(Content::Text(t)) => t,
-                Some(Content::Parts(parts)) => {
-                    let mut text = String::new();
-                    for p in parts {
-                        match (p.kind.as_str(), p.text) {
-                            ("text", Some(t)) => text.push_str(&t),
-                            _ => {
-                                return Err(ApiError::invalid_param(
-                                    "messages",
-                                    "only text content parts are served",
-                                ));
-                            }
-                        }
-                    }
-                    text
-                }
-            };
-            Ok(ChatMessage {
-                role: role.to_owned(),
-                content,
-            })
-        })
-        .collect()
-}
-
-/// `presence_penalty`, `frequency_penalty` (each -2 to 2) and `logit_bias` (token ids of this
-/// model, biases -100 to 100, at most [`MAX_LOGIT_BIAS`] of them), checked.
-fn penalties(state: &Shared, fields: &GenerationFields) -> Result<Penalties, ApiError> {
-    let penalty = |v: Option<f64>, name: &'static str| match v {
-        None => Ok(0.0),
-        Some(p) if (-2.0..=2.0).contains(&p) => Ok(p as f32),
-        Some(_) => Err(ApiError::invalid_param(
-            name,
-            format!("{name} must be between -2 and 2"),
-        )),
-    };
-    let presence = penalty(fields.presence_penalty, "presence_penalty")?;
-    let frequency = penalty(fields.frequency_penalty, "frequency_penalty")?;
-    let bias_map = fields.logit_bias.as_ref();
-    if bias_map.is_some_and(|m| m.len() > MAX_LOGIT_BIAS) {
-        return Err(ApiError::invalid_param(
-            "logit_bias",
-            format!("at most {MAX_LOGIT_BIAS} token biases"),
-        ));
-    }
-    let vocab = state.tokenizer.vocab_size();
-    let mut bias = Vec::new();
-    for (token, &b) in bias_map.into_iter().flatten() {
-        let id = token
-            .parse::<u32>()
-            .ok()
-            .filter(|&id| (id as usize) < vocab)
-            .ok_or_else(|| {
-                ApiError::invalid_param(
-                    "logit_bias",
-                    format!(
-                        "logit_bias keys must be token ids of this model (0 to {})",
-                        vocab.saturating_sub(1)
-                    ),
-                )
-            })?;
-        if !(-100.0..=100.0).contains(&b) {
-            return Err(ApiError::invalid_param(
-                "logit_bias",
-                "logit_bias values must be between -100 and 100",
-            ));
-        }
-        bias.push((id, b as f32));
-    }
-    Ok(Penalties {
-        presence,
-        frequency,
-        bias,
-    })
-}
-
-/// A request's checked penalties and biases, for [`SamplingParams`].
-struct Penalties {
-    presence: f32,
-    frequency: f32,
-    bias: Vec<(u32, f32)>,
+/// A body size as the log keeps it: the next power of two, at least 1 KiB. Operators bill by
+/// token counts (logged exactly); an exact byte count would tell a log reader more about the
+/// content than they need.
+fn size_bucket(bytes: usize) -> usize {
+    bytes.max(1).next_power_of_two().max(1024)
 }
 
 fn encode(state: &Shared, text: &str) -> Result<Vec<u32>, ApiError> {
@@ -387,7 +267,7 @@ async fn run(
     if !(top_p > 0.0 && top_p <= 1.0) {
         return Err(ApiError::invalid_param("top_p", "top_p must be in (0, 1]"));
     }
-    let penalties = penalties(state, fields)?;
+    let penalties = Penalties::check(state, fields)?;
     let stop = fields
         .stop
         .clone()
@@ -461,7 +341,7 @@ async fn run(
     tracing::info!(
         request_id = id,
         key_id = caller.map(|c| c.key.id.0),
-        body_bytes,
+        body_bytes_at_most = size_bucket(body_bytes),
         prompt_tokens,
         max_tokens,
         stream,
@@ -575,4 +455,17 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_bucket;
+
+    #[test]
+    fn logged_body_sizes_are_buckets() {
+        assert_eq!(size_bucket(0), 1024);
+        assert_eq!(size_bucket(1000), 1024);
+        assert_eq!(size_bucket(1025), 2048);
+        assert_eq!(size_bucket(70_000), 131_072);
+    }
 }

@@ -16,6 +16,8 @@ mod error;
 mod filter;
 mod generation;
 mod handlers;
+mod messages;
+mod penalties;
 mod stream;
 mod types;
 mod unsupported;
