@@ -19,7 +19,7 @@ mod setup;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -38,8 +38,12 @@ pub struct ConfidentialConfig {
     pub epoch: Duration,
     /// How long the previous key is still accepted after a rotation.
     pub grace: Duration,
-    /// Evidence generations that may run at once (more get 429).
+    /// Evidence generations that may run at once; more wait in a queue.
     pub max_concurrent_attestations: usize,
+    /// Attestation requests that may wait for a turn; more get 429 at once.
+    pub attestation_queue: usize,
+    /// How long a queued attestation request waits for its turn before it gets 429.
+    pub attestation_wait: Duration,
     /// A streamed answer leaves the gateway as one sealed chunk per tick of this period,
     /// holding every event of the tick (an SSE comment when none came), so that the number
     /// and timing of chunks tell only the answer's duration, not its token count or the
@@ -53,6 +57,8 @@ impl Default for ConfidentialConfig {
             epoch: Duration::from_secs(3600),
             grace: Duration::from_secs(300),
             max_concurrent_attestations: 2,
+            attestation_queue: 32,
+            attestation_wait: Duration::from_secs(2),
             stream_cadence: Duration::from_millis(50),
         }
     }
@@ -85,6 +91,8 @@ pub struct Confidential {
     attester: Arc<dyn Attester>,
     manifest: ManifestClaims,
     permits: tokio::sync::Semaphore,
+    /// Attestation requests waiting for a permit.
+    waiting: AtomicUsize,
     config: ConfidentialConfig,
     next_key_id: AtomicU8,
 }
@@ -101,6 +109,7 @@ impl Confidential {
             attester,
             manifest,
             permits: tokio::sync::Semaphore::new(config.max_concurrent_attestations.max(1)),
+            waiting: AtomicUsize::new(0),
             config,
             next_key_id: AtomicU8::new(1),
         };
@@ -183,10 +192,7 @@ impl Confidential {
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or(AttestationError::BadNonce)?;
-        let _permit = self
-            .permits
-            .try_acquire()
-            .map_err(|_| AttestationError::Busy)?;
+        let _permit = self.permit().await?;
         let key_config = self.attested_key_configs();
         if key_config.is_empty() {
             return Err(AttestationError::NoKey);
@@ -202,6 +208,31 @@ impl Confidential {
             key_config,
             self.manifest.clone(),
         ))
+    }
+
+    /// A turn to produce evidence: at once if one is free, else after a wait in a bounded
+    /// queue (a short burst of clients is served, not refused); `Busy` when the queue is
+    /// full or the wait runs out.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AttestationError> {
+        if let Ok(p) = self.permits.try_acquire() {
+            return Ok(p);
+        }
+        /// Leaves the queue however the wait ends.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        if ahead >= self.config.attestation_queue {
+            return Err(AttestationError::Busy);
+        }
+        match tokio::time::timeout(self.config.attestation_wait, self.permits.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(AttestationError::Busy),
+        }
     }
 
     /// The period of sealed chunks of a streamed answer.

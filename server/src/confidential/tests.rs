@@ -273,3 +273,64 @@ async fn a_streamed_answer_leaves_on_the_cadence_padded_whatever_its_token_count
     let (_, rest) = quiet.split_last().expect("chunks");
     assert!(rest.iter().all(|&l| padded(l)), "{quiet:?}");
 }
+
+/// The simulated attester, taking `delay` per evidence (as hardware does, slower).
+#[derive(Debug)]
+struct Slow {
+    inner: Simulated,
+    delay: Duration,
+}
+
+impl veil_attest::attester::Attester for Slow {
+    fn attest(
+        &self,
+        report_data: &[u8; 64],
+    ) -> Result<veil_attest::Evidence, veil_attest::attester::AttestError> {
+        std::thread::sleep(self.delay);
+        self.inner.attest(report_data)
+    }
+    fn platform(&self) -> Option<veil_attest::Platform> {
+        self.inner.platform()
+    }
+    fn name(&self) -> &'static str {
+        "slow-simulated"
+    }
+}
+
+/// How many of `n` attestation requests sent at once get evidence, with one permit.
+async fn served_at_once(n: usize, queue: usize, wait: Duration) -> usize {
+    let conf = Arc::new(Confidential::new(
+        Arc::new(Slow {
+            inner: Simulated::new([9; 32], MEASUREMENT),
+            delay: Duration::from_millis(300),
+        }),
+        ManifestClaims::new([1; 32], [2; 32], "test-model".into()),
+        ConfidentialConfig {
+            max_concurrent_attestations: 1,
+            attestation_queue: queue,
+            attestation_wait: wait,
+            ..ConfidentialConfig::default()
+        },
+    ));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let conf = Arc::clone(&conf);
+            tokio::spawn(async move { conf.attest(&"ab".repeat(32)).await.is_ok() })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.expect("task"));
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_attestations_waits_in_a_bounded_queue() {
+    // Four at once with one permit: the three behind it wait their turn (300 ms each).
+    assert_eq!(served_at_once(4, 32, Duration::from_secs(10)).await, 4);
+    // A queue of one: one runs, one waits, two are refused at once.
+    assert_eq!(served_at_once(4, 1, Duration::from_secs(10)).await, 2);
+    // A wait shorter than one evidence: only the first is served.
+    assert_eq!(served_at_once(3, 32, Duration::from_millis(20)).await, 1);
+}
