@@ -30,4 +30,5 @@ pub mod core_dumps;
 mod deadline;
 pub mod keys;
 pub mod listen;
+pub mod metrics;
 pub mod serve;

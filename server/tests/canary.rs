@@ -1,7 +1,8 @@
 //! No content at rest, with the real `veil-server` binary: a random canary sent in prompts
 //! (plain and encrypted, whole and streamed, refused mid-way and dropped mid-stream) and
 //! the API key appear in no log line (RUST_LOG=trace) and no file the server leaves in its
-//! working directory; and core dumps are disabled at start.
+//! working directory, nor in the operator metrics (`--metrics-listen`), which count them; and
+//! core dumps are disabled at start.
 
 mod common;
 
@@ -157,7 +158,13 @@ fn no_canary_or_key_in_logs_or_files() {
     let canary = format!("canary-{:032x}", rand::random::<u128>());
     let log = work.join("server.log");
     let mut server = binary::start(
-        &["--allow-plaintext", "--db", db.to_str().expect("UTF-8")],
+        &[
+            "--allow-plaintext",
+            "--db",
+            db.to_str().expect("UTF-8"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
         &work,
         &log,
         "trace",
@@ -166,8 +173,31 @@ fn no_canary_or_key_in_logs_or_files() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(sealed_requests(&server.base, &canary, &key));
     drop(rt);
-    // Let the server notice the dropped streams, then stop it.
+    // Let the server notice the dropped streams, then read the metrics and stop it.
     std::thread::sleep(Duration::from_millis(500));
+    let metrics = scrape_metrics(&server.log_text());
+    for counted in [
+        "veil_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"}",
+        "veil_http_requests_total{route=\"/v1/chat/completions\",status=\"400\"}",
+        "veil_http_requests_total{route=\"/.well-known/ohttp-gateway\",status=\"200\"}",
+        "veil_attestations_total{reason=\"ok\"}",
+        "veil_generations_total{reason=\"length\"}",
+        "veil_completion_tokens_total",
+        "veil_first_token_seconds_count",
+        "veil_gateway_key_id",
+    ] {
+        assert!(metrics.contains(counted), "{counted} in:\n{metrics}");
+    }
+    assert!(
+        !metrics.contains(&canary) && !metrics.contains(&key),
+        "no content or key in the metrics"
+    );
+    // The metrics are not on the API's listener.
+    let api = http(
+        server.addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&api), 404, "{api}");
     server.terminate();
     let exit = server.wait(Duration::from_secs(30)).expect("exited");
     assert!(exit.success(), "{exit}");
@@ -184,6 +214,23 @@ fn no_canary_or_key_in_logs_or_files() {
     std::fs::create_dir(&control).expect("control dir");
     std::fs::write(control.join("x"), format!("..{canary}..{key}..")).expect("write");
     assert_eq!(files_containing(&control, &[&canary, &key]).len(), 2);
+}
+
+/// The body of `GET /metrics` from the listener the server's log names.
+fn scrape_metrics(log: &str) -> String {
+    let addr: std::net::SocketAddr = log
+        .lines()
+        .find_map(|l| l.split("metrics on http://").nth(1))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .expect("the server names its metrics listener")
+        .parse()
+        .expect("address");
+    let answer = http(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&answer), 200, "{answer}");
+    answer
 }
 
 /// The `Max core file size` soft and hard limits of process `pid`.

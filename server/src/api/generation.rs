@@ -2,6 +2,7 @@
 //! output filter, and cut short when the shutdown grace period is over.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 use veil_engine::{FinishReason, GenEvent, Usage};
@@ -36,6 +37,10 @@ pub(crate) struct Generation {
     prompt_tokens: usize,
     pieces: usize,
     ended: bool,
+    /// When it was queued (for the time to the first text).
+    started: Instant,
+    /// Whether its end was counted in the metrics.
+    counted: bool,
 }
 
 impl Generation {
@@ -54,6 +59,26 @@ impl Generation {
             prompt_tokens,
             pieces: 0,
             ended: false,
+            started: Instant::now(),
+            counted: false,
+        }
+        .counting()
+    }
+
+    fn counting(self) -> Self {
+        crate::metrics::global().generation_started();
+        self
+    }
+
+    /// Counts the end once: its reason and tokens.
+    fn count_end(&mut self, reason: &'static str, completion_tokens: usize) {
+        if !self.counted {
+            self.counted = true;
+            crate::metrics::global().generation_ended(
+                reason,
+                self.prompt_tokens,
+                completion_tokens,
+            );
         }
     }
 
@@ -66,6 +91,7 @@ impl Generation {
             biased;
             () = self.drain.started() => {
                 self.end();
+                self.count_end("drained", self.pieces);
                 return Some(Step::Drained);
             }
             event = self.events.recv() => event,
@@ -73,6 +99,9 @@ impl Generation {
         Some(match event {
             Some(GenEvent::Text(t)) => {
                 self.pieces += 1;
+                if self.pieces == 1 {
+                    crate::metrics::global().first_token(self.started.elapsed());
+                }
                 match self.screen.push(&t) {
                     Screened::Pass(t) => Step::Text(t),
                     Screened::Blocked(before) => {
@@ -85,16 +114,19 @@ impl Generation {
                             prompt_tokens: self.prompt_tokens,
                             completion_tokens: self.pieces,
                         };
+                        self.count_end(FinishReason::ContentFilter.as_str(), self.pieces);
                         Step::Done(before, FinishReason::ContentFilter, usage)
                     }
                 }
             }
             Some(GenEvent::Done(reason, usage)) => {
                 self.ended = true;
+                self.count_end(reason.as_str(), usage.completion_tokens);
                 Step::Done(self.screen.finish(), reason, usage)
             }
             Some(GenEvent::Failed(_)) | None => {
                 self.end();
+                self.count_end("failed", self.pieces);
                 Step::Failed
             }
         })
@@ -104,5 +136,12 @@ impl Generation {
     fn end(&mut self) {
         self.ended = true;
         self.events.close();
+    }
+}
+
+impl Drop for Generation {
+    /// A generation dropped before its end (the client went away) still leaves the count.
+    fn drop(&mut self) {
+        self.count_end("cancelled", self.pieces);
     }
 }

@@ -127,7 +127,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             refuse_plaintext,
-        ));
+        ))
+        .route_layer(middleware::from_fn(crate::metrics::track));
     Router::new()
         .merge(v1)
         .route("/healthz", get(handlers::healthz))

@@ -41,6 +41,7 @@ pub fn routes(conf: Arc<Confidential>, app: Router) -> Router {
     Router::new()
         .route("/.well-known/ohttp-gateway", get(keys).post(relay))
         .route("/v1/attestation", get(attestation))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(MAX_ENCAPSULATED))
         .with_state(state)
         .merge(app)
@@ -73,7 +74,16 @@ struct NonceQuery {
 }
 
 async fn attestation(State(s): State<GatewayState>, Query(q): Query<NonceQuery>) -> Response {
-    match s.conf.attest(&q.nonce).await {
+    let started = std::time::Instant::now();
+    let result = s.conf.attest(&q.nonce).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(AttestationError::BadNonce) => "bad_nonce",
+        Err(AttestationError::Busy) => "busy",
+        Err(_) => "unavailable",
+    };
+    crate::metrics::global().attested(outcome, started.elapsed());
+    match result {
         Ok(a) => {
             let json = serde_json::to_string(&a).unwrap_or_default();
             (
@@ -113,6 +123,15 @@ async fn attestation(State(s): State<GatewayState>, Query(q): Query<NonceQuery>)
 
 fn rejected(e: &veil_protocol::Error) -> Response {
     tracing::info!(reason = %e, "encapsulated request rejected");
+    use veil_protocol::Error as E;
+    crate::metrics::global().gateway_refused(match e {
+        E::UnknownKeyId(_) => "unknown_key",
+        E::Replay { .. } => "replay",
+        E::ReplayCacheFull { .. } => "replay_full",
+        E::StaleDate { .. } => "stale_date",
+        E::MissingDate | E::InvalidDate => "date",
+        _ => "malformed",
+    });
     match e {
         veil_protocol::Error::UnknownKeyId(_) => problem(
             StatusCode::BAD_REQUEST,

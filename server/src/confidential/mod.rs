@@ -142,6 +142,9 @@ impl Confidential {
         let ids: Vec<u8> = keys.iter().map(GatewayKey::key_id).collect();
         self.gateway_mut().rotate_all(keys);
         tracing::info!(key_ids = ?ids, "gateway keys rotated");
+        if let Some(&preferred) = ids.first() {
+            crate::metrics::global().key_rotated(preferred);
+        }
         ids
     }
 

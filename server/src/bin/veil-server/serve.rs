@@ -66,6 +66,16 @@ pub(crate) struct ServeArgs {
     /// count or token timing. 0: one chunk per token (the shape leaks).
     #[arg(long, value_name = "MS", default_value_t = 50)]
     stream_cadence_ms: u64,
+    /// Serve operator metrics (OpenMetrics text: requests, refusals, tokens, latencies; no
+    /// content) at http://HOST:PORT/metrics, on a listener of their own. Off unless given;
+    /// given without a value, 127.0.0.1:9464.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:9464"
+    )]
+    metrics_listen: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -298,6 +308,16 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The port before the model: a port already taken is found in a moment, not after
     // the model is fetched, verified and loaded. Connections wait until the server is up.
     let listener = bind(&args.listen)?;
+    let metrics_listener = args
+        .metrics_listen
+        .as_deref()
+        .map(|addr| {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("--metrics-listen {addr}: cannot listen there"))?;
+            l.set_nonblocking(true)?;
+            anyhow::Ok(l)
+        })
+        .transpose()?;
     let measured_image = args.image_model_manifest.is_some();
     let source = match (&args.image_model_manifest, args.model) {
         (Some(pinned), Some(dir)) => image_source(pinned, &dir)?,
@@ -357,6 +377,16 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let shutdown = shutdown_signal()?;
+        if let Some(l) = metrics_listener {
+            let l = tokio::net::TcpListener::from_std(l)?;
+            let addr = l.local_addr()?;
+            eprintln!("veil-server: metrics on http://{addr}/metrics");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, veil_server::metrics::router()).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
