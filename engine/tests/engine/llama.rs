@@ -426,8 +426,8 @@ fn queued_texts(rx: &mut tokio::sync::mpsc::UnboundedReceiver<GenEvent>, who: &s
     n
 }
 
-/// Greedy text of `rx` until it ends.
-fn collect_text(rx: &mut tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> String {
+/// The text of `rx` until its generation ends.
+pub(crate) fn collect_text(rx: &mut tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> String {
     let mut text = String::new();
     loop {
         match rx.blocking_recv().expect("event") {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::common;
 
-use veil_engine::{Engine, EngineConfig, GenEvent, GenRequest, SamplingParams};
+use veil_engine::{Engine, EngineConfig, GenRequest, SamplingParams};
 
 struct Run {
     engine: Engine,
@@ -35,14 +35,7 @@ impl Run {
                 params,
             })
             .expect("queued");
-        let mut text = String::new();
-        loop {
-            match rx.blocking_recv().expect("event") {
-                GenEvent::Text(t) => text.push_str(&t),
-                GenEvent::Done(..) => return text,
-                GenEvent::Failed(e) => panic!("failed: {e}"),
-            }
-        }
+        crate::llama::collect_text(&mut rx)
     }
 }
 
