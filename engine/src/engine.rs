@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::llama::Llama;
+use crate::load::{Counters, LoadProbe};
 use crate::request::{GenEvent, GenRequest};
 use crate::tokenizer::Tokenizer;
 use crate::worker::{Job, Worker};
@@ -51,6 +52,7 @@ pub enum SubmitError {
 pub struct Engine {
     queue: mpsc::Sender<Job>,
     config: EngineConfig,
+    counters: Arc<Counters>,
 }
 
 impl Engine {
@@ -62,8 +64,20 @@ impl Engine {
         config: EngineConfig,
     ) -> (Self, Worker) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let worker = Worker::new(llama, tokenizer, rx, config.max_batch.max(1));
-        (Self { queue: tx, config }, worker)
+        let counters = Arc::new(Counters::default());
+        let worker = Worker::new(
+            llama,
+            tokenizer,
+            rx,
+            config.max_batch.max(1),
+            counters.clone(),
+        );
+        let engine = Self {
+            queue: tx,
+            config,
+            counters,
+        };
+        (engine, worker)
     }
 
     /// Queues a request; its events arrive on the returned receiver.
@@ -72,13 +86,26 @@ impl Engine {
         request: GenRequest,
     ) -> Result<mpsc::UnboundedReceiver<GenEvent>, SubmitError> {
         let (events, rx) = mpsc::unbounded_channel();
-        self.queue
-            .try_send(Job { request, events })
-            .map_err(|e| match e {
+        // Counted before the send, so that the worker's take never comes first.
+        self.counters.queued();
+        self.queue.try_send(Job { request, events }).map_err(|e| {
+            self.counters.dequeued();
+            match e {
                 mpsc::error::TrySendError::Full(_) => SubmitError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
-            })?;
+            }
+        })?;
         Ok(rx)
+    }
+
+    /// A reader of the engine's load (queue depth, running sequences, batch occupancy),
+    /// for metrics; it does not keep the worker alive.
+    pub fn load_probe(&self) -> LoadProbe {
+        LoadProbe {
+            counters: self.counters.clone(),
+            max_batch: self.config.max_batch.max(1),
+            queue_capacity: self.config.queue_capacity.max(1),
+        }
     }
 
     /// The limits this engine runs with.

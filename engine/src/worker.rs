@@ -16,6 +16,7 @@ use candle_transformers::generation::LogitsProcessor;
 use tokio::sync::mpsc;
 
 use crate::llama::{KvCache, Llama, argmax_rows};
+use crate::load::Counters;
 use crate::request::{FinishReason, GenEvent, GenRequest, Usage};
 use crate::sampling::LogitAdjust;
 use crate::text::{Delta, TextStream};
@@ -41,6 +42,7 @@ pub struct Worker {
     tokenizer: Arc<Tokenizer>,
     queue: mpsc::Receiver<Job>,
     max_batch: usize,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -82,12 +84,14 @@ impl Worker {
         tokenizer: Arc<Tokenizer>,
         queue: mpsc::Receiver<Job>,
         max_batch: usize,
+        counters: Arc<Counters>,
     ) -> Self {
         Self {
             llama,
             tokenizer,
             queue,
             max_batch,
+            counters,
         }
     }
 
@@ -102,6 +106,7 @@ impl Worker {
     pub fn run(mut self) {
         let mut active: Vec<Active> = Vec::with_capacity(self.max_batch);
         loop {
+            self.counters.running(active.len());
             if active.is_empty() {
                 match self.queue.blocking_recv() {
                     Some(job) => active.extend(self.admit(job)),
@@ -125,6 +130,7 @@ impl Worker {
                 }
                 !gone
             });
+            self.counters.running(active.len());
             if !active.is_empty() {
                 self.step(&mut active);
             }
@@ -135,6 +141,7 @@ impl Worker {
     /// `None` if its client already left or its prompt cannot run (refused here, so that it
     /// fails alone rather than the step it would join).
     fn admit(&self, job: Job) -> Option<Active> {
+        self.counters.dequeued();
         if job.events.is_closed() {
             return None;
         }
@@ -188,6 +195,8 @@ impl Worker {
             })
             .collect();
         let inputs: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
+        self.counters
+            .pass(inputs.len(), inputs.iter().map(|t| t.len()).sum());
         let mut caches: Vec<&mut KvCache> = active
             .iter_mut()
             .zip(&feeds)

@@ -3,6 +3,7 @@
 
 mod common;
 mod llama;
+mod load;
 mod safetensors;
 mod sampling;
 mod tokenizer_golden;
