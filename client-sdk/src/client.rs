@@ -131,8 +131,18 @@ impl Client {
     /// The policy is checked first ([`Policy::check_pinned`]): one that pins no launch
     /// measurement for a hardware platform it allows is refused before any traffic.
     pub async fn connect(url: &str, policy: Policy) -> Result<Self, Error> {
+        Self::connect_from(url, policy, None).await
+    }
+
+    /// As [`Client::connect`], with every connection made from the local address `local`
+    /// when given (a host with several addresses choosing which one the server sees).
+    pub async fn connect_from(
+        url: &str,
+        policy: Policy,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<Self, Error> {
         policy.check_pinned()?;
-        let endpoint = Endpoint::new(url)?;
+        let endpoint = Endpoint::new_from(url, local)?;
         let attested = endpoint.attest(&policy).await?;
         Ok(Self {
             endpoint,

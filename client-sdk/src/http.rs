@@ -25,6 +25,11 @@ pub fn install_crypto_provider() {
 
 impl Endpoint {
     pub(crate) fn new(url: &str) -> Result<Self, Error> {
+        Self::new_from(url, None)
+    }
+
+    /// As [`Endpoint::new`], connecting from `local` when given.
+    pub(crate) fn new_from(url: &str, local: Option<std::net::IpAddr>) -> Result<Self, Error> {
         // `127.0.0.1:8080` does not parse and `localhost:8080` parses with the scheme
         // `localhost`: either way, say what is missing.
         let no_scheme = || {
@@ -56,6 +61,7 @@ impl Endpoint {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .local_address(local)
             .build()
             .map_err(|e| Error::transport(&e))?;
         Ok(Self {

@@ -42,6 +42,11 @@ use crate::deadline::DeadlineBody;
 /// How long ended streams get to reach their clients after the grace period.
 pub const FLUSH_AFTER_DRAIN: Duration = Duration::from_secs(5);
 
+/// The TCP peer's address, in each request's extensions: the per-address attestation
+/// budget keys on it. Never logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::IpAddr);
+
 /// Connection limits and timeouts of the listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenConfig {
@@ -110,10 +115,10 @@ where
             () = &mut shutdown => break,
             slot = slots.clone().acquire_owned() => slot.map_err(io::Error::other)?,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(&e).await;
                     continue;
@@ -123,8 +128,10 @@ where
         // SSE chunks are small: send each at once.
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let peer = Peer(peer.ip());
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout)));
+            let mut req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout)));
+            req.extensions_mut().insert(peer);
             app.clone().oneshot(req)
         });
         let io = TokioIo::new(linger::LingeringClose::new(stream));

@@ -6,16 +6,17 @@
 //! One registry per process ([`global`]), as the server is one process; tests that read it
 //! assert increases, never absolute values.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -46,6 +47,66 @@ pub struct Metrics {
     completion_tokens: Counter,
     first_token_seconds: Histogram,
     gateway_key_id: Gauge,
+    engine: Arc<EngineLoad>,
+}
+
+/// The engine's load, read from its probe at each scrape.
+#[derive(Debug, Default)]
+struct EngineLoad {
+    probe: Mutex<Option<veil_engine::LoadProbe>>,
+}
+
+impl Collector for EngineLoad {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let probe = self
+            .probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(load) = probe.map(|p| p.read()) else {
+            return Ok(());
+        };
+        let gauges = [
+            (
+                "engine_queued",
+                "Requests waiting for a batch slot",
+                load.queued,
+            ),
+            (
+                "engine_queue_capacity",
+                "Requests that may wait",
+                load.queue_capacity,
+            ),
+            ("engine_running", "Sequences in the batch", load.running),
+            (
+                "engine_max_batch",
+                "Sequences a batch holds at most",
+                load.max_batch,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let g = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        let counters = [
+            ("engine_forward_passes", "Forward passes run", load.passes),
+            (
+                "engine_pass_sequences",
+                "Sequences advanced, summed over passes (divided by passes: batch occupancy)",
+                load.pass_sequences,
+            ),
+            (
+                "engine_pass_rows",
+                "Token rows computed, summed over passes (prompt chunks count their length)",
+                load.pass_rows,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
+    }
 }
 
 /// The process's metrics.
@@ -70,6 +131,7 @@ impl Metrics {
             // 5 ms to about 20 s.
             first_token_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 13)),
             gateway_key_id: Gauge::default(),
+            engine: Arc::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -122,7 +184,17 @@ impl Metrics {
             "Key id of the current (preferred) gateway key",
             m.gateway_key_id.clone(),
         );
+        registry.register_collector(Box::new(m.engine.clone()));
         Self { registry, ..m }
+    }
+
+    /// Reports `probe`'s engine from now on (the latest engine built in this process).
+    pub fn watch_engine(&self, probe: veil_engine::LoadProbe) {
+        *self
+            .engine
+            .probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(probe);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -34,6 +34,7 @@ pub fn app_state_with_auth(
     let context_length = model.llama.config().context_length;
     let tokenizer = Arc::new(model.tokenizer);
     let (engine, worker) = Engine::new(Arc::new(model.llama), tokenizer.clone(), engine);
+    crate::metrics::global().watch_engine(engine.load_probe());
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -185,9 +185,21 @@ fn no_canary_or_key_in_logs_or_files() {
         "veil_completion_tokens_total",
         "veil_first_token_seconds_count",
         "veil_gateway_key_id",
+        "veil_engine_queued 0",
+        "veil_engine_max_batch ",
+        "veil_engine_running ",
+        "veil_engine_pass_sequences_total ",
+        "veil_engine_pass_rows_total ",
     ] {
         assert!(metrics.contains(counted), "{counted} in:\n{metrics}");
     }
+    // The generations above ran forward passes.
+    let passes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("veil_engine_forward_passes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("forward passes counted");
+    assert!(passes > 0, "{metrics}");
     assert!(
         !metrics.contains(&canary) && !metrics.contains(&key),
         "no content or key in the metrics"

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -22,6 +23,7 @@ use veil_protocol::{
 
 use super::{AttestationError, Confidential};
 use crate::api::Sealed;
+use crate::listen::Peer;
 
 /// Largest encapsulated request body (the inner body limit plus framing).
 const MAX_ENCAPSULATED: usize = (1 << 20) + (64 << 10);
@@ -73,13 +75,18 @@ struct NonceQuery {
     nonce: String,
 }
 
-async fn attestation(State(s): State<GatewayState>, Query(q): Query<NonceQuery>) -> Response {
+async fn attestation(
+    State(s): State<GatewayState>,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<NonceQuery>,
+) -> Response {
     let started = std::time::Instant::now();
-    let result = s.conf.attest(&q.nonce).await;
+    let result = s.conf.attest_from(&q.nonce, peer.map(|p| p.0.0)).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err(AttestationError::BadNonce) => "bad_nonce",
         Err(AttestationError::Busy) => "busy",
+        Err(AttestationError::AddressBudget { .. }) => "address_budget",
         Err(_) => "unavailable",
     };
     crate::metrics::global().attested(outcome, started.elapsed());
@@ -108,6 +115,17 @@ async fn attestation(State(s): State<GatewayState>, Query(q): Query<NonceQuery>)
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Err(AttestationError::AddressBudget { retry_after }) => {
+            let mut r = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                "attestation budget of this address spent, retry later",
+            );
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             r
         }
         Err(e) => {

@@ -14,11 +14,13 @@
 //! together; the previous pair stays usable for a grace period. Evidence is produced only when a client asks for it with a nonce (bounded by
 //! a semaphore), never on the inference path.
 
+mod budget;
 mod gateway;
 mod setup;
 #[cfg(test)]
 mod tests;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -27,6 +29,7 @@ use veil_attest::attester::Attester;
 use veil_attest::{Attestation, ManifestClaims, ReportData};
 use veil_protocol::{DateWindow, Gateway, GatewayKey, Kem, KeyConfig, SymmetricSuite, os_rng};
 
+pub use budget::{AddressBudget, MAX_ADDRESSES};
 pub use gateway::routes;
 pub use setup::{Tee, TeeOptions, attester, manifest_claims};
 
@@ -44,6 +47,9 @@ pub struct ConfidentialConfig {
     pub attestation_queue: usize,
     /// How long a queued attestation request waits for its turn before it gets 429.
     pub attestation_wait: Duration,
+    /// Evidence requests one client address may make (burst, then a rate); more get 429
+    /// with `Retry-After` before they reach the queue.
+    pub attestation_per_address: AddressBudget,
     /// A streamed answer leaves the gateway as one sealed chunk per tick of this period,
     /// holding every event of the tick (an SSE comment when none came), so that the number
     /// and timing of chunks tell only the answer's duration, not its token count or the
@@ -59,6 +65,7 @@ impl Default for ConfidentialConfig {
             max_concurrent_attestations: 2,
             attestation_queue: 32,
             attestation_wait: Duration::from_secs(2),
+            attestation_per_address: AddressBudget::default(),
             stream_cadence: Duration::from_millis(50),
         }
     }
@@ -74,6 +81,12 @@ pub enum AttestationError {
     /// Too many evidence requests at once.
     #[error("too many attestation requests in flight")]
     Busy,
+    /// This client address has spent its attestation budget for now.
+    #[error("attestation budget of this address spent; retry in {retry_after:?}")]
+    AddressBudget {
+        /// When the address may ask again.
+        retry_after: Duration,
+    },
     /// The TEE could not produce evidence.
     #[error("evidence unavailable: {0}")]
     Attester(#[from] veil_attest::attester::AttestError),
@@ -91,6 +104,8 @@ pub struct Confidential {
     attester: Arc<dyn Attester>,
     manifest: ManifestClaims,
     permits: tokio::sync::Semaphore,
+    /// Per-address attestation budgets.
+    budgets: budget::Budgets,
     /// Attestation requests waiting for a permit.
     waiting: AtomicUsize,
     config: ConfidentialConfig,
@@ -109,6 +124,7 @@ impl Confidential {
             attester,
             manifest,
             permits: tokio::sync::Semaphore::new(config.max_concurrent_attestations.max(1)),
+            budgets: budget::Budgets::new(config.attestation_per_address),
             waiting: AtomicUsize::new(0),
             config,
             next_key_id: AtomicU8::new(1),
@@ -187,6 +203,22 @@ impl Confidential {
     /// then X25519): the bytes attestation binds.
     pub fn attested_key_configs(&self) -> Vec<u8> {
         KeyConfig::encode_list(&self.gateway().current_configs())
+    }
+
+    /// As [`Confidential::attest`] for a client at `peer`, which first spends one request
+    /// of that address's budget ([`ConfidentialConfig::attestation_per_address`]); `None`
+    /// (no network peer: an in-process caller) is not budgeted.
+    pub async fn attest_from(
+        &self,
+        nonce_hex: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Attestation, AttestationError> {
+        if let Some(ip) = peer {
+            self.budgets
+                .take(ip, std::time::Instant::now())
+                .map_err(|retry_after| AttestationError::AddressBudget { retry_after })?;
+        }
+        self.attest(nonce_hex).await
     }
 
     /// Evidence for `nonce_hex`, bound to the current key configurations and the manifest.

@@ -334,3 +334,69 @@ async fn a_burst_of_attestations_waits_in_a_bounded_queue() {
     // A wait shorter than one evidence: only the first is served.
     assert_eq!(served_at_once(3, 32, Duration::from_millis(20)).await, 1);
 }
+
+/// `GET /v1/attestation` over TCP from `local` (a loopback address) to the server at `addr`:
+/// the status and `Retry-After`.
+async fn attest_over_tcp(addr: std::net::SocketAddr, local: [u8; 4]) -> (u16, Option<String>) {
+    veil_client::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(local))
+        .build()
+        .expect("client");
+    let r = http
+        .get(format!(
+            "http://{addr}/v1/attestation?nonce={}",
+            "cd".repeat(32)
+        ))
+        .send()
+        .await
+        .expect("answered");
+    let retry = r
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (r.status().as_u16(), retry)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_spends_its_own_attestation_budget_only() {
+    let conf = Arc::new(Confidential::new(
+        Arc::new(Simulated::new([9; 32], MEASUREMENT)),
+        ManifestClaims::new([1; 32], [2; 32], "test-model".into()),
+        ConfidentialConfig {
+            attestation_per_address: super::AddressBudget::new(2, 6),
+            ..ConfidentialConfig::default()
+        },
+    ));
+    let app = routes(conf, Router::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(crate::listen::serve(
+        listener,
+        app,
+        crate::listen::ListenConfig::default(),
+        std::future::pending(),
+        crate::api::Drain::default(),
+    ));
+    let looping = [127, 0, 0, 2];
+    assert_eq!(attest_over_tcp(addr, looping).await.0, 200);
+    assert_eq!(attest_over_tcp(addr, looping).await.0, 200);
+    // The burst is spent: refused before the queue, told when to come back (6 a minute).
+    let (status, retry) = attest_over_tcp(addr, looping).await;
+    assert_eq!(status, 429);
+    let secs: u64 = retry.expect("Retry-After").parse().expect("seconds");
+    assert!((9..=10).contains(&secs), "Retry-After {secs}");
+    // Another address is served meanwhile.
+    assert_eq!(attest_over_tcp(addr, [127, 0, 0, 3]).await.0, 200);
+    // An in-process caller (no peer address) is not budgeted.
+    let conf2 = confidential();
+    for _ in 0..20 {
+        conf2
+            .attest_from(&"ab".repeat(32), None)
+            .await
+            .expect("no budget without an address");
+    }
+}

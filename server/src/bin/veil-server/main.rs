@@ -34,7 +34,7 @@ enum Command {
     /// The server refuses to start when the database has no active key, unless --no-auth.
     /// Core dumps are disabled at start. SIGTERM or Ctrl-C stops accepting connections, lets
     /// requests in flight finish within --shutdown-grace, and exits 0.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Show which TEE backend this host can use and save an evidence bundle.
     ///
     /// REPORT_DATA is the Veil transcript over an empty key configuration (no gateway runs in
@@ -170,7 +170,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             core_dumps.log();
-            serve::serve(args)
+            serve::serve(*args)
         }
         Command::Evidence {
             tee,

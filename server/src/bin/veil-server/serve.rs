@@ -10,7 +10,7 @@ use veil_engine::model::{
 };
 use veil_engine::{EngineConfig, WeightFormat};
 use veil_server::api::{self, ApiConfig, Auth, DenyList, OutputFilter};
-use veil_server::confidential::{self, Confidential, ConfidentialConfig, Tee};
+use veil_server::confidential::{self, AddressBudget, Confidential, ConfidentialConfig, Tee};
 use veil_server::keys::{KeyStore, Limiter};
 use veil_server::listen::{self, ListenConfig};
 use veil_server::serve::app_state_with_auth;
@@ -66,6 +66,11 @@ pub(crate) struct ServeArgs {
     /// count or token timing. 0: one chunk per token (the shape leaks).
     #[arg(long, value_name = "MS", default_value_t = 50)]
     stream_cadence_ms: u64,
+    /// Attestation requests one client address (IPv4, or IPv6 /64) may make: BURST at once,
+    /// then PER_MINUTE a minute; more get 429 with Retry-After. `0/0` turns the budget off
+    /// (behind a proxy that hides client addresses, where every client shares its address).
+    #[arg(long, value_name = "BURST/PER_MINUTE", default_value = "16/60", value_parser = parse_address_budget)]
+    attestation_per_address: AddressBudget,
     /// Serve operator metrics (OpenMetrics text: requests, refusals, tokens, latencies; no
     /// content) at http://HOST:PORT/metrics, on a listener of their own. Off unless given;
     /// given without a value, 127.0.0.1:9464.
@@ -80,6 +85,23 @@ pub(crate) struct ServeArgs {
     limits: LimitArgs,
     #[command(flatten)]
     filter: FilterArgs,
+}
+
+/// `BURST/PER_MINUTE` for `--attestation-per-address`.
+fn parse_address_budget(s: &str) -> Result<AddressBudget, String> {
+    let (burst, rate) = s
+        .split_once('/')
+        .ok_or("expected BURST/PER_MINUTE, e.g. 16/60")?;
+    let burst: u32 = burst
+        .parse()
+        .map_err(|_| format!("burst {burst:?} is not a number"))?;
+    let rate: u32 = rate
+        .parse()
+        .map_err(|_| format!("rate {rate:?} is not a number"))?;
+    if (burst == 0) != (rate == 0) {
+        return Err("give both as 0 to turn the budget off, or both above 0".into());
+    }
+    Ok(AddressBudget::new(burst, rate))
 }
 
 /// `--weights`: the command line's names for [`WeightFormat`] (no clap derive on the
@@ -285,6 +307,7 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = serve_auth(args.db, args.no_auth)?;
     let stream_cadence_ms = args.stream_cadence_ms;
+    let attestation_per_address = args.attestation_per_address;
     let listen_config = args.limits.listen_config()?;
     let output_filter = args.filter.output_filter()?;
     let tee = Tee::from(args.tee);
@@ -393,6 +416,10 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("veil-server: listening on http://{addr}");
         let mut conf_config = ConfidentialConfig::default();
         conf_config.stream_cadence = Duration::from_millis(stream_cadence_ms);
+        conf_config.attestation_per_address = attestation_per_address;
+        if !attestation_per_address.is_on() {
+            tracing::warn!("--attestation-per-address 0/0: no per-address attestation budget");
+        }
         let conf = Arc::new(Confidential::new(attester, claims, conf_config));
         tokio::spawn(conf.clone().run_rotation());
         let drain = state.drain();
@@ -401,4 +428,28 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(?stopped, "stopped");
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attestation_budget_flag_is_parsed_or_refused_with_a_reason() {
+        assert_eq!(
+            parse_address_budget("16/60"),
+            Ok(AddressBudget::new(16, 60))
+        );
+        assert!(!parse_address_budget("0/0").expect("off").is_on());
+        for (bad, says) in [
+            ("16", "BURST/PER_MINUTE"),
+            ("x/60", "burst"),
+            ("16/-1", "rate"),
+            ("5/0", "both"),
+            ("0/5", "both"),
+        ] {
+            let e = parse_address_budget(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 }

@@ -6,14 +6,29 @@
 //! time to first token (p50/p99), and the server's resident memory before and after (from
 //! `/proc/PID/status`, with `--pid`). Refuses non-loopback URLs.
 //!
+//! Each client connects from a loopback address of its own (127.100.x.y), as distinct
+//! clients would, so that the server's per-address attestation budget sees them apart.
+//!
+//! Two attacks from issue #23, measured beside the streams:
+//! - `--attest-storm K [--connects M]`: first, `K` clients loop on `/v1/attestation` while
+//!   `M` (default 50) clients connect; fails if fewer than 99 % of the connects succeed.
+//! - `--flood N`: after a first phase of `--seconds` without it, a second phase in which `N`
+//!   distinct encapsulated requests (valid HPKE, dated 9 s ahead, no API key) are sent while
+//!   the streams go on, until the flood is done; prints both phases' time to first token
+//!   and fails if a valid request failed in either.
+//!
 //! ```sh
 //! veil-server serve --tee simulated --no-auth --queue 256 &
 //! cargo run --release -p veil-client --example load -- --url http://127.0.0.1:8080 \
 //!     --allow-simulated --clients 64 --seconds 60 --pid $!
 //! ```
 
+mod flood;
+mod storm;
+
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
@@ -27,6 +42,9 @@ struct Args {
     api_key: Option<String>,
     allow_simulated: bool,
     max_tokens: u64,
+    flood: u64,
+    storm: usize,
+    connects: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,6 +56,9 @@ fn parse_args() -> Result<Args, String> {
         api_key: None,
         allow_simulated: false,
         max_tokens: 16,
+        flood: 0,
+        storm: 0,
+        connects: 50,
     };
     let mut it = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> Result<u64, String> {
@@ -53,6 +74,9 @@ fn parse_args() -> Result<Args, String> {
             "--pid" => a.pid = Some(num(it.next(), "--pid")? as u32),
             "--api-key" => a.api_key = it.next(),
             "--allow-simulated" => a.allow_simulated = true,
+            "--flood" => a.flood = num(it.next(), "--flood")?,
+            "--attest-storm" => a.storm = num(it.next(), "--attest-storm")? as usize,
+            "--connects" => a.connects = num(it.next(), "--connects")? as usize,
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
@@ -67,6 +91,9 @@ fn parse_args() -> Result<Args, String> {
     if a.clients == 0 || a.clients > 1024 || a.seconds == 0 || a.seconds > 3600 {
         return Err("--clients must be 1..=1024 and --seconds 1..=3600".into());
     }
+    if a.storm > 250 || a.connects == 0 || a.connects > 10_000 || a.flood > 10_000_000 {
+        return Err("--attest-storm at most 250, --connects 1..=10000, --flood at most 1e7".into());
+    }
     Ok(a)
 }
 
@@ -76,6 +103,36 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// When a phase ends: at a deadline, or when a flag is raised (the flood is done).
+#[derive(Clone)]
+struct End {
+    deadline: Instant,
+    flag: Arc<AtomicBool>,
+}
+
+impl End {
+    fn at(deadline: Instant) -> Self {
+        Self {
+            deadline,
+            flag: Arc::default(),
+        }
+    }
+
+    fn reached(&self) -> bool {
+        Instant::now() >= self.deadline || self.flag.load(Ordering::Relaxed)
+    }
+}
+
+/// Client `i`'s own loopback address: 127.100.x.y.
+fn client_address(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        100,
+        (i / 250) as u8,
+        1 + (i % 250) as u8,
+    ))
 }
 
 #[derive(Default)]
@@ -102,12 +159,12 @@ async fn client_loop(
     client: Client,
     model: String,
     max_tokens: u64,
-    deadline: Instant,
+    end: End,
     tally: Arc<Tally>,
 ) -> Vec<Duration> {
     let mut ttft = Vec::new();
     let mut n = 0u64;
-    while Instant::now() < deadline {
+    while !end.reached() {
         n += 1;
         let mut req = ChatRequest::new(
             model.clone(),
@@ -148,10 +205,10 @@ async fn client_loop(
 }
 
 /// Bad traffic until `deadline`: each must be refused with a 4xx, never served.
-async fn bad_loop(url: String, client: Client, deadline: Instant, tally: Arc<Tally>) {
+async fn bad_loop(url: String, client: Client, end: End, tally: Arc<Tally>) {
     let http = reqwest::Client::new();
     let mut i = 0u64;
-    while Instant::now() < deadline {
+    while !end.reached() {
         i += 1;
         let outcome: Result<u16, String> = match i % 3 {
             0 => {
@@ -202,15 +259,68 @@ async fn bad_loop(url: String, client: Client, deadline: Instant, tally: Arc<Tal
     }
 }
 
+/// One phase of streams: every client loops until `end`; their times to first token.
+async fn phase(
+    clients: &[Client],
+    model: &str,
+    max_tokens: u64,
+    end: &End,
+    tally: &Arc<Tally>,
+) -> Result<Vec<Duration>, String> {
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            tokio::spawn(client_loop(
+                c.clone(),
+                model.to_owned(),
+                max_tokens,
+                end.clone(),
+                tally.clone(),
+            ))
+        })
+        .collect();
+    let mut ttft = Vec::new();
+    for t in tasks {
+        ttft.extend(t.await.map_err(|e| e.to_string())?);
+    }
+    ttft.sort();
+    Ok(ttft)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = parse_args()?;
     veil_client::install_crypto_provider();
     let policy = Policy::default().allow_simulated(args.allow_simulated);
     let rss_before = args.pid.and_then(rss_kib);
+    let mut report = serde_json::Map::new();
+    let mut failures = Vec::new();
+    if args.storm > 0 {
+        let s = storm::run(&args.url, &policy, args.storm, args.connects).await?;
+        let mut ms = s.connect_ms.clone();
+        ms.sort_by(f64::total_cmp);
+        let pick = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+        let share = s.connects_ok as f64 / s.connects as f64;
+        report.insert(
+            "attestation_storm".into(),
+            serde_json::json!({
+                "looping_clients": args.storm,
+                "connects": s.connects,
+                "connects_ok": s.connects_ok,
+                "connects_ok_share": share,
+                "connect_ms_p50": pick(0.5),
+                "connect_ms_p99": pick(0.99),
+                "storm_requests_by_status": s.storm_statuses,
+                "seconds": s.seconds,
+            }),
+        );
+        if share < 0.99 {
+            failures.push("fewer than 99 % of the connects succeeded during the storm");
+        }
+    }
     let mut clients = Vec::with_capacity(args.clients);
-    for _ in 0..args.clients {
-        let mut c = Client::connect(&args.url, policy.clone())
+    for i in 0..args.clients {
+        let mut c = Client::connect_from(&args.url, policy.clone(), Some(client_address(i)))
             .await
             .map_err(|e| format!("attesting {}: {e}", args.url))?;
         if let Some(k) = &args.api_key {
@@ -221,38 +331,57 @@ async fn main() -> Result<(), String> {
     let model = clients[0].attested().attestation.manifest.model_id.clone();
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.seconds);
+    let all_done = End::at(started + Duration::from_secs(3600));
     let bad = tokio::spawn(bad_loop(
         args.url.clone(),
         clients[0].clone(),
-        deadline,
+        all_done.clone(),
         tally.clone(),
     ));
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|c| {
-            tokio::spawn(client_loop(
-                c,
+    let end = End::at(started + Duration::from_secs(args.seconds));
+    let ttft = phase(&clients, &model, args.max_tokens, &end, &tally).await?;
+    let baseline_failed = tally.failed.load(Ordering::Relaxed);
+    if args.flood > 0 {
+        let flood_end = End::at(Instant::now() + Duration::from_secs(3600));
+        let streams = {
+            let (clients, model, end, tally) = (
+                clients.clone(),
                 model.clone(),
-                args.max_tokens,
-                deadline,
+                flood_end.clone(),
                 tally.clone(),
-            ))
-        })
-        .collect();
-    let mut ttft = Vec::new();
-    for t in tasks {
-        ttft.extend(t.await.map_err(|e| e.to_string())?);
+            );
+            let max_tokens = args.max_tokens;
+            tokio::spawn(async move { phase(&clients, &model, max_tokens, &end, &tally).await })
+        };
+        let f = flood::run(&args.url, &clients[0], args.flood).await?;
+        flood_end.flag.store(true, Ordering::Relaxed);
+        let flood_ttft = streams.await.map_err(|e| e.to_string())??;
+        let flood_failed = tally.failed.load(Ordering::Relaxed) - baseline_failed;
+        report.insert(
+            "flood".into(),
+            serde_json::json!({
+                "requests": f.sent,
+                "seconds": f.seconds,
+                "requests_per_s": f.sent as f64 / f.seconds,
+                "outer_status": f.statuses,
+                "transport_errors": f.transport_errors,
+                "streams_requests": flood_ttft.len(),
+                "streams_errors": flood_failed,
+                "ttft_ms_p50": percentile(&flood_ttft, 0.50),
+                "ttft_ms_p99": percentile(&flood_ttft, 0.99),
+                "ttft_p99_over_baseline": percentile(&flood_ttft, 0.99) / percentile(&ttft, 0.99),
+            }),
+        );
     }
+    all_done.flag.store(true, Ordering::Relaxed);
     bad.await.map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64();
     // Let the server settle (finished sequences freed) before the second reading.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = args.pid.and_then(rss_kib);
-    ttft.sort();
     let ok = tally.ok.load(Ordering::Relaxed);
     let failed = tally.failed.load(Ordering::Relaxed);
-    let report = serde_json::json!({
+    let mut out = serde_json::json!({
         "clients": args.clients,
         "seconds": elapsed,
         "valid_requests": ok + failed,
@@ -267,9 +396,16 @@ async fn main() -> Result<(), String> {
         "server_rss_kib_before": rss_before,
         "server_rss_kib_after": rss_after,
     });
-    println!("{report:#}");
-    if failed > 0 || tally.bad_accepted.load(Ordering::Relaxed) > 0 {
-        return Err("valid requests failed or bad requests were not refused".into());
+    if let Some(o) = out.as_object_mut() {
+        o.extend(report);
     }
-    Ok(())
+    println!("{out:#}");
+    if failed > 0 || tally.bad_accepted.load(Ordering::Relaxed) > 0 {
+        failures.push("valid requests failed or bad requests were not refused");
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
 }
