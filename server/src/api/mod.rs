@@ -9,15 +9,19 @@
 //! ceiling on `max_tokens` (400). Generated text passes the [`OutputFilter`], if one is
 //! configured, before it leaves (`finish_reason: "content_filter"` on a match).
 
+mod answer;
 mod auth;
+mod choices;
 mod deny_list;
 mod drain;
 mod error;
 mod filter;
 mod generation;
 mod handlers;
+mod logprobs;
 mod messages;
 mod penalties;
+mod plan;
 mod stream;
 mod types;
 mod unsupported;
