@@ -22,6 +22,7 @@ mod logprobs;
 mod messages;
 mod penalties;
 mod plan;
+mod responses;
 mod stream;
 mod types;
 mod unsupported;
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{id}", get(handlers::model))
         .route("/v1/chat/completions", post(handlers::chat))
         .route("/v1/completions", post(handlers::completions))
+        .route("/v1/responses", post(responses::create))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -148,6 +148,60 @@ assert [c.message.content for c in multi[0].choices] == [
     c.message.content for c in multi[1].choices
 ]
 
+# The Responses API, whole and streamed.
+r = client.responses.create(
+    model=model,
+    input="What is the capital of France?",
+    instructions="Answer in one short sentence.",
+    max_output_tokens=16,
+    temperature=0,
+)
+assert r.object == "response" and r.output_text, r
+assert r.status in ("completed", "incomplete"), r
+assert 0 < r.usage.output_tokens <= 16, r.usage
+assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+events = list(
+    client.responses.create(
+        model=model,
+        input=[
+            {"role": "system", "content": "Answer in one short sentence."},
+            {"role": "user", "content": [{"type": "input_text", "text": "What is the capital of France?"}]},
+        ],
+        max_output_tokens=16,
+        temperature=0,
+        stream=True,
+    )
+)
+types = [e.type for e in events]
+assert types[:4] == [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+], types
+assert types[-4:-1] == [
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+], types
+assert types[-1] in ("response.completed", "response.incomplete"), types
+deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+assert deltas == r.output_text, (deltas, r.output_text)
+assert events[-1].response.output_text == r.output_text
+assert events[-1].response.usage.output_tokens == r.usage.output_tokens
+assert [e.sequence_number for e in events] == list(range(len(events)))
+for extra, param in [
+    ({"store": True}, "store"),
+    ({"previous_response_id": "resp_0"}, "previous_response_id"),
+    ({"tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
+    ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+]:
+    try:
+        client.responses.create(model=model, input="Hi", max_output_tokens=2, **extra)
+        raise AssertionError(f"{param} was accepted")
+    except openai.BadRequestError as e:
+        assert e.param == param, (e.param, param)
+
 try:
     client.chat.completions.create(model="no-such-model", messages=messages)
     raise AssertionError("unknown model accepted")
