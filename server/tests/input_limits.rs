@@ -401,6 +401,7 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
         ("top_logprobs", json!(-1)),
         ("n", json!(9)),
         ("n", json!(0)),
+        ("max_completion_tokens", json!(0)),
     ] {
         let mut body = chat(1, Some(2));
         body["logprobs"] = json!(true);

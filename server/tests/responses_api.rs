@@ -226,7 +226,8 @@ async fn what_responses_cannot_serve_is_refused_by_name() {
     for (extra, param) in [
         (json!({"temperature": 3}), "temperature"),
         (json!({"top_p": 0}), "top_p"),
-        (json!({"max_output_tokens": 0}), "max_tokens"),
+        (json!({"max_output_tokens": 0}), "max_output_tokens"),
+        (json!({"max_output_tokens": 5000}), "max_output_tokens"),
         (json!({"input": []}), "input"),
         (
             json!({"input": [{"role": "tool", "content": "x"}]}),

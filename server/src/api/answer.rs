@@ -25,8 +25,8 @@ pub(super) struct Ask<'a> {
     pub(super) endpoint: Endpoint,
     pub(super) fields: &'a GenerationFields,
     pub(super) prompt: Vec<u32>,
-    /// The tokens asked for, if any.
-    pub(super) max_tokens: Option<u64>,
+    /// The tokens asked for, if any, and the field that asked.
+    pub(super) max_tokens: (Option<u64>, &'static str),
     /// The endpoint's default (else the server's limit).
     pub(super) default_max: Option<usize>,
     /// The logged bucket of the body's size.

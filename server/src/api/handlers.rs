@@ -85,7 +85,10 @@ async fn chat_inner(
             endpoint: Endpoint::Chat,
             fields: &req.fields,
             prompt,
-            max_tokens: req.fields.max_completion_tokens.or(req.fields.max_tokens),
+            max_tokens: match req.fields.max_completion_tokens {
+                Some(n) => (Some(n), "max_completion_tokens"),
+                None => (req.fields.max_tokens, "max_tokens"),
+            },
             default_max: None,
             body_bytes_at_most: size_bucket(body_bytes),
         };
@@ -162,7 +165,7 @@ async fn completions_inner(
             endpoint: Endpoint::Completion,
             fields: &req.fields,
             prompt,
-            max_tokens: req.fields.max_tokens,
+            max_tokens: (req.fields.max_tokens, "max_tokens"),
             default_max: Some(COMPLETION_DEFAULT_MAX_TOKENS),
             body_bytes_at_most: size_bucket(body_bytes),
         };

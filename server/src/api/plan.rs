@@ -33,13 +33,13 @@ pub(crate) struct Plan {
 
 /// Checks the parameters every generation endpoint shares (refusing by name those Veil does
 /// not implement) for a prompt of `prompt_len` tokens. `max_tokens`: what the request asks
-/// for; `default_max`: the endpoint's default (else the server's limit); `logprobs`: the
-/// endpoint's own check of them.
+/// for, in the field `max_param` names; `default_max`: the endpoint's default (else the
+/// server's limit); `logprobs`: the endpoint's own check of them.
 pub(crate) fn plan(
     state: &Shared,
     fields: &GenerationFields,
     prompt_len: usize,
-    max_tokens: Option<u64>,
+    (max_tokens, max_param): (Option<u64>, &'static str),
     default_max: Option<usize>,
     logprobs: Option<usize>,
 ) -> Result<Plan, ApiError> {
@@ -80,8 +80,8 @@ pub(crate) fn plan(
     let max_tokens = match max_tokens {
         Some(0) => {
             return Err(ApiError::invalid_param(
-                "max_tokens",
-                "max_tokens must be at least 1",
+                max_param,
+                format!("{max_param} must be at least 1"),
             ));
         }
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -95,7 +95,10 @@ pub(crate) fn plan(
         ));
     }
     if max_tokens > limit {
-        return Err(ApiError::max_tokens_too_large(limit));
+        return Err(ApiError {
+            param: Some(max_param),
+            ..ApiError::max_tokens_too_large(limit)
+        });
     }
     let include_usage = fields
         .stream_options

@@ -136,7 +136,7 @@ async fn create_inner(
         state,
         &req.fields,
         prompt.len(),
-        req.max_output_tokens,
+        (req.max_output_tokens, "max_output_tokens"),
         None,
         None,
     )?;
