@@ -108,6 +108,31 @@ impl Engine {
         }
     }
 
+    /// Queues several requests at once (the `n` choices of one API request): all of them,
+    /// or none when the queue has no room for all ([`SubmitError::QueueFull`]).
+    pub fn submit_all(
+        &self,
+        requests: Vec<GenRequest>,
+    ) -> Result<Vec<mpsc::UnboundedReceiver<GenEvent>>, SubmitError> {
+        let permits = self
+            .queue
+            .try_reserve_many(requests.len())
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(()) => SubmitError::QueueFull,
+                mpsc::error::TrySendError::Closed(()) => SubmitError::Stopped,
+            })?;
+        Ok(permits
+            .zip(requests)
+            .map(|(permit, request)| {
+                let (events, rx) = mpsc::unbounded_channel();
+                // Counted before the send, so that the worker's take never comes first.
+                self.counters.queued();
+                permit.send(Job { request, events });
+                rx
+            })
+            .collect())
+    }
+
     /// The limits this engine runs with.
     pub fn config(&self) -> EngineConfig {
         self.config

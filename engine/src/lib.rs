@@ -25,6 +25,7 @@
 //! while let Some(event) = events.blocking_recv() {
 //!     match event {
 //!         GenEvent::Text(text) => print!("{text}"),
+//!         GenEvent::Logprobs(_) => {}
 //!         GenEvent::Done(..) | GenEvent::Failed(_) => break,
 //!     }
 //! }
@@ -48,7 +49,7 @@ pub use engine::{Engine, EngineConfig, SubmitError};
 pub use error::{Error, Result};
 pub use llama::{HfConfig, KvCache, Llama, LlamaConfig, WeightFormat, argmax, argmax_rows};
 pub use load::{Load, LoadProbe};
-pub use request::{FinishReason, GenEvent, GenRequest, Usage};
+pub use request::{FinishReason, GenEvent, GenRequest, TokenLogprobs, Usage};
 pub use sampling::SamplingParams;
 pub use text::{Delta, TextStream};
 pub use worker::{PREFILL_CHUNK, Worker};

@@ -45,9 +45,26 @@ pub struct Usage {
     pub completion_tokens: usize,
 }
 
+/// The log probability of one generated token and of its most likely alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprobs {
+    /// The token generated.
+    pub token: u32,
+    /// Its log probability (at most 0).
+    pub logprob: f32,
+    /// The most likely tokens and their log probabilities, most likely first (as many as
+    /// [`crate::SamplingParams::logprobs`] asks for).
+    pub top: Vec<(u32, f32)>,
+}
+
 /// What the worker sends back for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum GenEvent {
+    /// One generated token's log probabilities (only when
+    /// [`crate::SamplingParams::logprobs`] asks for them), sent before that token's text.
+    /// Every token counted in [`Usage::completion_tokens`] has one, including those of a
+    /// stop string (whose text is not sent); an end-of-generation token has none.
+    Logprobs(TokenLogprobs),
     /// More text (never splits a UTF-8 character; never empty).
     Text(String),
     /// The end: why, and the counts.

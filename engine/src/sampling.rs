@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
+use crate::request::TokenLogprobs;
+
 /// How to pick each token, and when to stop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
@@ -28,6 +30,9 @@ pub struct SamplingParams {
     pub frequency_penalty: f32,
     /// Added to the logits of these token ids (OpenAI's `logit_bias`, -100 to 100).
     pub logit_bias: Vec<(u32, f32)>,
+    /// Report each generated token's log probability and this many of the most likely
+    /// alternatives ([`crate::GenEvent::Logprobs`]); `None` reports nothing.
+    pub logprobs: Option<usize>,
 }
 
 impl SamplingParams {
@@ -43,6 +48,7 @@ impl SamplingParams {
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             logit_bias: Vec::new(),
+            logprobs: None,
         }
     }
 
@@ -123,6 +129,46 @@ impl LogitAdjust {
     }
 }
 
+/// The log-softmax of the logits a token was sampled from: `logits` (after the biases and
+/// penalties) divided by the temperature (a greedy pick, temperature 0, divides by 1), over
+/// the whole vocabulary (top-p does not truncate it). Returns `token`'s entry and the `top`
+/// most likely tokens, most likely first (ties by token id).
+pub(crate) fn token_logprobs(
+    logits: &[f32],
+    temperature: f64,
+    token: u32,
+    top: usize,
+) -> TokenLogprobs {
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| ((l as f64 - max) / t).exp()).sum();
+    let log_sum = sum.ln();
+    // At most 0: the largest logit contributes exp(0) = 1 to the sum.
+    let lp = |l: f32| (((l as f64 - max) / t - log_sum) as f32).min(0.0);
+    let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
+    let by_rank = |a: &u32, b: &u32| {
+        logits[*b as usize]
+            .total_cmp(&logits[*a as usize])
+            .then(a.cmp(b))
+    };
+    let top = top.min(ids.len());
+    if top > 0 && top < ids.len() {
+        ids.select_nth_unstable_by(top - 1, by_rank);
+    }
+    ids.truncate(top);
+    ids.sort_by(by_rank);
+    TokenLogprobs {
+        token,
+        logprob: logits
+            .get(token as usize)
+            .map_or(f32::NEG_INFINITY, |&l| lp(l)),
+        top: ids
+            .into_iter()
+            .map(|i| (i, lp(logits[i as usize])))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +197,28 @@ mod tests {
         a.apply(&mut logits);
         // 0: generated twice: 1 - (0.25 * 2 + 0.5); 1: +10; 2: -100; 3: once: 1 - 0.75.
         assert_eq!(logits, [0.0, 11.0, -99.0, 0.25]);
+    }
+
+    #[test]
+    fn logprobs_are_the_log_softmax_at_the_temperature() {
+        let logits = [1.0_f32, 3.0, 2.0, 3.0];
+        let z: f64 = logits.iter().map(|&l| (l as f64).exp()).sum();
+        let lp = token_logprobs(&logits, 0.0, 2, 3);
+        assert!((lp.logprob as f64 - (2.0 - z.ln())).abs() < 1e-6);
+        // Most likely first, ties by id; the two 3.0s are the top.
+        let ids: Vec<u32> = lp.top.iter().map(|&(t, _)| t).collect();
+        assert_eq!(ids, [1, 3, 2]);
+        assert!(lp.top.iter().all(|&(_, l)| l <= 0.0));
+        let total: f64 = logits
+            .iter()
+            .enumerate()
+            .map(|(i, _)| (token_logprobs(&logits, 0.5, i as u32, 0).logprob as f64).exp())
+            .sum();
+        assert!((total - 1.0).abs() < 1e-5, "{total}");
+        // Temperature 0.5 sharpens: the top token gains.
+        let hot = token_logprobs(&logits, 0.5, 1, 0).logprob;
+        assert!(hot > token_logprobs(&logits, 1.0, 1, 0).logprob);
+        assert!(token_logprobs(&logits, 1.0, 0, 0).top.is_empty());
+        assert_eq!(token_logprobs(&logits, 1.0, 0, 50).top.len(), 4);
     }
 }

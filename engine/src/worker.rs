@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 
 use crate::llama::{KvCache, Llama, argmax_rows};
 use crate::load::Counters;
-use crate::request::{FinishReason, GenEvent, GenRequest, Usage};
-use crate::sampling::LogitAdjust;
+use crate::request::{FinishReason, GenEvent, GenRequest, TokenLogprobs, Usage};
+use crate::sampling::{LogitAdjust, token_logprobs};
 use crate::text::{Delta, TextStream};
 use crate::tokenizer::Tokenizer;
 
@@ -64,9 +64,13 @@ struct Active {
     processor: LogitsProcessor,
     /// Penalties and biases applied to this sequence's logits before the processor.
     adjust: Option<LogitAdjust>,
-    /// Greedy decoding with nothing to adjust: the pick is the batch's argmax (the
-    /// processor's, computed for all rows at once).
+    /// Greedy decoding with nothing to adjust or report: the pick is the batch's argmax
+    /// (the processor's, computed for all rows at once).
     greedy: bool,
+    /// The temperature sampled at (for log probabilities).
+    temperature: f64,
+    /// Alternatives to report with each token's log probability, if reported.
+    logprobs: Option<usize>,
     text: TextStream,
     max_tokens: usize,
     ignore_eos: bool,
@@ -153,7 +157,11 @@ impl Worker {
             cache: self.llama.new_cache(),
             processor: request.params.processor(),
             adjust: LogitAdjust::new(&request.params),
-            greedy: request.params.is_greedy() && LogitAdjust::new(&request.params).is_none(),
+            greedy: request.params.is_greedy()
+                && LogitAdjust::new(&request.params).is_none()
+                && request.params.logprobs.is_none(),
+            temperature: request.params.temperature,
+            logprobs: request.params.logprobs,
             text: TextStream::new(request.params.stop),
             max_tokens: request.params.max_tokens,
             ignore_eos: request.params.ignore_eos,
@@ -253,19 +261,10 @@ impl Worker {
         if a.greedy
             && let Some(&t) = picks.and_then(|p| p.get(row))
         {
-            return self.accept(a, t);
+            return self.accept(a, t, None);
         }
-        let row_logits = logits.get(row).and_then(|l| match &a.adjust {
-            None => Ok(l),
-            Some(adjust) => {
-                let mut v = l.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-                adjust.apply(&mut v);
-                let n = v.len();
-                candle_core::Tensor::from_vec(v, n, &candle_core::Device::Cpu)
-            }
-        });
-        match row_logits.and_then(|l| a.processor.sample(&l)) {
-            Ok(t) => self.accept(a, t),
+        match sample_row(a, logits, row) {
+            Ok((t, lp)) => self.accept(a, t, lp),
             Err(e) => {
                 fail(a, &e.to_string());
                 false
@@ -273,13 +272,18 @@ impl Worker {
         }
     }
 
-    /// Handles a sampled token; returns whether the sequence goes on.
-    fn accept(&self, a: &mut Active, token: u32) -> bool {
+    /// Handles a sampled token and its log probabilities (sent before its text; an
+    /// end-of-generation token's are not sent); returns whether the sequence goes on.
+    fn accept(&self, a: &mut Active, token: u32, logprobs: Option<TokenLogprobs>) -> bool {
         if self.tokenizer.is_end_of_generation(token) && !a.ignore_eos {
             let rest = a.text.finish();
             send_text(a, rest);
             self.finish(a, FinishReason::Stop);
             return false;
+        }
+        if let Some(lp) = logprobs {
+            // A closed receiver is noticed (and the sequence dropped) at the next step.
+            let _ = a.events.send(GenEvent::Logprobs(lp));
         }
         a.usage.completion_tokens += 1;
         if let Some(adjust) = &mut a.adjust {
@@ -328,6 +332,30 @@ impl Worker {
         // A closed receiver means the client left; nothing to do.
         let _ = a.events.send(GenEvent::Done(reason, a.usage));
     }
+}
+
+/// Samples `a`'s token from row `row` of `logits`, after its biases and penalties; with its
+/// log probabilities when it reports them (an end-of-generation token's are dropped later).
+fn sample_row(
+    a: &mut Active,
+    logits: &candle_core::Tensor,
+    row: usize,
+) -> candle_core::Result<(u32, Option<TokenLogprobs>)> {
+    let l = logits.get(row)?;
+    if a.adjust.is_none() && a.logprobs.is_none() {
+        return Ok((a.processor.sample(&l)?, None));
+    }
+    let mut v = l.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    if let Some(adjust) = &a.adjust {
+        adjust.apply(&mut v);
+    }
+    let n = v.len();
+    let row = candle_core::Tensor::from_slice(&v, n, &candle_core::Device::Cpu)?;
+    let t = a.processor.sample(&row)?;
+    let lp = a
+        .logprobs
+        .map(|top| token_logprobs(&v, a.temperature, t, top));
+    Ok((t, lp))
 }
 
 fn send_text(a: &Active, text: String) {

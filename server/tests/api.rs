@@ -377,8 +377,8 @@ async fn every_error_has_its_status_and_the_server_keeps_serving() {
     }
     for (what, body) in [
         (
-            "n = 2",
-            json!({"model": DEFAULT_MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "n": 2}),
+            "n = 9",
+            json!({"model": DEFAULT_MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "n": 9}),
         ),
         (
             "temperature 3",

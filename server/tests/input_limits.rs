@@ -349,11 +349,6 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
             json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
             "tools",
         ),
-        (
-            "/v1/chat/completions",
-            json!({"logprobs": true, "top_logprobs": 3}),
-            "logprobs",
-        ),
         ("/v1/chat/completions", json!({"store": true}), "store"),
         (
             "/v1/completions",
@@ -362,8 +357,8 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
         ),
         (
             "/v1/completions",
-            json!({"prompt": "Hi", "logprobs": 2}),
-            "logprobs",
+            json!({"prompt": "Hi", "top_logprobs": 2}),
+            "top_logprobs",
         ),
     ];
     for (path, extra, param) in cases {
@@ -401,8 +396,15 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
         ("logit_bias", json!({"999999999": 1})),
         ("logit_bias", json!({"not-a-token": 1})),
         ("logit_bias", json!({"42": 101})),
+        ("logprobs", json!(3)),
+        ("top_logprobs", json!(21)),
+        ("top_logprobs", json!(-1)),
+        ("n", json!(9)),
+        ("n", json!(0)),
+        ("max_completion_tokens", json!(0)),
     ] {
         let mut body = chat(1, Some(2));
+        body["logprobs"] = json!(true);
         body[k] = v;
         let r = post(addr, "/v1/chat/completions", &body).await;
         assert_eq!(status(&r), 400, "{k}: {r}");
@@ -412,6 +414,15 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
             "unsupported_parameter",
             "{r}"
         );
+    }
+
+    // Completions take 0 to 5 alternatives.
+    for v in [json!(6), json!(true), json!(-1)] {
+        let body =
+            json!({"model": DEFAULT_MODEL_ID, "prompt": "Hi", "max_tokens": 2, "logprobs": v});
+        let r = post(addr, "/v1/completions", &body).await;
+        assert_eq!(status(&r), 400, "{v}: {r}");
+        assert_eq!(json_body(&r)["error"]["param"], "logprobs", "{r}");
     }
 
     // Penalties reach the engine: a repeating pattern comes out otherwise.

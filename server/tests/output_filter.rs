@@ -177,6 +177,31 @@ async fn a_deny_list_without_a_match_changes_nothing() {
     }
 }
 
+/// Log probabilities would show what the filter withholds (the tokens of a withheld passage,
+/// and alternatives the filter never screened): with a filter configured they are refused
+/// by name, on both endpoints.
+#[tokio::test]
+async fn log_probabilities_are_refused_while_a_filter_is_configured() {
+    let (app, rendered) = filtered_app(&["never-generated-xyz"]);
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            json!({"model": DEFAULT_MODEL_ID, "max_tokens": 2, "logprobs": true,
+                   "messages": [{"role": "user", "content": CHAT_PROMPT}]}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": DEFAULT_MODEL_ID, "max_tokens": 2, "logprobs": 1, "prompt": rendered}),
+        ),
+    ] {
+        let (status, raw) = post(&app, path, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {raw}");
+        let v: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_eq!(v["error"]["param"], "logprobs", "{raw}");
+        assert_eq!(v["error"]["code"], "unsupported_parameter", "{raw}");
+    }
+}
+
 /// `serve --deny-word` and `--deny-list` configure the same filter in the real binary; a
 /// list without entries, or one that cannot be read, stops the server from starting.
 #[test]

@@ -71,8 +71,8 @@ impl Upstream {
     }
 }
 
-/// The proxy's routes: `GET /v1/models`, `POST /v1/chat/completions`,
-/// `POST /v1/completions`, all sealed to the attested upstream.
+/// The proxy's routes: `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`,
+/// `POST /v1/completions`, `POST /v1/responses`, all sealed to the attested upstream.
 pub fn router(upstream: Arc<Upstream>) -> Router {
     Router::new()
         .fallback(forward)
@@ -158,6 +158,7 @@ async fn forward(
         (&Method::GET, "/v1/models")
             | (&Method::POST, "/v1/chat/completions")
             | (&Method::POST, "/v1/completions")
+            | (&Method::POST, "/v1/responses")
     ) || (method == Method::GET
         && uri
             .path()

@@ -262,6 +262,7 @@ fn engine_streams_greedy_text_deterministically_and_counts_tokens() {
                 }
                 GenEvent::Done(reason, usage) => return (text, reason, usage),
                 GenEvent::Failed(e) => panic!("failed: {e}"),
+                GenEvent::Logprobs(_) => panic!("log probabilities not asked for"),
             }
         }
     };
@@ -389,6 +390,7 @@ fn engine_streams_the_pinned_greedy_completions_batched() {
                     break;
                 }
                 GenEvent::Failed(e) => panic!("failed: {e}"),
+                GenEvent::Logprobs(_) => panic!("log probabilities not asked for"),
             }
         }
         assert_eq!(text, tokenizer.decode(want), "{prompt:?}");
@@ -432,6 +434,7 @@ pub(crate) fn collect_text(rx: &mut tokio::sync::mpsc::UnboundedReceiver<GenEven
     loop {
         match rx.blocking_recv().expect("event") {
             GenEvent::Text(t) => text.push_str(&t),
+            GenEvent::Logprobs(_) => {}
             GenEvent::Done(..) => return text,
             GenEvent::Failed(e) => panic!("failed: {e}"),
         }

@@ -320,6 +320,7 @@ fn safetensors_model_answers_through_the_engine() {
     while let Some(ev) = rx.blocking_recv() {
         match ev {
             GenEvent::Text(t) => text.push_str(&t),
+            GenEvent::Logprobs(_) => panic!("log probabilities not asked for"),
             GenEvent::Done(..) => break,
             GenEvent::Failed(e) => panic!("generation failed: {e}"),
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::common;
 
-use veil_engine::{Engine, EngineConfig, GenRequest, SamplingParams};
+use veil_engine::{Engine, EngineConfig, GenEvent, GenRequest, SamplingParams, TokenLogprobs};
 
 struct Run {
     engine: Engine,
@@ -26,6 +26,11 @@ impl Run {
     }
 
     fn text(&self, prompt: &str, params: SamplingParams) -> String {
+        self.run(prompt, params).0
+    }
+
+    /// The text, the log probabilities reported and the completion's token count.
+    fn run(&self, prompt: &str, params: SamplingParams) -> (String, Vec<TokenLogprobs>, usize) {
         let prompt = self.tokenizer.encode(prompt).expect("encodes");
         let mut rx = self
             .engine
@@ -35,7 +40,15 @@ impl Run {
                 params,
             })
             .expect("queued");
-        crate::llama::collect_text(&mut rx)
+        let (mut text, mut lps) = (String::new(), Vec::new());
+        loop {
+            match rx.blocking_recv().expect("event") {
+                GenEvent::Text(t) => text.push_str(&t),
+                GenEvent::Logprobs(lp) => lps.push(lp),
+                GenEvent::Done(_, usage) => return (text, lps, usage.completion_tokens),
+                GenEvent::Failed(e) => panic!("failed: {e}"),
+            }
+        }
     }
 }
 
@@ -97,4 +110,51 @@ fn penalties_break_a_repetition() {
         penalized.matches(',').count() < plain.matches(',').count(),
         "{penalized:?} against {plain:?}"
     );
+}
+
+#[test]
+fn logprobs_report_every_token_without_changing_the_answer() {
+    let run = Run::start();
+    let prompt = "The capital of France is";
+    // Greedy: the token picked is the most likely one, and the first of the alternatives.
+    let plain = run.text(prompt, SamplingParams::greedy(8));
+    let (text, lps, tokens) = run.run(
+        prompt,
+        SamplingParams {
+            logprobs: Some(5),
+            ..SamplingParams::greedy(8)
+        },
+    );
+    assert_eq!(text, plain);
+    assert_eq!(lps.len(), tokens);
+    for lp in &lps {
+        assert_eq!(lp.top.len(), 5);
+        assert_eq!(lp.top[0], (lp.token, lp.logprob));
+        assert!(lp.logprob <= 0.0 && lp.top.iter().all(|&(_, l)| l <= 0.0));
+        assert!(lp.top.windows(2).all(|w| w[0].1 >= w[1].1));
+    }
+    // Sampled with a seed and penalties: the same draws with and without the report, and
+    // the token drawn has the log probability reported in its top list when it is there.
+    let sampled = |logprobs| SamplingParams {
+        temperature: 0.8,
+        seed: 11,
+        presence_penalty: 0.5,
+        logprobs,
+        ignore_eos: true,
+        ..SamplingParams::greedy(16)
+    };
+    let plain = run.text(prompt, sampled(None));
+    let (text, lps, tokens) = run.run(prompt, sampled(Some(20)));
+    assert_eq!(text, plain);
+    assert_eq!(lps.len(), tokens);
+    for lp in &lps {
+        assert_eq!(lp.top.len(), 20);
+        assert!(
+            lp.logprob <= 0.0 && lp.logprob >= lp.top[19].1
+                || lp.top.iter().all(|&(t, _)| t != lp.token)
+        );
+        if let Some(&(_, l)) = lp.top.iter().find(|&&(t, _)| t == lp.token) {
+            assert_eq!(l, lp.logprob);
+        }
+    }
 }

@@ -5,21 +5,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedReceiver;
-use veil_engine::{FinishReason, GenEvent, Usage};
+use veil_engine::{FinishReason, GenEvent, TokenLogprobs, Usage};
 
 use super::drain::Drain;
 use super::filter::{OutputFilter, Screen, Screened};
 
 /// What a generation yields next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Step {
     /// One piece of the engine's text (at least one token), as far as it may be sent now:
-    /// possibly empty while the filter holds text back.
-    Text(String),
-    /// The end: the text held back until now, which may be sent, then why and the counts.
-    /// After an output filter match the reason is `content_filter` and the completion count
-    /// is the pieces generated (each at least one token).
-    Done(String, FinishReason, Usage),
+    /// possibly empty while the filter holds text back; with the log probabilities of the
+    /// tokens generated since the last step, when they were asked for (never together with
+    /// an output filter: see `super::logprobs`).
+    Text(String, Vec<TokenLogprobs>),
+    /// The end: the text held back until now, which may be sent, then why and the counts,
+    /// and the log probabilities not yet given. After an output filter match the reason is
+    /// `content_filter` and the completion count is the pieces generated (each at least one
+    /// token).
+    Done(String, FinishReason, Usage, Vec<TokenLogprobs>),
     /// The engine failed.
     Failed,
     /// The server is shutting down and its grace period is over.
@@ -36,6 +39,8 @@ pub(crate) struct Generation {
     drain: Drain,
     prompt_tokens: usize,
     pieces: usize,
+    /// Log probabilities received and not yet given out.
+    logprobs: Vec<TokenLogprobs>,
     ended: bool,
     /// When it was queued (for the time to the first text).
     started: Instant,
@@ -58,6 +63,7 @@ impl Generation {
             drain,
             prompt_tokens,
             pieces: 0,
+            logprobs: Vec::new(),
             ended: false,
             started: Instant::now(),
             counted: false,
@@ -87,14 +93,20 @@ impl Generation {
         if self.ended {
             return None;
         }
-        let event = tokio::select! {
-            biased;
-            () = self.drain.started() => {
-                self.end();
-                self.count_end("drained", self.pieces);
-                return Some(Step::Drained);
+        let event = loop {
+            let event = tokio::select! {
+                biased;
+                () = self.drain.started() => {
+                    self.end();
+                    self.count_end("drained", self.pieces);
+                    return Some(Step::Drained);
+                }
+                event = self.events.recv() => event,
+            };
+            match event {
+                Some(GenEvent::Logprobs(lp)) => self.logprobs.push(lp),
+                other => break other,
             }
-            event = self.events.recv() => event,
         };
         Some(match event {
             Some(GenEvent::Text(t)) => {
@@ -103,7 +115,7 @@ impl Generation {
                     crate::metrics::global().first_token(self.started.elapsed());
                 }
                 match self.screen.push(&t) {
-                    Screened::Pass(t) => Step::Text(t),
+                    Screened::Pass(t) => Step::Text(t, std::mem::take(&mut self.logprobs)),
                     Screened::Blocked(before) => {
                         self.end();
                         tracing::info!(
@@ -115,16 +127,17 @@ impl Generation {
                             completion_tokens: self.pieces,
                         };
                         self.count_end(FinishReason::ContentFilter.as_str(), self.pieces);
-                        Step::Done(before, FinishReason::ContentFilter, usage)
+                        Step::Done(before, FinishReason::ContentFilter, usage, Vec::new())
                     }
                 }
             }
             Some(GenEvent::Done(reason, usage)) => {
                 self.ended = true;
                 self.count_end(reason.as_str(), usage.completion_tokens);
-                Step::Done(self.screen.finish(), reason, usage)
+                let logprobs = std::mem::take(&mut self.logprobs);
+                Step::Done(self.screen.finish(), reason, usage, logprobs)
             }
-            Some(GenEvent::Failed(_)) | None => {
+            Some(GenEvent::Failed(_) | GenEvent::Logprobs(_)) | None => {
                 self.end();
                 self.count_end("failed", self.pieces);
                 Step::Failed

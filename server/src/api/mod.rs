@@ -9,15 +9,20 @@
 //! ceiling on `max_tokens` (400). Generated text passes the [`OutputFilter`], if one is
 //! configured, before it leaves (`finish_reason: "content_filter"` on a match).
 
+mod answer;
 mod auth;
+mod choices;
 mod deny_list;
 mod drain;
 mod error;
 mod filter;
 mod generation;
 mod handlers;
+mod logprobs;
 mod messages;
 mod penalties;
+mod plan;
+mod responses;
 mod stream;
 mod types;
 mod unsupported;
@@ -120,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{id}", get(handlers::model))
         .route("/v1/chat/completions", post(handlers::chat))
         .route("/v1/completions", post(handlers::completions))
+        .route("/v1/responses", post(responses::create))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -1,14 +1,19 @@
 //! Server-Sent Events: engine events in, OpenAI chunks out (`data: {chunk}` … `data: [DONE]`).
+//! With `n` choices each chunk carries one choice, by its index, in the order they come.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use veil_engine::{FinishReason, Usage};
+use veil_engine::tokenizer::Tokenizer;
+use veil_engine::{FinishReason, TokenLogprobs, Usage};
 
+use super::choices::Choices;
 use super::error::ApiError;
-use super::generation::{Generation, Step};
+use super::generation::Step;
+use super::logprobs::{chat_shape, text_shape};
 use super::types::{ChatChunk, ChunkChoice, Delta, TextChoice, TextCompletion, UsageBody};
 use crate::keys::Ticket;
 
@@ -21,27 +26,42 @@ pub(crate) enum Endpoint {
     Completion,
 }
 
-/// Writes the chunks of one stream.
+/// Writes the chunks of one stream (and the whole answer's envelope).
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkWriter {
     pub(crate) endpoint: Endpoint,
     pub(crate) id: String,
     pub(crate) created: u64,
     pub(crate) model: String,
+    /// Names the tokens of log probabilities.
+    pub(crate) tokenizer: Arc<Tokenizer>,
+    /// Whether log probabilities were asked for.
+    pub(crate) logprobs: bool,
+}
+
+/// One chunk's content for one choice.
+struct Piece<'a> {
+    index: u32,
+    text: Option<String>,
+    logprobs: &'a [TokenLogprobs],
+    finish: Option<FinishReason>,
 }
 
 impl ChunkWriter {
-    fn chat(&self, delta: Delta, finish: Option<FinishReason>, usage: Option<Usage>) -> String {
-        let choices = if usage.is_some() {
-            Vec::new()
-        } else {
-            vec![ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason: finish.map(FinishReason::as_str),
-            }]
-        };
+    fn chat(&self, piece: Option<Piece<'_>>, role: bool, usage: Option<Usage>) -> String {
+        let choices = piece
+            .map(|p| ChunkChoice {
+                index: p.index,
+                delta: Delta {
+                    role: role.then_some("assistant"),
+                    content: p.text,
+                },
+                logprobs: (self.logprobs && !p.logprobs.is_empty())
+                    .then(|| chat_shape(&self.tokenizer, p.logprobs)),
+                finish_reason: p.finish.map(FinishReason::as_str),
+            })
+            .into_iter()
+            .collect();
         to_json(&ChatChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk",
@@ -54,20 +74,20 @@ impl ChunkWriter {
 
     fn completion(
         &self,
-        text: String,
-        finish: Option<FinishReason>,
+        piece: Option<Piece<'_>>,
+        offset: &mut usize,
         usage: Option<Usage>,
     ) -> String {
-        let choices = if usage.is_some() {
-            Vec::new()
-        } else {
-            vec![TextChoice {
-                index: 0,
-                text,
-                logprobs: None,
-                finish_reason: finish.map(FinishReason::as_str),
-            }]
-        };
+        let choices = piece
+            .map(|p| TextChoice {
+                index: p.index,
+                text: p.text.unwrap_or_default(),
+                logprobs: (self.logprobs && !p.logprobs.is_empty())
+                    .then(|| text_shape(&self.tokenizer, p.logprobs, offset)),
+                finish_reason: p.finish.map(FinishReason::as_str),
+            })
+            .into_iter()
+            .collect();
         to_json(&TextCompletion {
             id: self.id.clone(),
             object: "text_completion",
@@ -78,46 +98,32 @@ impl ChunkWriter {
         })
     }
 
-    /// The opening chunk (chat announces the role), if any.
-    fn start(&self) -> Option<String> {
+    /// The opening chunk of choice `index` (chat announces the role), if any.
+    fn start(&self, index: u32) -> Option<String> {
+        let piece = Piece {
+            index,
+            text: Some(String::new()),
+            logprobs: &[],
+            finish: None,
+        };
         match self.endpoint {
-            Endpoint::Chat => Some(self.chat(
-                Delta {
-                    role: Some("assistant"),
-                    content: Some(String::new()),
-                },
-                None,
-                None,
-            )),
+            Endpoint::Chat => Some(self.chat(Some(piece), true, None)),
             Endpoint::Completion => None,
         }
     }
 
-    fn text(&self, text: String) -> String {
+    /// A chunk of new text and log probabilities, or a choice's last chunk (`finish`).
+    fn piece(&self, piece: Piece<'_>, offset: &mut usize) -> String {
         match self.endpoint {
-            Endpoint::Chat => self.chat(
-                Delta {
-                    role: None,
-                    content: Some(text),
-                },
-                None,
-                None,
-            ),
-            Endpoint::Completion => self.completion(text, None, None),
-        }
-    }
-
-    fn finish(&self, reason: FinishReason) -> String {
-        match self.endpoint {
-            Endpoint::Chat => self.chat(Delta::default(), Some(reason), None),
-            Endpoint::Completion => self.completion(String::new(), Some(reason), None),
+            Endpoint::Chat => self.chat(Some(piece), false, None),
+            Endpoint::Completion => self.completion(Some(piece), offset, None),
         }
     }
 
     fn usage(&self, usage: Usage) -> String {
         match self.endpoint {
-            Endpoint::Chat => self.chat(Delta::default(), None, Some(usage)),
-            Endpoint::Completion => self.completion(String::new(), None, Some(usage)),
+            Endpoint::Chat => self.chat(None, false, Some(usage)),
+            Endpoint::Completion => self.completion(None, &mut 0, Some(usage)),
         }
     }
 }
@@ -127,71 +133,119 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 struct State {
-    generation: Generation,
+    choices: Choices,
     writer: ChunkWriter,
     include_usage: bool,
     pending: VecDeque<String>,
     ticket: Option<Ticket>,
+    /// Per choice: characters sent so far (completions' `text_offset`).
+    offsets: Vec<usize>,
+    /// Choices still running.
+    running: usize,
+    /// The request's counts so far (the prompt once, the completions summed).
+    usage: Usage,
 }
 
-/// The SSE response for a queued generation. Dropping it (the client went away) drops the
-/// generation, which cancels it, and `ticket`, which charges the tokens generated so far.
-/// A finished stream (an output filter match included) charges its counts; a failed one
-/// charges nothing; one ended by the shutdown drain charges what was generated.
+impl State {
+    /// Queues the chunks of one step; false when the stream must end after them.
+    fn step(&mut self, index: u32, step: Step) {
+        let i = index as usize;
+        match step {
+            Step::Text(t, lps) => {
+                if !t.is_empty() || !lps.is_empty() {
+                    let piece = Piece {
+                        index,
+                        text: Some(t),
+                        logprobs: &lps,
+                        finish: None,
+                    };
+                    let chunk = self.writer.piece(piece, &mut self.offsets[i]);
+                    self.pending.push_back(chunk);
+                }
+                if let Some(t) = self.ticket.as_mut() {
+                    t.sent_text();
+                }
+            }
+            Step::Done(rest, reason, usage, lps) => {
+                self.usage.prompt_tokens = usage.prompt_tokens;
+                self.usage.completion_tokens += usage.completion_tokens;
+                let piece = |text, logprobs, finish| Piece {
+                    index,
+                    text,
+                    logprobs,
+                    finish,
+                };
+                if !rest.is_empty() || !lps.is_empty() {
+                    let chunk = self
+                        .writer
+                        .piece(piece(Some(rest), &lps, None), &mut self.offsets[i]);
+                    self.pending.push_back(chunk);
+                }
+                let last = self
+                    .writer
+                    .piece(piece(None, &[], Some(reason)), &mut self.offsets[i]);
+                self.pending.push_back(last);
+                self.running -= 1;
+                if self.running == 0 {
+                    if let Some(t) = self.ticket.take() {
+                        t.finish(self.usage.prompt_tokens, self.usage.completion_tokens);
+                    }
+                    if self.include_usage {
+                        self.pending.push_back(self.writer.usage(self.usage));
+                    }
+                    self.pending.push_back("[DONE]".to_owned());
+                }
+            }
+            Step::Failed => {
+                if let Some(t) = self.ticket.take() {
+                    t.release();
+                }
+                // No [DONE]: the client sees the stream end with an error object.
+                self.pending.push_back(ApiError::internal().json());
+                self.running = 0;
+            }
+            Step::Drained => {
+                // Charged what was generated (the ticket's drop); no [DONE] either.
+                drop(self.ticket.take());
+                self.pending.push_back(ApiError::shutting_down().json());
+                self.running = 0;
+            }
+        }
+    }
+}
+
+/// The SSE response for a queued request's choices. Dropping it (the client went away)
+/// drops the generations, which cancels them, and `ticket`, which charges the tokens
+/// generated so far. A finished stream (an output filter match included) charges its counts;
+/// a failed one charges nothing; one ended by the shutdown drain charges what was generated.
 pub(crate) fn sse(
-    generation: Generation,
+    choices: Choices,
     writer: ChunkWriter,
     include_usage: bool,
     ticket: Option<Ticket>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let pending = writer.start().into_iter().collect();
+    let n = choices.n();
+    let pending = (0..n as u32).filter_map(|i| writer.start(i)).collect();
     let state = State {
-        generation,
+        choices,
         writer,
         include_usage,
         pending,
         ticket,
+        offsets: vec![0; n],
+        running: n,
+        usage: Usage::default(),
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(data) = st.pending.pop_front() {
                 return Some((Ok(Event::default().data(data)), st));
             }
-            match st.generation.next().await? {
-                Step::Text(t) => {
-                    if !t.is_empty() {
-                        st.pending.push_back(st.writer.text(t));
-                    }
-                    if let Some(t) = st.ticket.as_mut() {
-                        t.sent_text();
-                    }
-                }
-                Step::Done(rest, reason, usage) => {
-                    if let Some(t) = st.ticket.take() {
-                        t.finish(usage.prompt_tokens, usage.completion_tokens);
-                    }
-                    if !rest.is_empty() {
-                        st.pending.push_back(st.writer.text(rest));
-                    }
-                    st.pending.push_back(st.writer.finish(reason));
-                    if st.include_usage {
-                        st.pending.push_back(st.writer.usage(usage));
-                    }
-                    st.pending.push_back("[DONE]".to_owned());
-                }
-                Step::Failed => {
-                    if let Some(t) = st.ticket.take() {
-                        t.release();
-                    }
-                    // No [DONE]: the client sees the stream end with an error object.
-                    st.pending.push_back(ApiError::internal().json());
-                }
-                Step::Drained => {
-                    // Charged what was generated (the ticket's drop); no [DONE] either.
-                    drop(st.ticket.take());
-                    st.pending.push_back(ApiError::shutting_down().json());
-                }
+            if st.running == 0 {
+                return None;
             }
+            let (index, step) = st.choices.next().await?;
+            st.step(index, step);
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())

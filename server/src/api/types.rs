@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::logprobs::{ChatLogprobs, TextLogprobs};
+
 /// `stop`: one string or several.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -59,7 +61,7 @@ pub(crate) struct GenerationFields {
     /// Stop strings (at most 4).
     #[serde(default)]
     pub(crate) stop: Option<Stop>,
-    /// Completions per prompt; only 1 is served.
+    /// Choices to generate for the prompt (1 to 8).
     #[serde(default)]
     pub(crate) n: Option<u64>,
     /// Penalty on tokens already generated, once each (-2 to 2).
@@ -71,6 +73,13 @@ pub(crate) struct GenerationFields {
     /// Token id (as a string) to bias added to its logit (-100 to 100).
     #[serde(default)]
     pub(crate) logit_bias: Option<std::collections::BTreeMap<String, f64>>,
+    /// Chat: report log probabilities (a boolean); completions: how many alternatives to
+    /// report (0 to 5). Checked per endpoint in `super::logprobs`.
+    #[serde(default)]
+    pub(crate) logprobs: Option<serde_json::Value>,
+    /// Chat: alternatives to report per token (0 to 20).
+    #[serde(default)]
+    pub(crate) top_logprobs: Option<serde_json::Value>,
     /// Extension (as in vLLM): keep generating past end-of-generation tokens, up to
     /// `max_tokens`. Used by benchmarks to generate an exact number of tokens.
     #[serde(default)]
@@ -186,12 +195,12 @@ pub(crate) struct ResponseMessage {
 /// One choice of a chat completion.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ChatChoice {
-    /// Always 0.
+    /// 0 to n - 1.
     pub(crate) index: u32,
     /// The message.
     pub(crate) message: ResponseMessage,
-    /// Always null.
-    pub(crate) logprobs: Option<()>,
+    /// Null unless asked for.
+    pub(crate) logprobs: Option<ChatLogprobs>,
     /// `stop`, `length` or `content_filter`.
     pub(crate) finish_reason: &'static str,
 }
@@ -207,7 +216,7 @@ pub(crate) struct ChatCompletion {
     pub(crate) created: u64,
     /// Model id.
     pub(crate) model: String,
-    /// The one choice.
+    /// The choices, in index order.
     pub(crate) choices: Vec<ChatChoice>,
     /// Token counts.
     pub(crate) usage: UsageBody,
@@ -227,12 +236,12 @@ pub(crate) struct Delta {
 /// One choice of a streamed chat chunk.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ChunkChoice {
-    /// Always 0.
+    /// Which choice (0 to n - 1).
     pub(crate) index: u32,
     /// What is new.
     pub(crate) delta: Delta,
-    /// Always null.
-    pub(crate) logprobs: Option<()>,
+    /// The new tokens' log probabilities, when asked for.
+    pub(crate) logprobs: Option<ChatLogprobs>,
     /// Set in the last content chunk.
     pub(crate) finish_reason: Option<&'static str>,
 }
@@ -258,12 +267,12 @@ pub(crate) struct ChatChunk {
 /// One choice of a (legacy) completion, whole or streamed.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct TextChoice {
-    /// Always 0.
+    /// 0 to n - 1.
     pub(crate) index: u32,
     /// The text (or the new text, when streaming).
     pub(crate) text: String,
-    /// Always null.
-    pub(crate) logprobs: Option<()>,
+    /// Null unless asked for (when streaming: the new tokens').
+    pub(crate) logprobs: Option<TextLogprobs>,
     /// `stop`/`length`/`content_filter` at the end; null while streaming.
     pub(crate) finish_reason: Option<&'static str>,
 }
@@ -279,7 +288,7 @@ pub(crate) struct TextCompletion {
     pub(crate) created: u64,
     /// Model id.
     pub(crate) model: String,
-    /// The one choice (empty in the usage chunk).
+    /// The choices (when streaming: one; none in the usage chunk).
     pub(crate) choices: Vec<TextChoice>,
     /// Token counts (whole response, or the usage chunk).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,9 @@
 //! `logprobs: false` or `response_format: {"type": "text"}`) is accepted, because SDKs
 //! send such defaults. Fields that change nothing about the answer (`user`, `metadata`,
 //! `service_tier`, `parallel_tool_calls`, ...) are ignored, as OpenAI-compatible servers do.
+//!
+//! Chat and completions read `logprobs` and `top_logprobs` themselves (`super::logprobs`), so
+//! they never reach this list there; on other endpoints the list refuses them.
 
 use serde_json::{Map, Value};
 
@@ -41,12 +44,12 @@ const REFUSED: &[(&str, Neutral, &str)] = &[
     (
         "logprobs",
         |v| v.is_null() || v == false,
-        "log probabilities are not implemented",
+        "log probabilities are not implemented on this endpoint",
     ),
     (
         "top_logprobs",
         is_zero,
-        "log probabilities are not implemented",
+        "log probabilities are not implemented on this endpoint",
     ),
     (
         "repetition_penalty",

@@ -28,7 +28,10 @@ assert client.models.retrieve(model).id == model
 # never ignored: asking for JSON must not quietly return prose.
 for extra, param in [
     ({"response_format": {"type": "json_object"}}, "response_format"),
-    ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+    (
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        "tools",
+    ),
 ]:
     try:
         client.chat.completions.create(
@@ -80,6 +83,124 @@ completion = client.completions.create(
 assert completion.choices[0].finish_reason == "length", completion
 assert completion.usage.completion_tokens == 8, completion.usage
 assert completion.choices[0].text, completion
+
+# Log probabilities: chat, whole and streamed.
+lp = client.chat.completions.create(
+    model=model, messages=messages, max_tokens=6, temperature=0, logprobs=True, top_logprobs=3
+)
+content = lp.choices[0].logprobs.content
+assert content and len(content) == lp.usage.completion_tokens, lp
+for t in content:
+    assert t.logprob <= 0, t
+    assert len(t.top_logprobs) == 3, t
+    assert t.logprob == max(a.logprob for a in t.top_logprobs), t
+    assert t.top_logprobs[0].token == t.token, t
+    assert isinstance(t.bytes, list), t
+stream = client.chat.completions.create(
+    model=model,
+    messages=messages,
+    max_tokens=6,
+    temperature=0,
+    logprobs=True,
+    top_logprobs=3,
+    stream=True,
+)
+streamed = [
+    t
+    for chunk in stream
+    for choice in chunk.choices
+    if choice.logprobs is not None and choice.logprobs.content
+    for t in choice.logprobs.content
+]
+assert [(t.token, t.logprob) for t in streamed] == [(t.token, t.logprob) for t in content]
+for bad in [{"top_logprobs": 21}, {"top_logprobs": -1}]:
+    try:
+        client.chat.completions.create(
+            model=model, messages=messages, max_tokens=2, logprobs=True, **bad
+        )
+        raise AssertionError(f"{bad} was accepted")
+    except openai.BadRequestError as e:
+        assert e.param == "top_logprobs", e
+
+# Log probabilities: completions.
+c = client.completions.create(
+    model=model, prompt="Once upon a time", max_tokens=4, temperature=0, logprobs=2
+)
+clp = c.choices[0].logprobs
+assert len(clp.tokens) == len(clp.token_logprobs) == len(clp.top_logprobs) == 4, clp
+assert clp.text_offset[0] == 0 and all(x <= 0 for x in clp.token_logprobs), clp
+assert all(1 <= len(top) <= 3 for top in clp.top_logprobs), clp
+try:
+    client.completions.create(model=model, prompt="Hi", max_tokens=2, logprobs=6)
+    raise AssertionError("logprobs=6 was accepted")
+except openai.BadRequestError as e:
+    assert e.param == "logprobs", e
+
+# n choices and seed: the same seed gives the same choices.
+multi = [
+    client.chat.completions.create(
+        model=model, messages=messages, max_tokens=6, n=3, seed=7, temperature=1
+    )
+    for _ in range(2)
+]
+assert [c.index for c in multi[0].choices] == [0, 1, 2], multi[0]
+assert [c.message.content for c in multi[0].choices] == [
+    c.message.content for c in multi[1].choices
+]
+
+# The Responses API, whole and streamed.
+r = client.responses.create(
+    model=model,
+    input="What is the capital of France?",
+    instructions="Answer in one short sentence.",
+    max_output_tokens=16,
+    temperature=0,
+)
+assert r.object == "response" and r.output_text, r
+assert r.status in ("completed", "incomplete"), r
+assert 0 < r.usage.output_tokens <= 16, r.usage
+assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+events = list(
+    client.responses.create(
+        model=model,
+        input=[
+            {"role": "system", "content": "Answer in one short sentence."},
+            {"role": "user", "content": [{"type": "input_text", "text": "What is the capital of France?"}]},
+        ],
+        max_output_tokens=16,
+        temperature=0,
+        stream=True,
+    )
+)
+types = [e.type for e in events]
+assert types[:4] == [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+], types
+assert types[-4:-1] == [
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+], types
+assert types[-1] in ("response.completed", "response.incomplete"), types
+deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+assert deltas == r.output_text, (deltas, r.output_text)
+assert events[-1].response.output_text == r.output_text
+assert events[-1].response.usage.output_tokens == r.usage.output_tokens
+assert [e.sequence_number for e in events] == list(range(len(events)))
+for extra, param in [
+    ({"store": True}, "store"),
+    ({"previous_response_id": "resp_0"}, "previous_response_id"),
+    ({"tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
+    ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+]:
+    try:
+        client.responses.create(model=model, input="Hi", max_output_tokens=2, **extra)
+        raise AssertionError(f"{param} was accepted")
+    except openai.BadRequestError as e:
+        assert e.param == param, (e.param, param)
 
 try:
     client.chat.completions.create(model="no-such-model", messages=messages)

@@ -1,0 +1,104 @@
+//! The Responses API's objects: the response (in progress or finished), its one message
+//! item and output text part, and `usage`.
+
+use serde_json::{Value, json};
+use veil_engine::{FinishReason, Usage};
+
+/// What every form of one response repeats.
+#[derive(Debug, Clone)]
+pub(super) struct Meta {
+    pub(super) id: String,
+    pub(super) message_id: String,
+    pub(super) created_at: u64,
+    pub(super) model: String,
+    pub(super) instructions: Option<String>,
+    pub(super) max_output_tokens: Option<u64>,
+    pub(super) temperature: f64,
+    pub(super) top_p: f64,
+}
+
+/// `status` and `incomplete_details` for a finish reason.
+fn status(reason: FinishReason) -> (&'static str, Value) {
+    match reason {
+        FinishReason::Stop => ("completed", Value::Null),
+        FinishReason::Length => ("incomplete", json!({"reason": "max_output_tokens"})),
+        FinishReason::ContentFilter => ("incomplete", json!({"reason": "content_filter"})),
+    }
+}
+
+/// The output text part.
+pub(super) fn text_part(text: &str) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+}
+
+/// The message item: in progress (no content yet) or finished with `text`.
+pub(super) fn message(meta: &Meta, finished: Option<(&str, FinishReason)>) -> Value {
+    let (status, content) = match finished {
+        None => ("in_progress", json!([])),
+        Some((text, reason)) => (
+            if reason == FinishReason::Stop {
+                "completed"
+            } else {
+                "incomplete"
+            },
+            json!([text_part(text)]),
+        ),
+    };
+    json!({
+        "id": meta.message_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": content,
+    })
+}
+
+fn usage(u: Usage) -> Value {
+    json!({
+        "input_tokens": u.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": u.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+fn response(meta: &Meta, status: &str, incomplete: Value, output: Value, usage: Value) -> Value {
+    json!({
+        "id": meta.id,
+        "object": "response",
+        "created_at": meta.created_at,
+        "status": status,
+        "error": null,
+        "incomplete_details": incomplete,
+        "instructions": meta.instructions,
+        "max_output_tokens": meta.max_output_tokens,
+        "model": meta.model,
+        "output": output,
+        "parallel_tool_calls": true,
+        "previous_response_id": null,
+        "reasoning": null,
+        "store": false,
+        "temperature": meta.temperature,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": meta.top_p,
+        "truncation": "disabled",
+        "usage": usage,
+        "metadata": {},
+    })
+}
+
+/// The response while it is generated (no output yet).
+pub(super) fn in_progress(meta: &Meta) -> Value {
+    response(meta, "in_progress", Value::Null, json!([]), Value::Null)
+}
+
+/// The finished response: `completed` after a stop, else `incomplete` with the reason
+/// (`max_output_tokens` or `content_filter`).
+pub(super) fn finished(meta: &Meta, text: &str, reason: FinishReason, u: Usage) -> Value {
+    let (status, incomplete) = status(reason);
+    let output = json!([message(meta, Some((text, reason)))]);
+    response(meta, status, incomplete, output, usage(u))
+}

@@ -1,0 +1,250 @@
+//! `POST /v1/responses` in-process against the real model: the same answer as chat for the
+//! same conversation, the streamed event sequence, and every refusal by name.
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use veil_engine::EngineConfig;
+use veil_engine::model::DEFAULT_MODEL_ID;
+use veil_server::api::router;
+
+const QUESTION: &str = "What is the capital of France?";
+const INSTRUCTIONS: &str = "Answer in one short sentence.";
+
+fn app() -> Router {
+    let (state, worker) = common::app(EngineConfig::default());
+    worker.spawn().expect("worker thread");
+    router(state)
+}
+
+async fn post(app: &Router, path: &str, body: &Value) -> (StatusCode, String) {
+    let req = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(body).expect("json")))
+        .expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
+}
+
+async fn post_json(app: &Router, path: &str, body: &Value) -> Value {
+    let (status, raw) = post(app, path, body).await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+    serde_json::from_str(&raw).expect("JSON")
+}
+
+fn request(extra: Value) -> Value {
+    let mut body = json!({"model": DEFAULT_MODEL_ID, "input": QUESTION,
+        "instructions": INSTRUCTIONS, "max_output_tokens": 8, "temperature": 0});
+    for (k, v) in extra.as_object().expect("object") {
+        body[k] = v.clone();
+    }
+    body
+}
+
+#[tokio::test]
+async fn a_response_is_the_chat_answer_to_the_same_conversation() {
+    let app = app();
+    let r = post_json(&app, "/v1/responses", &request(json!({}))).await;
+    let chat = post_json(
+        &app,
+        "/v1/chat/completions",
+        &json!({"model": DEFAULT_MODEL_ID, "max_tokens": 8, "temperature": 0, "messages": [
+            {"role": "system", "content": INSTRUCTIONS},
+            {"role": "user", "content": QUESTION},
+        ]}),
+    )
+    .await;
+    assert_eq!(r["object"], "response", "{r}");
+    assert!(r["id"].as_str().expect("id").starts_with("resp_"));
+    let item = &r["output"][0];
+    assert_eq!(
+        (&item["type"], &item["role"]),
+        (&json!("message"), &json!("assistant"))
+    );
+    assert_eq!(item["content"][0]["type"], "output_text");
+    assert_eq!(
+        item["content"][0]["text"], chat["choices"][0]["message"]["content"],
+        "{r} {chat}"
+    );
+    assert_eq!(r["usage"]["input_tokens"], chat["usage"]["prompt_tokens"]);
+    assert_eq!(
+        r["usage"]["output_tokens"],
+        chat["usage"]["completion_tokens"]
+    );
+    assert_eq!(
+        r["usage"]["total_tokens"], chat["usage"]["total_tokens"],
+        "{r}"
+    );
+    // Stopped by max_output_tokens: incomplete, as OpenAI says it.
+    if chat["choices"][0]["finish_reason"] == "length" {
+        assert_eq!(r["status"], "incomplete", "{r}");
+        assert_eq!(r["incomplete_details"]["reason"], "max_output_tokens");
+    } else {
+        assert_eq!(r["status"], "completed", "{r}");
+    }
+    assert_eq!(r["store"], false);
+
+    // Message items (string or part content, developer for system) are the same conversation.
+    let items = post_json(
+        &app,
+        "/v1/responses",
+        &request(json!({"instructions": null, "input": [
+            {"type": "message", "role": "developer", "content": INSTRUCTIONS},
+            {"role": "user", "content": [{"type": "input_text", "text": QUESTION}]},
+        ]})),
+    )
+    .await;
+    assert_eq!(
+        items["output"][0]["content"][0]["text"],
+        item["content"][0]["text"]
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_response_sends_the_event_sequence() {
+    let app = app();
+    let whole = post_json(&app, "/v1/responses", &request(json!({}))).await;
+    let (status, raw) = post(&app, "/v1/responses", &request(json!({"stream": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+    let names: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    let events: Vec<Value> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("event JSON"))
+        .collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(names, types, "each event names its type");
+    let n = types.len();
+    assert_eq!(
+        types[..4],
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added"
+        ]
+    );
+    assert!(
+        types[4..n - 4]
+            .iter()
+            .all(|t| *t == "response.output_text.delta"),
+        "{types:?}"
+    );
+    let last = if whole["status"] == "completed" {
+        "response.completed"
+    } else {
+        "response.incomplete"
+    };
+    assert_eq!(
+        types[n - 4..],
+        [
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            last
+        ]
+    );
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["sequence_number"], i, "{e}");
+    }
+    let text = whole["output"][0]["content"][0]["text"]
+        .as_str()
+        .expect("text");
+    let deltas: String = events.iter().filter_map(|e| e["delta"].as_str()).collect();
+    assert_eq!(deltas, text);
+    assert_eq!(events[n - 4]["text"], text);
+    assert_eq!(events[0]["response"]["status"], "in_progress");
+    let done = &events[n - 1]["response"];
+    assert_eq!(done["output"][0]["content"][0]["text"], text);
+    assert_eq!(done["usage"], whole["usage"]);
+    assert_eq!(done["id"], events[0]["response"]["id"]);
+}
+
+#[tokio::test]
+async fn what_responses_cannot_serve_is_refused_by_name() {
+    let app = app();
+    let function = json!([{"type": "function", "name": "f", "parameters": {}}]);
+    for (extra, param) in [
+        (json!({"store": true}), "store"),
+        (
+            json!({"previous_response_id": "resp_1"}),
+            "previous_response_id",
+        ),
+        (json!({"conversation": "conv_1"}), "conversation"),
+        (json!({"background": true}), "background"),
+        (json!({"tools": function}), "tools"),
+        (json!({"tool_choice": "required"}), "tool_choice"),
+        (
+            json!({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}),
+            "text.format",
+        ),
+        (
+            json!({"text": {"format": {"type": "json_object"}}}),
+            "text.format",
+        ),
+        (json!({"reasoning": {"effort": "low"}}), "reasoning"),
+        (
+            json!({"include": ["message.output_text.logprobs"]}),
+            "include",
+        ),
+        (json!({"top_logprobs": 2}), "top_logprobs"),
+        (json!({"truncation": "auto"}), "truncation"),
+        (json!({"prompt": {"id": "pmpt_1"}}), "prompt"),
+        (json!({"n": 2}), "n"),
+        (json!({"max_tokens": 4}), "max_tokens"),
+        (
+            json!({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}),
+            "input",
+        ),
+        (
+            json!({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}),
+            "input",
+        ),
+    ] {
+        let (status, raw) = post(&app, "/v1/responses", &request(extra.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {raw}");
+        let v: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_eq!(v["error"]["param"], param, "{extra}: {raw}");
+        assert_eq!(
+            v["error"]["code"], "unsupported_parameter",
+            "{extra}: {raw}"
+        );
+    }
+    for (extra, param) in [
+        (json!({"temperature": 3}), "temperature"),
+        (json!({"top_p": 0}), "top_p"),
+        (json!({"max_output_tokens": 0}), "max_output_tokens"),
+        (json!({"max_output_tokens": 5000}), "max_output_tokens"),
+        (json!({"input": []}), "input"),
+        (
+            json!({"input": [{"role": "tool", "content": "x"}]}),
+            "input",
+        ),
+    ] {
+        let (status, raw) = post(&app, "/v1/responses", &request(extra.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {raw}");
+        let v: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_eq!(v["error"]["param"], param, "{extra}: {raw}");
+    }
+    let (status, raw) = post(&app, "/v1/responses", &request(json!({"model": "gpt-5"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{raw}");
+    // The neutral values SDKs send, and fields that change nothing, are accepted.
+    let neutral = json!({"store": false, "tools": [], "tool_choice": "auto",
+        "text": {"format": {"type": "text"}}, "truncation": "disabled", "metadata": {"k": "v"},
+        "parallel_tool_calls": true, "user": "u", "max_output_tokens": 2});
+    let (status, raw) = post(&app, "/v1/responses", &request(neutral)).await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+}

@@ -1,0 +1,321 @@
+//! Log probabilities, `n` choices and `seed` over the HTTP API, in-process against the real
+//! model.
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use veil_engine::EngineConfig;
+use veil_engine::model::DEFAULT_MODEL_ID;
+use veil_server::api::router;
+
+const CHAT_PROMPT: &str = "What is the capital of France?";
+
+fn app() -> Router {
+    let (state, worker) = common::app(EngineConfig::default());
+    worker.spawn().expect("worker thread");
+    router(state)
+}
+
+/// Status and body.
+async fn post(app: &Router, path: &str, body: &Value) -> (StatusCode, String) {
+    let req = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(body).expect("json")))
+        .expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
+}
+
+async fn post_ok(app: &Router, path: &str, body: &Value) -> String {
+    let (status, raw) = post(app, path, body).await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+    raw
+}
+
+/// The chunks of an SSE body, checking it ends with `[DONE]`.
+fn chunks(raw: &str) -> Vec<Value> {
+    let data: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{raw}");
+    data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunk"))
+        .collect()
+}
+
+fn chat(extra: Value) -> Value {
+    let mut body = json!({"model": DEFAULT_MODEL_ID, "max_tokens": 6, "temperature": 0,
+        "messages": [{"role": "user", "content": CHAT_PROMPT}]});
+    for (k, v) in extra.as_object().expect("object") {
+        body[k] = v.clone();
+    }
+    body
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().expect("a number")
+}
+
+/// Checks one chat `logprobs.content` entry: at most 0, `k` alternatives, most likely first,
+/// and (greedy) the token is the first alternative with the same value.
+fn check_chat_entry(e: &Value, k: usize, greedy: bool) {
+    let lp = f(&e["logprob"]);
+    assert!(lp <= 0.0, "{e}");
+    let bytes: Vec<u8> = e["bytes"]
+        .as_array()
+        .expect("bytes")
+        .iter()
+        .map(|b| b.as_u64().expect("byte") as u8)
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        e["token"].as_str().expect("token")
+    );
+    let top = e["top_logprobs"].as_array().expect("top_logprobs");
+    assert_eq!(top.len(), k, "{e}");
+    assert!(
+        top.iter()
+            .all(|t| f(&t["logprob"]) <= 0.0 && t["bytes"].is_array())
+    );
+    assert!(
+        top.windows(2)
+            .all(|w| f(&w[0]["logprob"]) >= f(&w[1]["logprob"]))
+    );
+    if greedy && k > 0 {
+        assert_eq!(top[0]["token"], e["token"], "{e}");
+        assert_eq!(f(&top[0]["logprob"]), lp, "{e}");
+        let max = top
+            .iter()
+            .map(|t| f(&t["logprob"]))
+            .fold(f64::MIN, f64::max);
+        assert_eq!(lp, max);
+    }
+}
+
+#[tokio::test]
+async fn chat_logprobs_whole_and_streamed() {
+    let app = app();
+    let body = chat(json!({"logprobs": true, "top_logprobs": 3}));
+    let v: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/chat/completions", &body).await).expect("JSON");
+    let content = v["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .expect("logprobs.content");
+    assert_eq!(
+        content.len() as u64,
+        v["usage"]["completion_tokens"].as_u64().expect("usage"),
+        "one entry per token: {v}"
+    );
+    for e in content {
+        check_chat_entry(e, 3, true);
+    }
+    // The tokens' bytes spell the answer (a character may span tokens).
+    let joined: Vec<u8> = content
+        .iter()
+        .flat_map(|e| e["bytes"].as_array().expect("bytes").clone())
+        .map(|b| b.as_u64().expect("byte") as u8)
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&joined),
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("text")
+    );
+
+    // Without top_logprobs: the token's own only; without logprobs: null.
+    let plain: Value = serde_json::from_str(
+        &post_ok(
+            &app,
+            "/v1/chat/completions",
+            &chat(json!({"logprobs": true})),
+        )
+        .await,
+    )
+    .expect("JSON");
+    for e in plain["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .expect("content")
+    {
+        check_chat_entry(e, 0, true);
+    }
+    let none: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/chat/completions", &chat(json!({}))).await)
+            .expect("JSON");
+    assert!(none["choices"][0]["logprobs"].is_null(), "{none}");
+
+    // Streamed: the chunks carry the same entries, in order.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let raw = post_ok(&app, "/v1/chat/completions", &streamed).await;
+    let entries: Vec<Value> = chunks(&raw)
+        .iter()
+        .filter_map(|c| c["choices"][0]["logprobs"]["content"].as_array().cloned())
+        .flatten()
+        .collect();
+    assert_eq!(&entries, content, "{raw}");
+}
+
+#[tokio::test]
+async fn completion_logprobs_whole_and_streamed() {
+    let app = app();
+    let body = json!({"model": DEFAULT_MODEL_ID, "prompt": "The capital of France is",
+        "max_tokens": 5, "temperature": 0, "logprobs": 2, "ignore_eos": true});
+    let v: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/completions", &body).await).expect("JSON");
+    let lp = &v["choices"][0]["logprobs"];
+    let tokens = lp["tokens"].as_array().expect("tokens");
+    assert_eq!(tokens.len(), 5, "{v}");
+    let text: String = tokens.iter().map(|t| t.as_str().expect("token")).collect();
+    assert_eq!(text, v["choices"][0]["text"].as_str().expect("text"));
+    let mut offset = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        let t = t.as_str().expect("token");
+        assert_eq!(lp["text_offset"][i], offset);
+        offset += t.chars().count();
+        let chosen = f(&lp["token_logprobs"][i]);
+        assert!(chosen <= 0.0);
+        let top = lp["top_logprobs"][i].as_object().expect("top");
+        // The two most likely, and the token (greedy: one of them).
+        assert!((1..=2).contains(&top.len()), "{top:?}");
+        assert_eq!(f(&top[t]), chosen);
+        assert!(top.values().all(|l| f(l) <= chosen));
+    }
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let raw = post_ok(&app, "/v1/completions", &streamed).await;
+    let mut got = (Vec::new(), Vec::new(), Vec::new());
+    for c in chunks(&raw) {
+        let lp = &c["choices"][0]["logprobs"];
+        if lp.is_object() {
+            got.0
+                .extend(lp["tokens"].as_array().expect("tokens").clone());
+            got.1
+                .extend(lp["token_logprobs"].as_array().expect("lps").clone());
+            got.2
+                .extend(lp["text_offset"].as_array().expect("offsets").clone());
+        }
+    }
+    assert_eq!(&got.0, tokens, "{raw}");
+    assert_eq!(&got.1, lp["token_logprobs"].as_array().expect("lps"));
+    assert_eq!(&got.2, lp["text_offset"].as_array().expect("offsets"));
+}
+
+#[tokio::test]
+async fn n_choices_are_indexed_whole_and_streamed() {
+    let app = app();
+    let sampled = json!({"n": 3, "temperature": 1.0, "seed": 5, "max_tokens": 8,
+                         "ignore_eos": true});
+    let v: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/chat/completions", &chat(sampled.clone())).await)
+            .expect("JSON");
+    let choices = v["choices"].as_array().expect("choices");
+    assert_eq!(choices.len(), 3, "{v}");
+    let texts: Vec<&str> = choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            assert_eq!(c["index"], i, "{v}");
+            assert_eq!(c["finish_reason"], "length");
+            c["message"]["content"].as_str().expect("text")
+        })
+        .collect();
+    // Each choice has its own seed: the draws differ.
+    assert!(texts[0] != texts[1] || texts[1] != texts[2], "{texts:?}");
+    // The prompt is counted once, the completions summed.
+    assert_eq!(v["usage"]["completion_tokens"], 24, "{v}");
+    let one: Value = serde_json::from_str(
+        &post_ok(
+            &app,
+            "/v1/chat/completions",
+            &chat(json!({"temperature": 1.0, "seed": 5,
+            "max_tokens": 8, "ignore_eos": true})),
+        )
+        .await,
+    )
+    .expect("JSON");
+    assert_eq!(one["usage"]["prompt_tokens"], v["usage"]["prompt_tokens"]);
+    assert_eq!(
+        one["choices"][0]["message"]["content"], texts[0],
+        "choice 0 keeps the seed"
+    );
+
+    // Streamed: every chunk names its choice; each choice's text and end are the same.
+    let mut streamed = chat(sampled);
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let raw = post_ok(&app, "/v1/chat/completions", &streamed).await;
+    let mut got = vec![String::new(); 3];
+    let mut finished = [0; 3];
+    let mut usage = None;
+    for c in chunks(&raw) {
+        if let Some(u) = c.get("usage").filter(|u| !u.is_null()) {
+            usage = Some(u.clone());
+            continue;
+        }
+        let choice = &c["choices"][0];
+        let i = choice["index"].as_u64().expect("index") as usize;
+        got[i].push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+        if choice["finish_reason"].is_string() {
+            finished[i] += 1;
+        }
+    }
+    assert_eq!(got, texts, "{raw}");
+    assert_eq!(finished, [1, 1, 1], "{raw}");
+    assert_eq!(usage.expect("a usage chunk")["completion_tokens"], 24);
+
+    // Completions too.
+    let body = json!({"model": DEFAULT_MODEL_ID, "prompt": "Once upon a time", "n": 2,
+        "max_tokens": 4, "temperature": 0, "ignore_eos": true});
+    let v: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/completions", &body).await).expect("JSON");
+    assert_eq!(v["choices"][1]["index"], 1, "{v}");
+    // Greedy: the same text twice.
+    assert_eq!(v["choices"][0]["text"], v["choices"][1]["text"]);
+    assert_eq!(v["usage"]["completion_tokens"], 8);
+}
+
+#[tokio::test]
+async fn a_seed_gives_the_same_answer_alone_and_under_load() {
+    let app = app();
+    let seeded = chat(json!({"temperature": 1.0, "seed": 1234, "max_tokens": 16,
+                             "ignore_eos": true}));
+    let alone = post_ok(&app, "/v1/chat/completions", &seeded).await;
+    let text = |raw: &str| -> String {
+        let v: Value = serde_json::from_str(raw).expect("JSON");
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("text")
+            .to_owned()
+    };
+    // The same request again, while three others (other prompts, other lengths) share the
+    // batch with it.
+    let others: Vec<_> = ["Tell me a story.", "Name three colours.", "Count to ten."]
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let app = app.clone();
+            let body = json!({"model": DEFAULT_MODEL_ID, "temperature": 0.9, "seed": i,
+                "max_tokens": 12 + 4 * i, "messages": [{"role": "user", "content": p}]});
+            tokio::spawn(async move { post_ok(&app, "/v1/chat/completions", &body).await })
+        })
+        .collect();
+    let loaded = post_ok(&app, "/v1/chat/completions", &seeded).await;
+    for o in others {
+        o.await.expect("task");
+    }
+    assert_eq!(text(&loaded), text(&alone));
+    // Another seed draws something else.
+    let mut other = seeded.clone();
+    other["seed"] = json!(4321);
+    let v = post_ok(&app, "/v1/chat/completions", &other).await;
+    assert_ne!(text(&v), text(&alone));
+}
