@@ -229,10 +229,13 @@ impl Endorser {
         }
         let _one = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
         // Another request may have fetched while this one waited.
-        if let Some(e) = self.slots().get(&key).and_then(|s| s.entry.clone()) {
-            if e.freshness(now) == Freshness::Fresh {
-                return Ok(e);
-            }
+        let fresh = self
+            .slots()
+            .get(&key)
+            .and_then(|s| s.entry.clone())
+            .filter(|e| e.freshness(now) == Freshness::Fresh);
+        if let Some(e) = fresh {
+            return Ok(e);
         }
         let quote = self.slots().get(&key).and_then(|s| s.quote.clone());
         let result = self.fetch(request, quote, now);
