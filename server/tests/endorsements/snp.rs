@@ -160,3 +160,25 @@ fn a_vlek_is_never_fetched() {
     );
     assert_eq!(kds.shared.count(), 0);
 }
+
+#[test]
+fn a_new_reported_tcb_is_a_new_fetch_not_the_cached_vcek() {
+    let (report, chip) = chip("milan-v3-azure", Product::Milan);
+    let kds = kds_for(chip);
+    let cache = tempfile::tempdir().expect("cache");
+    let e = endorser(cache.path(), &kds.url, no_pccs(), TestClock::at(NOW));
+    e.snp_certs(&report).expect("first TCB");
+    assert_eq!(kds.shared.count(), 3);
+    // After a firmware update the report names another TCB: its VCEK is another one, which
+    // this KDS does not have, and the cached VCEK (for the old TCB) is not handed out.
+    let mut updated = report.clone();
+    updated[0x186] += 1;
+    let r = e.snp_certs(&updated);
+    let m = refused(r.map(|_| ()), "new TCB");
+    assert!(m.contains("HTTP 404"), "{m}");
+    let asked = kds.shared.hits.lock().expect("hits").clone();
+    assert!(
+        asked[3].starts_with("404 ") && asked[3].contains(&format!("snpSPL={}", updated[0x186])),
+        "{asked:?}"
+    );
+}

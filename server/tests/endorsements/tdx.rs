@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt as _;
 use veil_attest::attester::{AttestError, Attester as _, EndorsementSource as _};
-use veil_attest::{Evidence, ManifestClaims, Policy, UnixTime, verify};
+use veil_attest::{Attestation, Evidence, ManifestClaims, Policy, UnixTime, verify};
 use veil_server::confidential::{Confidential, ConfidentialConfig, routes};
 use veil_server::endorsements::{Freshness, Payload, Request as Wanted};
 
@@ -197,9 +197,17 @@ async fn expired_collateral_is_a_503_on_the_attestation_route() {
         app.oneshot(Request::get(uri).body(Body::empty()).expect("request"))
             .await
             .expect("response")
-            .status()
     };
-    assert_eq!(ask(app.clone()).await, StatusCode::OK);
+    // What a client receives verifies offline at the vector's time.
+    let ok = ask(app.clone()).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(ok.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let bundle = Attestation::from_json(&body).expect("attestation");
+    let t = UnixTime::parse_rfc3339(NEAR_NOW).expect("now");
+    verify(&bundle.evidence, &Policy::default(), t).expect("verifies offline");
     let expires = e
         .cache()
         .list()
@@ -209,5 +217,5 @@ async fn expired_collateral_is_a_503_on_the_attestation_route() {
         .expires;
     pccs.shared.set(Mode::Fail);
     clock.set(expires);
-    assert_eq!(ask(app).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ask(app).await.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
