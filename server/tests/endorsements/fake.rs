@@ -129,6 +129,8 @@ pub(crate) struct Chip {
     pub(crate) vcek_der: Vec<u8>,
     /// Serve this product's chain instead of the chip's own (a wrong root).
     pub(crate) chain_of: Product,
+    /// The CRL to serve (DER); `None`: 404.
+    pub(crate) crl: Option<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -164,16 +166,26 @@ async fn kds(
             )
             .await
         }
-        // No ARK-signed CRL can be made here (AMD holds the key), and none was captured: the
-        // fake answers as a KDS without one would.
-        "crl" => {
-            st.shared
-                .hits
-                .lock()
-                .expect("hits")
-                .push(format!("/vcek/v1/{product}/crl"));
-            StatusCode::NOT_FOUND.into_response()
-        }
+        // No ARK-signed CRL can be made here (AMD holds the key), and none was captured: by
+        // default the fake answers as a KDS without one would.
+        "crl" => match &c.crl {
+            Some(der) => {
+                h.insert(
+                    "content-type",
+                    HeaderValue::from_static("application/pkix-crl"),
+                );
+                let what = format!("/vcek/v1/{product}/crl");
+                answer(&st.shared, what, h, der.clone()).await
+            }
+            None => {
+                st.shared
+                    .hits
+                    .lock()
+                    .expect("hits")
+                    .push(format!("/vcek/v1/{product}/crl"));
+                StatusCode::NOT_FOUND.into_response()
+            }
+        },
         hwid => {
             let query = q
                 .iter()

@@ -26,6 +26,7 @@ fn chip(dir: &str, product: Product) -> (Vec<u8>, Chip) {
         ),
         vcek_der: pem::parse(&vcek).expect("pem").into_contents(),
         chain_of: product,
+        crl: None,
     };
     (report, chip)
 }
@@ -180,5 +181,34 @@ fn a_new_reported_tcb_is_a_new_fetch_not_the_cached_vcek() {
     assert!(
         asked[3].starts_with("404 ") && asked[3].contains(&format!("snpSPL={}", updated[0x186])),
         "{asked:?}"
+    );
+}
+
+#[test]
+fn a_crl_the_pinned_ark_did_not_sign_is_dropped() {
+    // A CRL in ARK-Milan's name signed by a test key (the fuzz corpus's): KDS's answer, but
+    // not AMD's signature. The evidence goes without it, and still verifies.
+    let crl = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/seeds/snp_crl/test-root-revokes-milan-ask.crl"
+    ))
+    .expect("crl");
+    let (report, mut chip) = chip("milan-v3-azure", Product::Milan);
+    chip.crl = Some(crl);
+    let kds = kds_for(chip);
+    let cache = tempfile::tempdir().expect("cache");
+    let e = endorser(cache.path(), &kds.url, no_pccs(), TestClock::at(NOW));
+    let certs = e.snp_certs(&report).expect("certificates");
+    assert!(certs.crl.is_none());
+    assert_eq!(kds.shared.count(), 3, "the CRL was fetched");
+    let ev = Evidence::SevSnp(veil_attest::SnpEvidence::new(report, certs));
+    let now = UnixTime::parse_rfc3339(NOW).expect("now");
+    verify(&ev, &Policy::default(), now).expect("verifies without a CRL");
+    let listed = e.cache().list().expect("list");
+    let entry = listed[0].as_ref().expect("entry");
+    assert!(
+        !entry.sources.iter().any(|s| s.ends_with("/crl")),
+        "{:?}",
+        entry.sources
     );
 }
