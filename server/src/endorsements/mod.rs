@@ -1,15 +1,17 @@
 //! Endorsements that keep themselves fresh: the VCEK, ASK/ARK and CRL of an SEV-SNP chip
-//! from AMD's KDS ([`kds`]), and TDX collateral from Intel's PCS or a PCCS ([`pcs`]),
+//! from AMD's KDS (`kds.rs`), and TDX collateral from Intel's PCS or a PCCS (`pcs.rs`),
 //! fetched when the host supplies none, cached on disk ([`cache`]) and handed to the
 //! attester through [`veil_attest::attester::EndorsementSource`], so that the evidence a
 //! client receives verifies offline in one round trip.
 //!
 //! The rules, in [`Endorser::get`]: a cached set is served while it is fresh; once its
 //! refresh time passes (halfway to its earliest `nextUpdate`/`notAfter`, at most a day
-//! after the fetch) a new set is fetched first, and if that fails the cached one is still
-//! served (and the fetch is retried no sooner than `retry_after_failure`). A set past its
-//! expiry is never served: the attester fails, `/v1/attestation` answers 503 and the log
-//! says which set expired when. A new reported TCB (SNP) is a new request and is fetched.
+//! after the fetch) a new set is fetched: by the background refresher where one runs (an
+//! attestation request then never waits for a refresh), else by the request that finds
+//! it due. If that fails the cached one is still served (and the fetch is retried no
+//! sooner than `retry_after_failure`). A set past its expiry is never served: the
+//! attester fails, `/v1/attestation` answers 503 and the log says which set expired when.
+//! A new reported TCB (SNP) is a new request and is fetched.
 //!
 //! Time comes from a [`Clock`] (tests pin it to the vectors' dates). Fetches run on the
 //! endorser's own small runtime, so the synchronous attester can call it from a blocking
@@ -201,10 +203,20 @@ impl Endorser {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The current set for `request`: cached while fresh, fetched when missing or due (a
-    /// failed refresh keeps the cached set while it is valid), never an expired one.
-    /// `quote`: the TDX quote the collateral must verify with.
+    /// The current set for `request`: cached while fresh, fetched when missing or expired,
+    /// and when due unless the background refresher will (a failed refresh keeps the cached
+    /// set while it is valid); never an expired one. `quote`: the TDX quote the collateral
+    /// must verify with.
     pub fn get(&self, request: &Request, quote: Option<&[u8]>) -> Result<Entry, EndorsementError> {
+        self.get_or_refresh(request, quote, self.config.refresh_every.is_none())
+    }
+
+    fn get_or_refresh(
+        &self,
+        request: &Request,
+        quote: Option<&[u8]>,
+        refresh_due: bool,
+    ) -> Result<Entry, EndorsementError> {
         let key = request.key();
         let now = self.clock.now();
         {
@@ -219,7 +231,9 @@ impl Endorser {
             if let Some(e) = &slot.entry {
                 match e.freshness(now) {
                     Freshness::Fresh => return Ok(e.clone()),
-                    Freshness::Due if now < slot.retry_after => return Ok(e.clone()),
+                    Freshness::Due if !refresh_due || now < slot.retry_after => {
+                        return Ok(e.clone());
+                    }
                     _ => {}
                 }
             }
@@ -357,8 +371,8 @@ impl Endorser {
             .map(|e| e.request.clone())
             .collect();
         for r in due {
-            // `get` logs what happened.
-            let _ = self.get(&r, None);
+            // `get_or_refresh` logs what happened.
+            let _ = self.get_or_refresh(&r, None, true);
         }
     }
 }

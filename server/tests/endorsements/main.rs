@@ -49,13 +49,7 @@ pub(crate) fn vector_path(path: &str) -> PathBuf {
         .join(path)
 }
 
-/// An endorser on the fakes with short timeouts, no background refresher, a cache in `dir`.
-pub(crate) fn endorser(
-    dir: &std::path::Path,
-    kds: &str,
-    pccs: &str,
-    clock: Arc<TestClock>,
-) -> Arc<Endorser> {
+fn config(dir: &std::path::Path, kds: &str, pccs: &str) -> EndorsementConfig {
     let mut cfg = EndorsementConfig::new(dir.to_owned());
     cfg.kds_url = kds.to_owned();
     cfg.pccs_url = pccs.to_owned();
@@ -66,6 +60,30 @@ pub(crate) fn endorser(
     cfg.limits = limits;
     cfg.refresh_every = None;
     cfg.retry_after_failure = Duration::from_secs(60);
+    cfg
+}
+
+/// An endorser on the fakes with short timeouts, no background refresher (requests refresh
+/// what is due), a cache in `dir`.
+pub(crate) fn endorser(
+    dir: &std::path::Path,
+    kds: &str,
+    pccs: &str,
+    clock: Arc<TestClock>,
+) -> Arc<Endorser> {
+    Endorser::new(config(dir, kds, pccs), clock).expect("endorser")
+}
+
+/// As [`endorser`], with a background refresher (whose thread does not wake during a test:
+/// the test calls `refresh_due` for it).
+pub(crate) fn endorser_with_refresher(
+    dir: &std::path::Path,
+    kds: &str,
+    pccs: &str,
+    clock: Arc<TestClock>,
+) -> Arc<Endorser> {
+    let mut cfg = config(dir, kds, pccs);
+    cfg.refresh_every = Some(Duration::from_secs(24 * 3600));
     Endorser::new(cfg, clock).expect("endorser")
 }
 

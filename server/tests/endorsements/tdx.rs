@@ -11,7 +11,7 @@ use veil_server::confidential::{Confidential, ConfidentialConfig, routes};
 use veil_server::endorsements::{Freshness, Payload, Request as Wanted};
 
 use crate::fake::{Fake, Mode, pccs_for};
-use crate::{TestClock, attester, endorser, vector};
+use crate::{TestClock, attester, endorser, endorser_with_refresher, vector};
 
 const NEAR: &str = "tdx/v4-20a06f-near";
 const NEAR_NOW: &str = "2025-09-03T11:46:40Z";
@@ -218,4 +218,34 @@ async fn expired_collateral_is_a_503_on_the_attestation_route() {
     pccs.shared.set(Mode::Fail);
     clock.set(expires);
     assert_eq!(ask(app).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
+fn with_a_refresher_a_request_never_waits_for_a_refresh() {
+    let pccs = pccs(None);
+    let cache = tempfile::tempdir().expect("cache");
+    let clock = TestClock::at(NEAR_NOW);
+    let e = endorser_with_refresher(cache.path(), no_kds(), &pccs.url, clock.clone());
+    let quote = vector(&format!("{NEAR}/quote.bin"));
+    let entry = |e: &veil_server::endorsements::Endorser| {
+        e.cache().list().expect("list").remove(0).expect("entry")
+    };
+    e.tdx_collateral(&quote)
+        .expect("a first fetch is waited for");
+    assert_eq!(pccs.shared.count(), 4);
+    let first = entry(&e);
+
+    clock.set(first.refresh_at + 1);
+    e.tdx_collateral(&quote).expect("due: the cached set");
+    assert_eq!(pccs.shared.count(), 4, "the request did not fetch");
+    e.refresh_due();
+    assert_eq!(pccs.shared.count(), 8, "the refresher did");
+    let second = entry(&e);
+    assert_eq!(second.fetched_at, first.refresh_at + 1);
+
+    // An expired set is fetched again by the request itself, and refused when that fails.
+    pccs.shared.set(Mode::Fail);
+    clock.set(second.expires);
+    assert!(e.tdx_collateral(&quote).is_err());
+    assert!(pccs.shared.count() > 8);
 }
