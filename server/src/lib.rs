@@ -28,6 +28,7 @@ pub mod api;
 pub mod confidential;
 pub mod core_dumps;
 mod deadline;
+pub mod endorsements;
 pub mod keys;
 pub mod listen;
 pub mod metrics;

@@ -196,7 +196,7 @@ impl ConfigfsTsm {
                 let certs = if from_host.vcek.is_some() || from_host.vlek.is_some() {
                     from_host
                 } else {
-                    self.endorsements.snp_certs()?
+                    self.endorsements.snp_certs(&out.outblob)?
                 };
                 Ok(Evidence::SevSnp(SnpEvidence::new(out.outblob, certs)))
             }

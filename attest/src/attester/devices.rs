@@ -47,7 +47,7 @@ impl Attester for SevGuestDevice {
             *slot = Some(entry.data);
         }
         if certs.vcek.is_none() && certs.vlek.is_none() {
-            certs = self.endorsements.snp_certs()?;
+            certs = self.endorsements.snp_certs(&report)?;
         }
         Ok(Evidence::SevSnp(SnpEvidence::new(report, certs)))
     }

@@ -1,13 +1,26 @@
 //! Where the certificates (SNP) and collateral (TDX) that travel with evidence come from,
-//! when the TEE itself does not hand them over.
+//! when the TEE itself does not hand them over: a directory or file the operator fills, or
+//! an [`EndorsementSource`] (the server's fetcher and cache, which this crate never
+//! implements: it does no network I/O).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::evidence::MAX_BUNDLE_LEN;
 use crate::snp::split_certificates;
 use crate::{SnpCerts, TdxEvidence};
 
 use super::AttestError;
+
+/// Endorsements obtained on demand for one piece of evidence (the server fetches and caches
+/// them from AMD KDS or Intel PCS/PCCS). Called only when the host supplies none and no
+/// file is configured.
+pub trait EndorsementSource: std::fmt::Debug + Send + Sync {
+    /// The VCEK and its chain (and CRL, where available) for this SNP report.
+    fn snp_certs(&self, report: &[u8]) -> Result<SnpCerts, AttestError>;
+    /// dcap-qvl `QuoteCollateralV3` JSON for this TDX quote's platform.
+    fn tdx_collateral(&self, quote: &[u8]) -> Result<Vec<u8>, AttestError>;
+}
 
 /// Configured sources of endorsements.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +31,8 @@ pub struct Endorsements {
     pub snp_cert_dir: Option<PathBuf>,
     /// A file with TDX PCS collateral (dcap-qvl `QuoteCollateralV3` JSON) for this platform.
     pub tdx_collateral: Option<PathBuf>,
+    /// Fetched endorsements, used where neither file is configured.
+    pub source: Option<Arc<dyn EndorsementSource>>,
 }
 
 impl Endorsements {
@@ -26,12 +41,22 @@ impl Endorsements {
         Self {
             snp_cert_dir,
             tdx_collateral,
+            source: None,
         }
     }
 
-    pub(crate) fn snp_certs(&self) -> Result<SnpCerts, AttestError> {
+    /// These endorsements, with `source` consulted where no file is configured.
+    pub fn with_source(mut self, source: Arc<dyn EndorsementSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    pub(crate) fn snp_certs(&self, report: &[u8]) -> Result<SnpCerts, AttestError> {
         let Some(dir) = &self.snp_cert_dir else {
-            return Err(AttestError::NoCertificates("VCEK/VLEK"));
+            return match &self.source {
+                Some(source) => source.snp_certs(report),
+                None => Err(AttestError::NoCertificates("VCEK/VLEK")),
+            };
         };
         let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| AttestError::io(dir, e))?
@@ -48,11 +73,12 @@ impl Endorsements {
     }
 
     pub(crate) fn tdx_evidence(&self, quote: Vec<u8>) -> Result<TdxEvidence, AttestError> {
-        let path = self
-            .tdx_collateral
-            .as_ref()
-            .ok_or(AttestError::NoCollateral)?;
-        Ok(TdxEvidence::new(quote, &read_capped(path)?)?)
+        let collateral = match (&self.tdx_collateral, &self.source) {
+            (Some(path), _) => read_capped(path)?,
+            (None, Some(source)) => source.tdx_collateral(&quote)?,
+            (None, None) => return Err(AttestError::NoCollateral),
+        };
+        Ok(TdxEvidence::new(quote, &collateral)?)
     }
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use configfs::{ConfigfsTsm, StdFs, TsmFs};
 pub use devices::{SevGuestDevice, TdxGuestDevice};
-pub use endorsements::Endorsements;
+pub use endorsements::{EndorsementSource, Endorsements};
 #[cfg(any(test, feature = "testing"))]
 pub use fake::{FakeTsm, FakeTsmConfig};
 pub use simulated::Simulated;
@@ -95,6 +95,10 @@ pub enum AttestError {
         "no TDX collateral: configure a collateral file (PCS collateral for this platform's FMSPC)"
     )]
     NoCollateral,
+    /// The endorsement source could not supply current endorsements (unreachable and
+    /// nothing cached, or what is cached has expired).
+    #[error("endorsements unavailable: {0}")]
+    Endorsements(String),
     /// Only a TD report (not a quote) could be obtained.
     #[error("{0}")]
     QuoteUnavailable(String),

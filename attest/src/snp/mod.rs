@@ -3,12 +3,14 @@
 mod cert_table;
 pub(crate) mod certs;
 mod crl;
+mod kds;
 mod report;
 pub mod tcb_floor;
 
 pub use cert_table::{CertTableEntry, MAX_CERT_TABLE_LEN, parse_cert_table};
 pub use certs::{CertRole, Product, split_certificates};
 pub use crl::{Crl, MAX_CRL_LEN, parse_crl, read_crl};
+pub use kds::{KdsQuery, kds_query};
 pub use report::REPORT_LEN;
 
 use crate::verdict::{CheckName, Checks, Measurement, Tcb};

@@ -10,6 +10,8 @@ use veil_attest::attester::{
     TdxGuestDevice, detect,
 };
 
+use crate::endorsements::Endorser;
+
 /// Which trusted-execution backend produces evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -36,6 +38,9 @@ pub struct TeeOptions {
     pub snp_cert_dir: Option<PathBuf>,
     /// TDX collateral file (dcap-qvl `QuoteCollateralV3` JSON).
     pub tdx_collateral: Option<PathBuf>,
+    /// Fetches endorsements (AMD KDS, Intel PCS/PCCS) where the host and the files above
+    /// supply none.
+    pub endorser: Option<Arc<Endorser>>,
 }
 
 impl TeeOptions {
@@ -49,14 +54,25 @@ impl TeeOptions {
             tsm_root,
             snp_cert_dir,
             tdx_collateral,
+            endorser: None,
         }
+    }
+
+    /// These options, with endorsements fetched by `endorser`.
+    pub fn with_endorser(mut self, endorser: Arc<Endorser>) -> Self {
+        self.endorser = Some(endorser);
+        self
     }
 }
 
 /// The attester for `tee`, and why it was chosen. The simulated platform's key comes from
 /// the OS RNG and its measurement is the SHA-384 of this binary.
 pub fn attester(tee: Tee, opts: &TeeOptions) -> Result<(Arc<dyn Attester>, String), AttestError> {
-    let endorsements = Endorsements::new(opts.snp_cert_dir.clone(), opts.tdx_collateral.clone());
+    let mut endorsements =
+        Endorsements::new(opts.snp_cert_dir.clone(), opts.tdx_collateral.clone());
+    if let Some(e) = &opts.endorser {
+        endorsements = endorsements.with_source(e.clone());
+    }
     let mut cfg = DetectConfig::default();
     if let Some(root) = &opts.tsm_root {
         cfg.tsm_root = root.clone();

@@ -3,6 +3,7 @@
 //! Run with: `cargo run --release -p veil-server -- serve --listen 127.0.0.1:8080 --tee simulated --allow-plaintext --no-auth`
 //! (a local demo), or create an API key first with `veil-server keys create --name NAME`.
 
+mod endorsements;
 mod keys;
 mod serve;
 
@@ -60,6 +61,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// Prefetch and inspect the endorsements (AMD KDS, Intel PCS/PCCS) evidence travels with.
+    Endorsements {
+        #[command(subcommand)]
+        command: endorsements::EndorsementsCommand,
     },
     /// Fetch and verify the default model into the cache; print its path.
     FetchModel,
@@ -130,15 +136,29 @@ struct TeeArgs {
     /// TDX collateral (dcap-qvl QuoteCollateralV3 JSON) for this platform.
     #[arg(long, value_name = "FILE")]
     tdx_collateral: Option<PathBuf>,
+    #[command(flatten)]
+    endorse: endorsements::EndorseArgs,
 }
 
 impl TeeArgs {
-    fn options(&self) -> TeeOptions {
-        TeeOptions::new(
+    /// The options for `tee`, with an endorsement fetcher unless disabled or simulated.
+    fn options(&self, tee: Tee) -> anyhow::Result<TeeOptions> {
+        Ok(self.options_with(self.endorse.endorser(tee)?))
+    }
+
+    fn options_with(
+        &self,
+        endorser: Option<std::sync::Arc<veil_server::endorsements::Endorser>>,
+    ) -> TeeOptions {
+        let opts = TeeOptions::new(
             self.tsm_root.clone(),
             self.snp_cert_dir.clone(),
             self.tdx_collateral.clone(),
-        )
+        );
+        match endorser {
+            Some(e) => opts.with_endorser(e),
+            None => opts,
+        }
     }
 }
 
@@ -179,7 +199,8 @@ fn main() -> anyhow::Result<()> {
             model,
             output,
         } => {
-            let (attester, why) = confidential::attester(tee.into(), &tee_options.options())?;
+            let tee = Tee::from(tee);
+            let (attester, why) = confidential::attester(tee, &tee_options.options(tee)?)?;
             eprintln!("veil-server: backend {} ({why})", attester.name());
             let nonce: [u8; 32] = match nonce {
                 Some(h) => hex::decode(h)
@@ -212,6 +233,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys::keys(command),
+        Command::Endorsements { command } => endorsements::endorsements(command),
         Command::FetchModel => {
             let source = fetch::default_model(&mut |line| eprintln!("veil-server: {line}"))?;
             let (weights, _) = source.manifest.weights()?;

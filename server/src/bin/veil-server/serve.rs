@@ -311,7 +311,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listen_config = args.limits.listen_config()?;
     let output_filter = args.filter.output_filter()?;
     let tee = Tee::from(args.tee);
-    let (attester, why) = confidential::attester(tee, &args.tee_options.options())
+    let (attester, why) = confidential::attester(tee, &args.tee_options.options(tee)?)
         .context("choosing the TEE backend (use --tee simulated for a demo without hardware)")?;
     if tee == Tee::Simulated {
         tracing::warn!(

@@ -1,0 +1,109 @@
+//! Endorsements fetched from a fake AMD KDS and a fake Intel PCCS serving the vectors' real
+//! certificates and collateral: the bundles verify offline at the vectors' times; and the
+//! refresh and failure cases (expired collateral, a failing then recovering service, a wrong
+//! FMSPC, cut, oversized and slow answers).
+
+mod cli;
+mod fake;
+mod snp;
+mod tdx;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use veil_attest::UnixTime;
+use veil_attest::attester::{ConfigfsTsm, Endorsements, FakeTsm, FakeTsmConfig};
+use veil_server::endorsements::{Clock, EndorsementConfig, Endorser, Limits};
+
+/// A clock the test moves.
+#[derive(Debug)]
+pub(crate) struct TestClock(AtomicU64);
+
+impl TestClock {
+    pub(crate) fn at(rfc3339: &str) -> Arc<Self> {
+        Arc::new(Self(AtomicU64::new(
+            UnixTime::parse_rfc3339(rfc3339).expect("time").0,
+        )))
+    }
+
+    pub(crate) fn set(&self, t: u64) {
+        self.0.store(t, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub(crate) fn vector(path: &str) -> Vec<u8> {
+    std::fs::read(vector_path(path)).expect("vector")
+}
+
+pub(crate) fn vector_path(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../attest/tests/vectors")
+        .join(path)
+}
+
+fn config(dir: &std::path::Path, kds: &str, pccs: &str) -> EndorsementConfig {
+    let mut cfg = EndorsementConfig::new(dir.to_owned());
+    cfg.kds_url = kds.to_owned();
+    cfg.pccs_url = pccs.to_owned();
+    let mut limits = Limits::default();
+    limits.timeout = Duration::from_millis(400);
+    limits.attempts = 2;
+    limits.backoff = Duration::from_millis(10);
+    cfg.limits = limits;
+    cfg.refresh_every = None;
+    cfg.retry_after_failure = Duration::from_secs(60);
+    cfg
+}
+
+/// An endorser on the fakes with short timeouts, no background refresher (requests refresh
+/// what is due), a cache in `dir`.
+pub(crate) fn endorser(
+    dir: &std::path::Path,
+    kds: &str,
+    pccs: &str,
+    clock: Arc<TestClock>,
+) -> Arc<Endorser> {
+    Endorser::new(config(dir, kds, pccs), clock).expect("endorser")
+}
+
+/// As [`endorser`], with a background refresher (whose thread does not wake during a test:
+/// the test calls `refresh_due` for it).
+pub(crate) fn endorser_with_refresher(
+    dir: &std::path::Path,
+    kds: &str,
+    pccs: &str,
+    clock: Arc<TestClock>,
+) -> Arc<Endorser> {
+    let mut cfg = config(dir, kds, pccs);
+    cfg.refresh_every = Some(Duration::from_secs(24 * 3600));
+    Endorser::new(cfg, clock).expect("endorser")
+}
+
+/// A configfs-tsm attester whose kernel returns `outblob` (and no certificate table), with
+/// endorsements from `endorser` only; the tree lives as long as the directory returned.
+pub(crate) fn attester(
+    provider: &str,
+    outblob: Vec<u8>,
+    endorser: Arc<Endorser>,
+) -> (ConfigfsTsm, tempfile::TempDir) {
+    let root = tempfile::tempdir().expect("tsm root");
+    let fake = Arc::new(FakeTsm::new(FakeTsmConfig::new(
+        Some(provider),
+        outblob,
+        Vec::new(),
+    )));
+    let a = ConfigfsTsm::with_fs(
+        root.path().to_owned(),
+        Endorsements::default().with_source(endorser),
+        fake,
+    );
+    (a, root)
+}
