@@ -55,7 +55,7 @@ fn the_load_probe_counts_queue_batch_and_passes() {
     for mut rx in receivers {
         loop {
             match rx.blocking_recv().expect("event") {
-                GenEvent::Text(_) => {}
+                GenEvent::Text(_) | GenEvent::Logprobs(_) => {}
                 GenEvent::Done(_, usage) => {
                     assert_eq!(usage.completion_tokens, 6);
                     break;
