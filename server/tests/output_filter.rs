@@ -6,11 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use veil_engine::EngineConfig;
 use veil_engine::chat::ChatMessage;
 use veil_engine::model::DEFAULT_MODEL_ID;
@@ -51,17 +48,6 @@ fn filtered_app(words: &[&str]) -> (Router, String) {
     (router(state), rendered)
 }
 
-async fn post(app: &Router, path: &str, body: &Value) -> (StatusCode, String) {
-    let req = Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_vec(body).expect("json")))
-        .expect("request");
-    let res = app.clone().oneshot(req).await.expect("infallible");
-    let status = res.status();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
-}
-
 /// One answer, whole or streamed: its text, finish reason and completion tokens.
 struct Answer {
     text: String,
@@ -84,7 +70,7 @@ async fn ask(app: &Router, rendered: &str, path: &str, stream: bool) -> Answer {
     if stream {
         body["stream_options"] = json!({"include_usage": true});
     }
-    let (status, raw) = post(app, path, &body).await;
+    let (status, raw) = common::post(app, path, &body).await;
     assert_eq!(status, StatusCode::OK, "{raw}");
     let text_of = |choice: &Value| -> String {
         let t = if chat {
@@ -194,7 +180,7 @@ async fn log_probabilities_are_refused_while_a_filter_is_configured() {
             json!({"model": DEFAULT_MODEL_ID, "max_tokens": 2, "logprobs": 1, "prompt": rendered}),
         ),
     ] {
-        let (status, raw) = post(&app, path, &body).await;
+        let (status, raw) = common::post(&app, path, &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {raw}");
         let v: Value = serde_json::from_str(&raw).expect("JSON");
         assert_eq!(v["error"]["param"], "logprobs", "{raw}");

@@ -4,11 +4,8 @@
 mod common;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use veil_engine::EngineConfig;
 use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::router;
@@ -22,19 +19,8 @@ fn app() -> Router {
     router(state)
 }
 
-async fn post(app: &Router, path: &str, body: &Value) -> (StatusCode, String) {
-    let req = Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_vec(body).expect("json")))
-        .expect("request");
-    let res = app.clone().oneshot(req).await.expect("infallible");
-    let status = res.status();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
-}
-
 async fn post_json(app: &Router, path: &str, body: &Value) -> Value {
-    let (status, raw) = post(app, path, body).await;
+    let (status, raw) = common::post(app, path, body).await;
     assert_eq!(status, StatusCode::OK, "{raw}");
     serde_json::from_str(&raw).expect("JSON")
 }
@@ -111,7 +97,8 @@ async fn a_response_is_the_chat_answer_to_the_same_conversation() {
 async fn a_streamed_response_sends_the_event_sequence() {
     let app = app();
     let whole = post_json(&app, "/v1/responses", &request(json!({}))).await;
-    let (status, raw) = post(&app, "/v1/responses", &request(json!({"stream": true}))).await;
+    let (status, raw) =
+        common::post(&app, "/v1/responses", &request(json!({"stream": true}))).await;
     assert_eq!(status, StatusCode::OK, "{raw}");
     let names: Vec<&str> = raw
         .lines()
@@ -214,7 +201,7 @@ async fn what_responses_cannot_serve_is_refused_by_name() {
             "input",
         ),
     ] {
-        let (status, raw) = post(&app, "/v1/responses", &request(extra.clone())).await;
+        let (status, raw) = common::post(&app, "/v1/responses", &request(extra.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {raw}");
         let v: Value = serde_json::from_str(&raw).expect("JSON");
         assert_eq!(v["error"]["param"], param, "{extra}: {raw}");
@@ -234,17 +221,18 @@ async fn what_responses_cannot_serve_is_refused_by_name() {
             "input",
         ),
     ] {
-        let (status, raw) = post(&app, "/v1/responses", &request(extra.clone())).await;
+        let (status, raw) = common::post(&app, "/v1/responses", &request(extra.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {raw}");
         let v: Value = serde_json::from_str(&raw).expect("JSON");
         assert_eq!(v["error"]["param"], param, "{extra}: {raw}");
     }
-    let (status, raw) = post(&app, "/v1/responses", &request(json!({"model": "gpt-5"}))).await;
+    let (status, raw) =
+        common::post(&app, "/v1/responses", &request(json!({"model": "gpt-5"}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{raw}");
     // The neutral values SDKs send, and fields that change nothing, are accepted.
     let neutral = json!({"store": false, "tools": [], "tool_choice": "auto",
         "text": {"format": {"type": "text"}}, "truncation": "disabled", "metadata": {"k": "v"},
         "parallel_tool_calls": true, "user": "u", "max_output_tokens": 2});
-    let (status, raw) = post(&app, "/v1/responses", &request(neutral)).await;
+    let (status, raw) = common::post(&app, "/v1/responses", &request(neutral)).await;
     assert_eq!(status, StatusCode::OK, "{raw}");
 }

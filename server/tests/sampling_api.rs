@@ -4,11 +4,8 @@
 mod common;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use veil_engine::EngineConfig;
 use veil_engine::model::DEFAULT_MODEL_ID;
 use veil_server::api::router;
@@ -21,20 +18,8 @@ fn app() -> Router {
     router(state)
 }
 
-/// Status and body.
-async fn post(app: &Router, path: &str, body: &Value) -> (StatusCode, String) {
-    let req = Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_vec(body).expect("json")))
-        .expect("request");
-    let res = app.clone().oneshot(req).await.expect("infallible");
-    let status = res.status();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
-}
-
 async fn post_ok(app: &Router, path: &str, body: &Value) -> String {
-    let (status, raw) = post(app, path, body).await;
+    let (status, raw) = common::post(app, path, body).await;
     assert_eq!(status, StatusCode::OK, "{raw}");
     raw
 }

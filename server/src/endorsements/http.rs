@@ -80,16 +80,32 @@ impl Http {
     pub(crate) fn new(limits: Limits) -> Result<Self, EndorsementError> {
         // ring only, as the client SDK: a second provider would make rustls refuse to choose.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .connect_timeout(limits.timeout)
-            .timeout(limits.timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .user_agent(concat!("veil-server/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EndorsementError::Transport {
-                url: String::new(),
-                reason: e.to_string(),
-            })?;
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(limits.timeout)
+                .timeout(limits.timeout)
+                .redirect(reqwest::redirect::Policy::limited(3))
+                .user_agent(concat!("veil-server/", env!("CARGO_PKG_VERSION")))
+        };
+        let client = match builder().build() {
+            Ok(c) => c,
+            // No system CA roots (the measured image carries none): HTTPS sources cannot be
+            // authenticated, so they fail at fetch time; `http://` mirrors and PCCS still
+            // work, their answers being signed. The server starts either way.
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "no system CA roots: HTTPS endorsement sources will fail; use an http:// \
+                     mirror (--kds-url, --pccs-url) or a host-supplied certificate table"
+                );
+                builder().tls_certs_only(Vec::new()).build().map_err(|e| {
+                    EndorsementError::Transport {
+                        url: String::new(),
+                        reason: e.to_string(),
+                    }
+                })?
+            }
+        };
         Ok(Self { client, limits })
     }
 

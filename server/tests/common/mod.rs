@@ -58,3 +58,23 @@ pub fn app_with(engine: EngineConfig, api: ApiConfig) -> (AppState, Worker) {
 pub fn app_with_auth(engine: EngineConfig, api: ApiConfig, auth: Auth) -> (AppState, Worker) {
     app_state_with_auth(load(), engine, api, auth)
 }
+
+/// POSTs `body` as JSON to `path` on `app`: the status and the body as text.
+pub async fn post(
+    app: &axum::Router,
+    path: &str,
+    body: &serde_json::Value,
+) -> (axum::http::StatusCode, String) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let req = axum::http::Request::post(path)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(
+            serde_json::to_vec(body).expect("json"),
+        ))
+        .expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
+}
