@@ -46,6 +46,7 @@ pub struct Metrics {
     prompt_tokens: Counter,
     completion_tokens: Counter,
     first_token_seconds: Histogram,
+    between_tokens_seconds: Histogram,
     gateway_key_id: Gauge,
     engine: Arc<EngineLoad>,
 }
@@ -130,6 +131,8 @@ impl Metrics {
             completion_tokens: Counter::default(),
             // 5 ms to about 20 s.
             first_token_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 13)),
+            // 1 ms to about 4 s.
+            between_tokens_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
             gateway_key_id: Gauge::default(),
             engine: Arc::default(),
             registry: Registry::default(),
@@ -180,6 +183,11 @@ impl Metrics {
             m.first_token_seconds.clone(),
         );
         registry.register(
+            "between_tokens_seconds",
+            "Time between two pieces of a generation's text (per-token latency)",
+            m.between_tokens_seconds.clone(),
+        );
+        registry.register(
             "gateway_key_id",
             "Key id of the current (preferred) gateway key",
             m.gateway_key_id.clone(),
@@ -226,6 +234,10 @@ impl Metrics {
 
     pub(crate) fn first_token(&self, after: Duration) {
         self.first_token_seconds.observe(after.as_secs_f64());
+    }
+
+    pub(crate) fn between_tokens(&self, gap: Duration) {
+        self.between_tokens_seconds.observe(gap.as_secs_f64());
     }
 
     pub(crate) fn generation_ended(&self, reason: &'static str, prompt: usize, completion: usize) {

@@ -184,6 +184,7 @@ fn no_canary_or_key_in_logs_or_files() {
         "veil_generations_total{reason=\"length\"}",
         "veil_completion_tokens_total",
         "veil_first_token_seconds_count",
+        "veil_between_tokens_seconds_count",
         "veil_gateway_key_id",
         "veil_engine_queued 0",
         "veil_engine_max_batch ",

@@ -44,6 +44,8 @@ pub(crate) struct Generation {
     ended: bool,
     /// When it was queued (for the time to the first text).
     started: Instant,
+    /// When its last text came (for the time between tokens).
+    last_text: Instant,
     /// Whether its end was counted in the metrics.
     counted: bool,
 }
@@ -66,6 +68,7 @@ impl Generation {
             logprobs: Vec::new(),
             ended: false,
             started: Instant::now(),
+            last_text: Instant::now(),
             counted: false,
         }
         .counting()
@@ -111,9 +114,13 @@ impl Generation {
         Some(match event {
             Some(GenEvent::Text(t)) => {
                 self.pieces += 1;
+                let now = Instant::now();
                 if self.pieces == 1 {
-                    crate::metrics::global().first_token(self.started.elapsed());
+                    crate::metrics::global().first_token(now - self.started);
+                } else {
+                    crate::metrics::global().between_tokens(now - self.last_text);
                 }
+                self.last_text = now;
                 match self.screen.push(&t) {
                     Screened::Pass(t) => Step::Text(t, std::mem::take(&mut self.logprobs)),
                     Screened::Blocked(before) => {
