@@ -8,10 +8,12 @@
 //! in practice by `max_tokens`); when the receiver is dropped (the client went away) the
 //! worker drops the sequence at its next step.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
+use crate::error::Error;
+use crate::grammar::{Constraint, Grammars, OutputFormat};
 use crate::llama::Llama;
 use crate::load::{Counters, LoadProbe};
 use crate::request::{GenEvent, GenRequest};
@@ -53,6 +55,10 @@ pub struct Engine {
     queue: mpsc::Sender<Job>,
     config: EngineConfig,
     counters: Arc<Counters>,
+    tokenizer: Arc<Tokenizer>,
+    /// The vocabulary's token trie for constrained decoding, built at the first request that
+    /// asks for an output format (or the reason it cannot be built).
+    grammars: Arc<OnceLock<Result<Grammars, String>>>,
 }
 
 impl Engine {
@@ -67,7 +73,7 @@ impl Engine {
         let counters = Arc::new(Counters::default());
         let worker = Worker::new(
             llama,
-            tokenizer,
+            tokenizer.clone(),
             rx,
             config.max_batch.max(1),
             counters.clone(),
@@ -76,6 +82,8 @@ impl Engine {
             queue: tx,
             config,
             counters,
+            tokenizer,
+            grammars: Arc::new(OnceLock::new()),
         };
         (engine, worker)
     }
@@ -131,6 +139,20 @@ impl Engine {
                 rx
             })
             .collect())
+    }
+
+    /// A constraint that keeps a sequence's answer in `format`, for
+    /// [`GenRequest::constraint`]; [`Error::Grammar`] names what in a schema cannot be
+    /// compiled. Compiling is CPU work (up to milliseconds for a large schema): call it off
+    /// the async runtime's threads.
+    pub fn constraint(&self, format: &OutputFormat) -> crate::Result<Constraint> {
+        match self
+            .grammars
+            .get_or_init(|| Grammars::new(&self.tokenizer).map_err(|e| e.to_string()))
+        {
+            Ok(g) => g.compile(format),
+            Err(e) => Err(Error::Grammar(e.clone())),
+        }
     }
 
     /// The limits this engine runs with.

@@ -51,6 +51,10 @@ pub enum Error {
     /// The tokenizer could not be built from the model's metadata, or failed on input.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// An output format could not be compiled into a grammar (the message names the
+    /// unsupported or unsatisfiable part of the schema), or a constrained sequence broke it.
+    #[error("output format: {0}")]
+    Grammar(String),
     /// The model's chat template could not be parsed or rendered.
     #[error("chat template: {0}")]
     Template(String),

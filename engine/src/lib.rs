@@ -21,7 +21,8 @@
 //!     Engine::new(Arc::new(model.llama), Arc::new(model.tokenizer), EngineConfig::default());
 //! worker.spawn()?;
 //! let params = SamplingParams::greedy(8);
-//! let mut events = engine.submit(GenRequest { id: "demo".into(), prompt, params })?;
+//! let request = GenRequest { id: "demo".into(), prompt, params, constraint: None };
+//! let mut events = engine.submit(request)?;
 //! while let Some(event) = events.blocking_recv() {
 //!     match event {
 //!         GenEvent::Text(text) => print!("{text}"),
@@ -36,6 +37,7 @@ pub mod chat;
 mod engine;
 mod error;
 pub mod fetch;
+mod grammar;
 mod llama;
 mod load;
 pub mod model;
@@ -47,6 +49,7 @@ mod worker;
 
 pub use engine::{Engine, EngineConfig, SubmitError};
 pub use error::{Error, Result};
+pub use grammar::{Constraint, Grammars, OutputFormat};
 pub use llama::{HfConfig, KvCache, Llama, LlamaConfig, WeightFormat, argmax, argmax_rows};
 pub use load::{Load, LoadProbe};
 pub use request::{FinishReason, GenEvent, GenRequest, TokenLogprobs, Usage};

@@ -1,6 +1,7 @@
 //! What a request to the engine is and what comes back: the types the handle
 //! ([`crate::Engine`]) and the worker share.
 
+use crate::grammar::Constraint;
 use crate::sampling::SamplingParams;
 
 /// One generation request, already tokenized and validated.
@@ -12,6 +13,9 @@ pub struct GenRequest {
     pub prompt: Vec<u32>,
     /// How to pick tokens and when to stop.
     pub params: SamplingParams,
+    /// The grammar the answer must follow ([`crate::Engine::constraint`]), if any: each
+    /// step's logits are masked by it before biases, temperature and top-p.
+    pub constraint: Option<Constraint>,
 }
 
 /// Why a generation ended.

@@ -132,7 +132,8 @@ impl LogitAdjust {
 /// The log-softmax of the logits a token was sampled from: `logits` (after the biases and
 /// penalties) divided by the temperature (a greedy pick, temperature 0, divides by 1), over
 /// the whole vocabulary (top-p does not truncate it). Returns `token`'s entry and the `top`
-/// most likely tokens, most likely first (ties by token id).
+/// most likely tokens, most likely first (ties by token id), leaving out tokens a grammar
+/// forbids.
 pub(crate) fn token_logprobs(
     logits: &[f32],
     temperature: f64,
@@ -162,8 +163,10 @@ pub(crate) fn token_logprobs(
         logprob: logits
             .get(token as usize)
             .map_or(f32::NEG_INFINITY, |&l| lp(l)),
+        // A token a grammar masked out (`-inf`) is no alternative.
         top: ids
             .into_iter()
+            .filter(|&i| logits[i as usize].is_finite())
             .map(|i| (i, lp(logits[i as usize])))
             .collect(),
     }

@@ -337,6 +337,11 @@ impl Tokenizer {
         self.end_of_generation.contains(&id)
     }
 
+    /// The ids whose generation ends a completion, the GGUF's EOS first.
+    pub fn end_of_generation(&self) -> &[u32] {
+        &self.end_of_generation
+    }
+
     /// Whether `id` is a control token.
     pub fn is_control(&self, id: u32) -> bool {
         self.control.get(id as usize).copied().unwrap_or(false)

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use candle_transformers::generation::LogitsProcessor;
 use tokio::sync::mpsc;
 
+use crate::grammar::Constraint;
 use crate::llama::{KvCache, Llama, argmax_rows};
 use crate::load::Counters;
 use crate::request::{FinishReason, GenEvent, GenRequest, TokenLogprobs, Usage};
@@ -64,6 +65,8 @@ struct Active {
     processor: LogitsProcessor,
     /// Penalties and biases applied to this sequence's logits before the processor.
     adjust: Option<LogitAdjust>,
+    /// The grammar its answer follows: tokens it forbids are masked before the biases.
+    constraint: Option<Constraint>,
     /// Greedy decoding with nothing to adjust or report: the pick is the batch's argmax
     /// (the processor's, computed for all rows at once).
     greedy: bool,
@@ -159,7 +162,9 @@ impl Worker {
             adjust: LogitAdjust::new(&request.params),
             greedy: request.params.is_greedy()
                 && LogitAdjust::new(&request.params).is_none()
-                && request.params.logprobs.is_none(),
+                && request.params.logprobs.is_none()
+                && request.constraint.is_none(),
+            constraint: request.constraint,
             temperature: request.params.temperature,
             logprobs: request.params.logprobs,
             text: TextStream::new(request.params.stop),
@@ -289,6 +294,12 @@ impl Worker {
         if let Some(adjust) = &mut a.adjust {
             adjust.record(token);
         }
+        if let Some(c) = &mut a.constraint
+            && let Err(e) = c.advance(token)
+        {
+            fail(a, &e.to_string());
+            return false;
+        }
         match a.text.push(self.tokenizer.token_bytes(token)) {
             Delta::Stopped(text) => {
                 send_text(a, text);
@@ -334,18 +345,22 @@ impl Worker {
     }
 }
 
-/// Samples `a`'s token from row `row` of `logits`, after its biases and penalties; with its
-/// log probabilities when it reports them (an end-of-generation token's are dropped later).
+/// Samples `a`'s token from row `row` of `logits`, within its grammar and after its biases
+/// and penalties; with its log probabilities when it reports them (an end-of-generation
+/// token's are dropped later).
 fn sample_row(
     a: &mut Active,
     logits: &candle_core::Tensor,
     row: usize,
-) -> candle_core::Result<(u32, Option<TokenLogprobs>)> {
+) -> crate::Result<(u32, Option<TokenLogprobs>)> {
     let l = logits.get(row)?;
-    if a.adjust.is_none() && a.logprobs.is_none() {
+    if a.adjust.is_none() && a.logprobs.is_none() && a.constraint.is_none() {
         return Ok((a.processor.sample(&l)?, None));
     }
     let mut v = l.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    if let Some(c) = &mut a.constraint {
+        c.mask(&mut v)?;
+    }
     if let Some(adjust) = &a.adjust {
         adjust.apply(&mut v);
     }

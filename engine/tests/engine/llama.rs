@@ -251,6 +251,7 @@ fn engine_streams_greedy_text_deterministically_and_counts_tokens() {
                 id: "t".to_owned(),
                 prompt,
                 params: SamplingParams::greedy(12),
+                constraint: None,
             })
             .expect("queued");
         let mut text = String::new();
@@ -374,6 +375,7 @@ fn engine_streams_the_pinned_greedy_completions_batched() {
                     id: "pinned".to_owned(),
                     prompt: tokenizer.encode(prompt).expect("encodes"),
                     params: SamplingParams::greedy(32),
+                    constraint: None,
                 })
                 .expect("queued")
         })
@@ -527,6 +529,7 @@ fn long_prompts_are_fed_in_chunks_as_candle_fed_those_chunks() {
             id: "long".to_owned(),
             prompt,
             params,
+            constraint: None,
         })
         .expect("queued");
     assert_eq!(collect_text(&mut rx), tokenizer.decode(&chunked));
@@ -552,6 +555,7 @@ fn a_long_prompt_does_not_stall_running_streams() {
             id: "a".to_owned(),
             prompt: tokenizer.encode(PINNED[0].0).expect("encodes"),
             params: greedy(64),
+            constraint: None,
         })
         .expect("queued");
     assert!(matches!(a.blocking_recv(), Some(GenEvent::Text(_))));
@@ -561,6 +565,7 @@ fn a_long_prompt_does_not_stall_running_streams() {
             id: "b".to_owned(),
             prompt: b_prompt,
             params: greedy(1),
+            constraint: None,
         })
         .expect("queued");
     assert!(matches!(b.blocking_recv(), Some(GenEvent::Text(_))));
@@ -591,6 +596,7 @@ fn a_short_prompt_is_not_held_behind_a_long_one() {
             id: "long".to_owned(),
             prompt: long,
             params: greedy(1),
+            constraint: None,
         })
         .expect("queued");
     let mut s = engine
@@ -598,6 +604,7 @@ fn a_short_prompt_is_not_held_behind_a_long_one() {
             id: "short".to_owned(),
             prompt: tokenizer.encode(PINNED[0].0).expect("encodes"),
             params: greedy(64),
+            constraint: None,
         })
         .expect("queued");
     worker.spawn().expect("worker");

@@ -42,6 +42,7 @@ fn the_load_probe_counts_queue_batch_and_passes() {
                     id: "load".to_owned(),
                     prompt,
                     params,
+                    constraint: None,
                 })
                 .expect("queued")
         })

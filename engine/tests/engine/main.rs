@@ -2,6 +2,7 @@
 //! links candle, so one per crate keeps link time and disk down).
 
 mod common;
+mod grammar;
 mod llama;
 mod load;
 mod safetensors;

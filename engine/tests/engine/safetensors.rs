@@ -314,6 +314,7 @@ fn safetensors_model_answers_through_the_engine() {
             id: "t".to_owned(),
             prompt,
             params: SamplingParams::greedy(12),
+            constraint: None,
         })
         .expect("queued");
     let mut text = String::new();

@@ -38,6 +38,7 @@ impl Run {
                 id: "t".to_owned(),
                 prompt,
                 params,
+                constraint: None,
             })
             .expect("queued");
         let (mut text, mut lps) = (String::new(), Vec::new());

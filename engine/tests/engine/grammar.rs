@@ -1,0 +1,219 @@
+//! Structured outputs on the real model: an answer constrained by a JSON Schema parses and
+//! validates whether decoded greedily or sampled, with log probabilities that leave out
+//! what the grammar forbids; a schema the compiler cannot serve is refused by name.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use veil_engine::chat::ChatMessage;
+use veil_engine::{
+    Constraint, Engine, EngineConfig, FinishReason, GenEvent, GenRequest, OutputFormat,
+    SamplingParams, TokenLogprobs,
+};
+
+use crate::common;
+
+struct Run {
+    engine: Engine,
+    model: Arc<veil_engine::tokenizer::Tokenizer>,
+    prompt: Vec<u32>,
+}
+
+struct Answer {
+    text: String,
+    logprobs: Vec<TokenLogprobs>,
+    finish: FinishReason,
+}
+
+impl Run {
+    fn start(question: &str) -> Self {
+        let model = common::load();
+        let messages = [ChatMessage {
+            role: "user".to_owned(),
+            content: question.to_owned(),
+        }];
+        let segments = model
+            .template
+            .render_prompt(&messages, true)
+            .expect("renders");
+        let prompt = model.tokenizer.encode_prompt(&segments).expect("encodes");
+        let tokenizer = Arc::new(model.tokenizer);
+        let (engine, worker) = Engine::new(
+            Arc::new(model.llama),
+            tokenizer.clone(),
+            EngineConfig::default(),
+        );
+        worker.spawn().expect("worker");
+        Self {
+            engine,
+            model: tokenizer,
+            prompt,
+        }
+    }
+
+    fn answer(&self, params: SamplingParams, constraint: Option<Constraint>) -> Answer {
+        let mut rx = self
+            .engine
+            .submit(GenRequest {
+                id: "t".to_owned(),
+                prompt: self.prompt.clone(),
+                params,
+                constraint,
+            })
+            .expect("queued");
+        let (mut text, mut logprobs) = (String::new(), Vec::new());
+        loop {
+            match rx.blocking_recv().expect("event") {
+                GenEvent::Text(t) => text.push_str(&t),
+                GenEvent::Logprobs(lp) => logprobs.push(lp),
+                GenEvent::Done(finish, _) => {
+                    return Answer {
+                        text,
+                        logprobs,
+                        finish,
+                    };
+                }
+                GenEvent::Failed(e) => panic!("failed: {e}"),
+            }
+        }
+    }
+}
+
+fn person_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 24},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},
+            "city": {"type": "string", "enum": ["Paris", "London", "Tokyo"]}
+        },
+        "required": ["name", "age", "city"],
+        "additionalProperties": false
+    })
+}
+
+/// Checks `v` against [`person_schema`] by hand (the test does not trust the compiler it
+/// tests to say what valid means).
+fn is_person(v: &Value) -> bool {
+    let Some(o) = v.as_object() else {
+        return false;
+    };
+    let name_ok = o
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.chars().count() <= 24);
+    let age_ok = o
+        .get("age")
+        .and_then(Value::as_i64)
+        .is_some_and(|a| (0..=150).contains(&a));
+    let city_ok = o
+        .get("city")
+        .and_then(Value::as_str)
+        .is_some_and(|c| ["Paris", "London", "Tokyo"].contains(&c));
+    o.len() == 3 && name_ok && age_ok && city_ok
+}
+
+#[test]
+fn answers_follow_the_schema_greedy_and_sampled() {
+    let run = Run::start("Describe a person who lives in a big city.");
+    let format = OutputFormat::JsonSchema(person_schema());
+    let unconstrained = run.answer(SamplingParams::greedy(48), None);
+    assert!(
+        serde_json::from_str::<Value>(&unconstrained.text).is_err(),
+        "the model answers in prose unless constrained: {:?}",
+        unconstrained.text
+    );
+    let mut sampled = Vec::new();
+    for seed in [None, Some(1), Some(2), Some(3)] {
+        let params = match seed {
+            None => SamplingParams::greedy(96),
+            Some(seed) => SamplingParams {
+                temperature: 1.0,
+                seed,
+                ..SamplingParams::greedy(96)
+            },
+        };
+        let constraint = run.engine.constraint(&format).expect("compiles");
+        let a = run.answer(params, Some(constraint));
+        assert_eq!(a.finish, FinishReason::Stop, "{seed:?}: {:?}", a.text);
+        let v: Value = serde_json::from_str(&a.text)
+            .unwrap_or_else(|e| panic!("{seed:?}: not JSON ({e}): {:?}", a.text));
+        assert!(is_person(&v), "{seed:?}: {v}");
+        sampled.push(a.text);
+    }
+    sampled.dedup();
+    assert!(sampled.len() > 1, "sampling varies the answer: {sampled:?}");
+}
+
+#[test]
+fn a_json_object_is_an_object_and_copies_walk_apart() {
+    let run = Run::start("Give me a JSON object with two colors.");
+    let constraint = run
+        .engine
+        .constraint(&OutputFormat::JsonObject)
+        .expect("compiles");
+    // One constraint cloned for two sequences (the `n` choices of a request): each walks its
+    // own grammar, so both answers are whole objects.
+    let params = |seed| SamplingParams {
+        temperature: 0.8,
+        seed,
+        ..SamplingParams::greedy(160)
+    };
+    for (seed, c) in [(7, constraint.clone()), (8, constraint)] {
+        let a = run.answer(params(seed), Some(c));
+        assert_eq!(a.finish, FinishReason::Stop, "{:?}", a.text);
+        let v: Value = serde_json::from_str(&a.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", a.text));
+        assert!(v.is_object(), "{v}");
+    }
+}
+
+#[test]
+fn logprobs_leave_out_what_the_grammar_forbids() {
+    let run = Run::start("Describe a person.");
+    let constraint = run
+        .engine
+        .constraint(&OutputFormat::JsonSchema(person_schema()))
+        .expect("compiles");
+    let a = run.answer(
+        SamplingParams {
+            logprobs: Some(20),
+            ..SamplingParams::greedy(96)
+        },
+        Some(constraint),
+    );
+    assert!(is_person(&serde_json::from_str(&a.text).expect("JSON")));
+    // The first token can only be `{`-led: every alternative reported is one the grammar
+    // allows, and the sampled token's probability is renormalised over them.
+    let first = &a.logprobs[0];
+    assert!(!first.top.is_empty());
+    for &(t, lp) in &first.top {
+        let text = String::from_utf8_lossy(run.model.token_bytes(t)).into_owned();
+        assert!(text.starts_with('{'), "{text:?} offered at the start");
+        assert!(lp.is_finite() && lp <= 0.0);
+    }
+    assert!(a.logprobs.iter().all(|l| l.logprob.is_finite()));
+    let total: f32 = first.top.iter().map(|&(_, lp)| lp.exp()).sum();
+    assert!(total <= 1.0001, "{total}");
+}
+
+#[test]
+fn a_schema_the_compiler_cannot_serve_is_refused_by_name() {
+    let run = Run::start("Hi");
+    let bad =
+        json!({"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}});
+    let e = run
+        .engine
+        .constraint(&OutputFormat::JsonSchema(bad))
+        .expect_err("a remote $ref is not fetched");
+    assert!(e.to_string().contains("example.com"), "{e}");
+    let never = json!({"type": "integer", "minimum": 5, "maximum": 1});
+    let e = run
+        .engine
+        .constraint(&OutputFormat::JsonSchema(never))
+        .expect_err("no integer is at least 5 and at most 1");
+    assert!(
+        e.to_string().to_lowercase().contains("unsatisfiable"),
+        "{e}"
+    );
+}
