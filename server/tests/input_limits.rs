@@ -341,11 +341,6 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
     let cases = [
         (
             "/v1/chat/completions",
-            json!({"response_format": {"type": "json_object"}}),
-            "response_format",
-        ),
-        (
-            "/v1/chat/completions",
             json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
             "tools",
         ),

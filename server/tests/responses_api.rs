@@ -175,12 +175,8 @@ async fn what_responses_cannot_serve_is_refused_by_name() {
         (json!({"tools": function}), "tools"),
         (json!({"tool_choice": "required"}), "tool_choice"),
         (
-            json!({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}),
-            "text.format",
-        ),
-        (
-            json!({"text": {"format": {"type": "json_object"}}}),
-            "text.format",
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format",
         ),
         (json!({"reasoning": {"effort": "low"}}), "reasoning"),
         (

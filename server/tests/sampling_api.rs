@@ -1,5 +1,5 @@
-//! Log probabilities, `n` choices and `seed` over the HTTP API, in-process against the real
-//! model.
+//! Log probabilities, `n` choices, `seed` and structured outputs over the HTTP API,
+//! in-process against the real model.
 
 mod common;
 
@@ -303,4 +303,160 @@ async fn a_seed_gives_the_same_answer_alone_and_under_load() {
     other["seed"] = json!(4321);
     let v = post_ok(&app, "/v1/chat/completions", &other).await;
     assert_ne!(text(&v), text(&alone));
+}
+
+fn city_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 24},
+            "country": {"type": "string", "maxLength": 24},
+            "founded": {"type": "integer", "minimum": -3000, "maximum": 2025}
+        },
+        "required": ["name", "country", "founded"],
+        "additionalProperties": false
+    })
+}
+
+/// Checks `v` against [`city_schema`] by hand.
+fn is_city(v: &Value) -> bool {
+    let short = |k: &str| v[k].as_str().is_some_and(|s| s.chars().count() <= 24);
+    v.as_object().is_some_and(|o| o.len() == 3)
+        && short("name")
+        && short("country")
+        && v["founded"]
+            .as_i64()
+            .is_some_and(|y| (-3000..=2025).contains(&y))
+}
+
+fn json_schema_format() -> Value {
+    json!({"type": "json_schema",
+        "json_schema": {"name": "city", "strict": true, "schema": city_schema()}})
+}
+
+#[tokio::test]
+async fn json_schema_answers_validate_whole_streamed_and_in_every_choice() {
+    let app = app();
+    let body = chat(
+        json!({"max_tokens": 96, "n": 3, "seed": 11, "temperature": 1,
+        "response_format": json_schema_format(),
+        "messages": [{"role": "user", "content": "Tell me about Paris."}]}),
+    );
+    let r: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/chat/completions", &body).await).expect("JSON");
+    let choices = r["choices"].as_array().expect("choices");
+    assert_eq!(choices.len(), 3, "{r}");
+    for c in choices {
+        assert_eq!(c["finish_reason"], "stop", "{c}");
+        let text = c["message"]["content"].as_str().expect("content");
+        let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+        assert!(is_city(&v), "{v}");
+    }
+    // Streamed, the deltas add up to the same answer as whole (greedy).
+    let greedy = chat(
+        json!({"max_tokens": 96, "response_format": json_schema_format(),
+        "messages": [{"role": "user", "content": "Tell me about Rome."}]}),
+    );
+    let whole: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/chat/completions", &greedy).await).expect("JSON");
+    let mut streamed = greedy.clone();
+    streamed["stream"] = json!(true);
+    let raw = post_ok(&app, "/v1/chat/completions", &streamed).await;
+    let text: String = chunks(&raw)
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        text,
+        whole["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("text")
+    );
+    assert!(
+        is_city(&serde_json::from_str(&text).expect("JSON")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn json_object_on_completions_and_text_format_on_responses() {
+    let app = app();
+    let body = json!({"model": DEFAULT_MODEL_ID, "max_tokens": 96, "temperature": 0,
+        "prompt": "A JSON object describing a cat:", "response_format": {"type": "json_object"}});
+    let r: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/completions", &body).await).expect("JSON");
+    let text = r["choices"][0]["text"].as_str().expect("text");
+    assert_eq!(r["choices"][0]["finish_reason"], "stop", "{r}");
+    assert!(
+        serde_json::from_str::<Value>(text)
+            .expect("JSON")
+            .is_object(),
+        "{text}"
+    );
+
+    let format = json!({"type": "json_schema", "name": "city", "schema": city_schema()});
+    let body = json!({"model": DEFAULT_MODEL_ID, "max_output_tokens": 96, "temperature": 0,
+        "input": "Tell me about Paris.", "text": {"format": format}});
+    let r: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/responses", &body).await).expect("JSON");
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["text"]["format"], format, "the format served is echoed");
+    let text = r["output"][0]["content"][0]["text"].as_str().expect("text");
+    assert!(
+        is_city(&serde_json::from_str(text).expect("JSON")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn formats_that_cannot_be_served_are_400s_naming_the_field() {
+    let app = app();
+    let never = json!({"type": "integer", "minimum": 5, "maximum": 1});
+    for (extra, param, says) in [
+        (
+            json!({"response_format": {"type": "json_schema",
+                "json_schema": {"name": "n", "schema": never}}}),
+            "response_format",
+            "nsatisfiable",
+        ),
+        (
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "n",
+                "schema": {"$ref": "https://example.com/schema.json"}}}}),
+            "response_format",
+            "example.com",
+        ),
+        (
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "n"}}}),
+            "response_format.json_schema.schema",
+            "is required",
+        ),
+        (
+            json!({"response_format": {"type": "yaml"}}),
+            "response_format",
+            "not served",
+        ),
+        (
+            json!({"response_format": {"type": "json_object"}, "ignore_eos": true}),
+            "ignore_eos",
+            "structured output",
+        ),
+    ] {
+        let (status, raw) = common::post(&app, "/v1/chat/completions", &chat(extra.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {raw}");
+        let e: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_eq!(e["error"]["param"], param, "{raw}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains(says),
+            "{raw}"
+        );
+    }
+    // The server keeps serving.
+    post_ok(&app, "/v1/chat/completions", &chat(json!({}))).await;
 }

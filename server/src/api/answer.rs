@@ -45,6 +45,7 @@ pub(super) async fn run(
         Endpoint::Chat => logprobs::chat(ask.fields, filtered)?,
         Endpoint::Completion => logprobs::completion(ask.fields, filtered)?,
     };
+    let format = super::format::response_format(ask.fields.response_format.as_ref())?;
     let plan = plan(
         state,
         ask.fields,
@@ -52,6 +53,7 @@ pub(super) async fn run(
         ask.max_tokens,
         ask.default_max,
         logprobs,
+        format.as_ref(),
     )?;
     let Started {
         choices,

@@ -16,6 +16,7 @@ mod deny_list;
 mod drain;
 mod error;
 mod filter;
+mod format;
 mod generation;
 mod handlers;
 mod logprobs;

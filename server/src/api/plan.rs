@@ -2,12 +2,13 @@
 //! validates what every generation endpoint shares, [`start`] admits the request under the
 //! caller's limits and queues its `n` sequences at once.
 
-use veil_engine::{GenRequest, SamplingParams, SubmitError};
+use veil_engine::{Constraint, GenRequest, SamplingParams, SubmitError};
 
 use super::Shared;
 use super::auth::Caller;
 use super::choices::Choices;
 use super::error::ApiError;
+use super::format::{self, Format};
 use super::generation::Generation;
 use super::penalties::Penalties;
 use super::types::GenerationFields;
@@ -29,12 +30,15 @@ pub(crate) struct Plan {
     pub(crate) stream: bool,
     /// Streaming: end with a usage chunk.
     pub(crate) include_usage: bool,
+    /// The grammar every choice follows (each choice walks its own copy).
+    pub(crate) constraint: Option<Constraint>,
 }
 
 /// Checks the parameters every generation endpoint shares (refusing by name those Veil does
 /// not implement) for a prompt of `prompt_len` tokens. `max_tokens`: what the request asks
 /// for, in the field `max_param` names; `default_max`: the endpoint's default (else the
-/// server's limit); `logprobs`: the endpoint's own check of them.
+/// server's limit); `logprobs`: the endpoint's own check of them; `format`: the output format
+/// the endpoint read (`super::format`), compiled here once the cheaper checks passed.
 pub(crate) fn plan(
     state: &Shared,
     fields: &GenerationFields,
@@ -42,8 +46,15 @@ pub(crate) fn plan(
     (max_tokens, max_param): (Option<u64>, &'static str),
     default_max: Option<usize>,
     logprobs: Option<usize>,
+    format: Option<&Format>,
 ) -> Result<Plan, ApiError> {
     super::unsupported::refuse(&fields.other)?;
+    if format.is_some() && fields.ignore_eos {
+        return Err(ApiError::invalid_param(
+            "ignore_eos",
+            "ignore_eos cannot be combined with a structured output format",
+        ));
+    }
     let n = fields.n.unwrap_or(1);
     if !(1..=MAX_CHOICES).contains(&n) {
         return Err(ApiError::invalid_param(
@@ -104,6 +115,7 @@ pub(crate) fn plan(
         .stream_options
         .as_ref()
         .is_some_and(|o| o.include_usage);
+    let constraint = format.map(|f| format::compile(state, f)).transpose()?;
     Ok(Plan {
         params: SamplingParams {
             max_tokens,
@@ -120,6 +132,7 @@ pub(crate) fn plan(
         n: n as usize,
         stream: fields.stream.unwrap_or(false),
         include_usage,
+        constraint,
     })
 }
 
@@ -166,6 +179,7 @@ pub(crate) fn start(
                 seed: choice_seed(plan.params.seed, i),
                 ..plan.params.clone()
             },
+            constraint: plan.constraint.clone(),
         })
         .collect();
     // Prompt tokens are known here; the completion is charged when it ends.
@@ -191,6 +205,7 @@ pub(crate) fn start(
         max_tokens = plan.params.max_tokens,
         n = plan.n,
         stream = plan.stream,
+        constrained = plan.constraint.is_some(),
         "request queued"
     );
     let generations = receivers

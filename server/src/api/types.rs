@@ -80,6 +80,9 @@ pub(crate) struct GenerationFields {
     /// Chat: alternatives to report per token (0 to 20).
     #[serde(default)]
     pub(crate) top_logprobs: Option<serde_json::Value>,
+    /// Structured output: `text`, `json_object` or `json_schema` (`super::format`).
+    #[serde(default)]
+    pub(crate) response_format: Option<serde_json::Value>,
     /// Extension (as in vLLM): keep generating past end-of-generation tokens, up to
     /// `max_tokens`. Used by benchmarks to generate an exact number of tokens.
     #[serde(default)]

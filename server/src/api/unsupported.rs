@@ -1,7 +1,7 @@
 //! Request parameters that would change the answer but that Veil does not implement (yet):
 //! each is refused with a 400 that names it, never silently ignored. A client that asks for
-//! JSON output, tool calls or log probabilities and gets plain text back has been misled; a
-//! 400 tells it (and its developer) at once.
+//! tool calls or log probabilities and gets plain text back has been misled; a 400 tells it
+//! (and its developer) at once. (`response_format` is served: `super::format`.)
 //!
 //! A parameter given with its neutral value (the value that changes nothing, such as
 //! `logprobs: false` or `response_format: {"type": "text"}`) is accepted, because SDKs
@@ -20,11 +20,6 @@ type Neutral = fn(&Value) -> bool;
 
 /// Every refused parameter: its name, when its value is harmless, and what to tell the client.
 const REFUSED: &[(&str, Neutral, &str)] = &[
-    (
-        "response_format",
-        |v| v.is_null() || v.get("type").and_then(Value::as_str) == Some("text"),
-        "structured output (json_object, json_schema) is not implemented; only {\"type\": \"text\"} is served",
-    ),
     ("tools", is_empty_list, "tool calling is not implemented"),
     (
         "tool_choice",
@@ -154,14 +149,6 @@ mod tests {
             assert_eq!(check(ok.clone()), Ok(()), "{ok}");
         }
         for (body, param) in [
-            (
-                json!({"response_format": {"type": "json_object"}}),
-                "response_format",
-            ),
-            (
-                json!({"response_format": {"type": "json_schema", "json_schema": {}}}),
-                "response_format",
-            ),
             (json!({"tools": [{"type": "function"}]}), "tools"),
             (json!({"tool_choice": "required"}), "tool_choice"),
             (json!({"logprobs": true}), "logprobs"),

@@ -4,9 +4,11 @@ Environment: OPENAI_BASE_URL (…/v1), OPENAI_API_KEY (a Veil API key), VEIL_MOD
 Exits non-zero on the first failed assertion.
 """
 
+import json
 import os
 
 import openai
+from pydantic import BaseModel, Field
 
 client = openai.OpenAI(timeout=120, max_retries=0)
 model = os.environ["VEIL_MODEL"]
@@ -27,7 +29,6 @@ assert client.models.retrieve(model).id == model
 # A parameter that would change the answer but is not implemented is refused by name,
 # never ignored: asking for JSON must not quietly return prose.
 for extra, param in [
-    ({"response_format": {"type": "json_object"}}, "response_format"),
     (
         {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
         "tools",
@@ -148,6 +149,61 @@ assert [c.message.content for c in multi[0].choices] == [
     c.message.content for c in multi[1].choices
 ]
 
+# Structured outputs: parse() with a pydantic model (the package turns it into a strict
+# json_schema and parses the answer back), json_object, and a streamed schema answer.
+class City(BaseModel):
+    name: str = Field(max_length=24)
+    country: str = Field(max_length=24)
+    founded: int = Field(ge=-3000, le=2025)
+
+
+city_messages = [{"role": "user", "content": "Tell me about Paris."}]
+parsed = client.chat.completions.parse(
+    model=model, messages=city_messages, response_format=City, max_tokens=96, temperature=0
+)
+city = parsed.choices[0].message.parsed
+assert isinstance(city, City) and city.name, parsed
+obj = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": "Give me a JSON object with two colors."}],
+    response_format={"type": "json_object"},
+    max_tokens=160,
+    temperature=0.8,
+    seed=7,
+)
+assert obj.choices[0].finish_reason == "stop", obj
+assert isinstance(json.loads(obj.choices[0].message.content), dict), obj
+schema_format = {
+    "type": "json_schema",
+    "json_schema": {"name": "city", "strict": True, "schema": City.model_json_schema()},
+}
+streamed_json = "".join(
+    choice.delta.content or ""
+    for chunk in client.chat.completions.create(
+        model=model,
+        messages=city_messages,
+        response_format=schema_format,
+        max_tokens=96,
+        temperature=0,
+        stream=True,
+    )
+    for choice in chunk.choices
+)
+assert City.model_validate_json(streamed_json) == city, streamed_json
+try:
+    client.chat.completions.create(
+        model=model,
+        messages=city_messages,
+        max_tokens=8,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "n", "schema": {"type": "integer", "minimum": 5, "maximum": 1}},
+        },
+    )
+    raise AssertionError("an unsatisfiable schema was accepted")
+except openai.BadRequestError as e:
+    assert e.param == "response_format", e
+
 # The Responses API, whole and streamed.
 r = client.responses.create(
     model=model,
@@ -194,13 +250,18 @@ for extra, param in [
     ({"store": True}, "store"),
     ({"previous_response_id": "resp_0"}, "previous_response_id"),
     ({"tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
-    ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+    ({"text": {"format": {"type": "yaml"}}}, "text.format"),
 ]:
     try:
         client.responses.create(model=model, input="Hi", max_output_tokens=2, **extra)
         raise AssertionError(f"{param} was accepted")
     except openai.BadRequestError as e:
         assert e.param == param, (e.param, param)
+
+r = client.responses.parse(
+    model=model, input="Tell me about Paris.", text_format=City, max_output_tokens=96, temperature=0
+)
+assert r.output_parsed == city, r
 
 try:
     client.chat.completions.create(model="no-such-model", messages=messages)

@@ -15,6 +15,8 @@ pub(super) struct Meta {
     pub(super) max_output_tokens: Option<u64>,
     pub(super) temperature: f64,
     pub(super) top_p: f64,
+    /// `text.format` as served (`{"type": "text"}` when none was asked).
+    pub(super) format: Value,
 }
 
 /// `status` and `incomplete_details` for a finish reason.
@@ -80,7 +82,7 @@ fn response(meta: &Meta, status: &str, incomplete: Value, output: Value, usage: 
         "reasoning": null,
         "store": false,
         "temperature": meta.temperature,
-        "text": {"format": {"type": "text"}},
+        "text": {"format": meta.format},
         "tool_choice": "auto",
         "tools": [],
         "top_p": meta.top_p,

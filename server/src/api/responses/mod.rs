@@ -1,9 +1,10 @@
 //! `POST /v1/responses`: OpenAI's Responses API, stateless. `input` (a string or message
 //! items with text), `instructions`, `max_output_tokens`, `temperature`, `top_p` and
 //! `stream` are served, through the same plan, engine path, output filter and key limits as
-//! chat. Veil stores nothing: `store: true`, `previous_response_id` and `conversation` are
-//! refused, as are the parameters that would change the answer and are not implemented
-//! (`tools`, a `text.format` other than text, `reasoning`, `include`, ...), each by name.
+//! chat; `text.format` (`json_object`, `json_schema`) constrains the answer as chat's
+//! `response_format` does. Veil stores nothing: `store: true`, `previous_response_id` and
+//! `conversation` are refused, as are the parameters that would change the answer and are
+//! not implemented (`tools`, `reasoning`, `include`, ...), each by name.
 
 mod body;
 mod events;
@@ -37,7 +38,7 @@ struct ResponsesRequest {
     /// Tokens to generate at most.
     #[serde(default)]
     max_output_tokens: Option<u64>,
-    /// `{"format": {"type": "text"}}` only.
+    /// `{"format": ...}`: text, or a structured output format (`super::format`).
     #[serde(default)]
     text: Option<Value>,
     /// The parameters shared with chat (`model`, `stream`, `temperature`, `top_p`, and the
@@ -130,6 +131,8 @@ async fn create_inner(
     let (req, body_bytes) = parse::<ResponsesRequest>(body)?;
     check_model(state, &req.fields)?;
     refuse(&req)?;
+    let asked_format = req.text.as_ref().and_then(|t| t.get("format"));
+    let format = super::format::text_format(asked_format)?;
     let messages = messages(&req, state.config.max_messages)?;
     let prompt = chat_prompt(state, &messages, "input")?;
     let plan = plan(
@@ -139,6 +142,7 @@ async fn create_inner(
         (req.max_output_tokens, "max_output_tokens"),
         None,
         None,
+        format.as_ref(),
     )?;
     let Started {
         choices,
@@ -158,6 +162,10 @@ async fn create_inner(
         max_output_tokens: req.max_output_tokens,
         temperature: plan.params.temperature,
         top_p: plan.params.top_p,
+        format: match (&format, asked_format) {
+            (Some(_), Some(f)) => f.clone(),
+            _ => serde_json::json!({"type": "text"}),
+        },
     };
     let mut response = if plan.stream {
         events::sse(choices, meta, ticket).into_response()
@@ -183,8 +191,8 @@ async fn create_inner(
 }
 
 /// Refuses what this endpoint cannot serve: its own stateful or unimplemented parameters,
-/// `text.format` other than text, chat's parameters that have no meaning here, and more
-/// than one choice. The shared refusals (`tools`, `store`, ...) follow in `plan`.
+/// chat's parameters that have no meaning here (`response_format`: here it is
+/// `text.format`), and more than one choice. The shared refusals (`tools`, `store`, ...) follow in `plan`.
 fn refuse(req: &ResponsesRequest) -> Result<(), ApiError> {
     let unsupported = |param: &'static str, message: &str| ApiError {
         code: Some("unsupported_parameter"),
@@ -196,13 +204,6 @@ fn refuse(req: &ResponsesRequest) -> Result<(), ApiError> {
         }
     }
     if let Some(text) = req.text.as_ref().filter(|t| !t.is_null()) {
-        let format = text.get("format").filter(|f| !f.is_null());
-        if format.is_some_and(|f| f.get("type").and_then(Value::as_str) != Some("text")) {
-            return Err(unsupported(
-                "text.format",
-                "structured output (json_object, json_schema) is not implemented; only {\"type\": \"text\"} is served",
-            ));
-        }
         if text.get("verbosity").is_some_and(|v| !v.is_null()) {
             return Err(unsupported(
                 "text.verbosity",
@@ -211,6 +212,12 @@ fn refuse(req: &ResponsesRequest) -> Result<(), ApiError> {
         }
     }
     let f = &req.fields;
+    if f.response_format.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(unsupported(
+            "response_format",
+            "the Responses API names it text.format",
+        ));
+    }
     if f.logprobs
         .as_ref()
         .is_some_and(|v| !(v.is_null() || *v == false))
