@@ -340,8 +340,8 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
     let addr = serve(ApiConfig::default(), ListenConfig::default()).await;
     let cases = [
         (
-            "/v1/chat/completions",
-            json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
+            "/v1/completions",
+            json!({"prompt": "Hi", "tools": [{"type": "function", "function": {"name": "f"}}]}),
             "tools",
         ),
         ("/v1/chat/completions", json!({"store": true}), "store"),
@@ -372,12 +372,12 @@ async fn parameters_that_would_change_the_answer_are_refused_by_name() {
         assert_eq!(error["code"], "unsupported_parameter", "{r}");
         assert_eq!(error["type"], "invalid_request_error", "{r}");
     }
-    // An assistant turn with tool calls cannot be dropped from the history silently.
+    // A legacy function call in the history cannot be dropped from it silently.
     let mut body = chat(1, Some(2));
     body["messages"] = json!([
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": null,
-         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+         "function_call": {"name": "f", "arguments": "{}"}},
         {"role": "user", "content": "Go on"},
     ]);
     let r = post(addr, "/v1/chat/completions", &body).await;

@@ -460,3 +460,151 @@ async fn formats_that_cannot_be_served_are_400s_naming_the_field() {
     // The server keeps serving.
     post_ok(&app, "/v1/chat/completions", &chat(json!({}))).await;
 }
+
+fn weather_tools() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {"type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 32},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"], "additionalProperties": false}}}])
+}
+
+fn weather_question(extra: Value) -> Value {
+    let mut body = chat(json!({"max_tokens": 64, "tools": weather_tools(),
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}));
+    for (k, v) in extra.as_object().expect("object") {
+        body[k] = v.clone();
+    }
+    body
+}
+
+/// Checks one tool call: OpenAI's shape, arguments valid against the weather schema.
+fn check_weather_call(call: &Value) {
+    assert!(
+        call["id"].as_str().expect("id").starts_with("call_"),
+        "{call}"
+    );
+    assert_eq!(call["type"], "function", "{call}");
+    assert_eq!(call["function"]["name"], "get_weather", "{call}");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().expect("a string"))
+            .expect("arguments are JSON");
+    assert!(
+        args["city"]
+            .as_str()
+            .is_some_and(|c| c.chars().count() <= 32),
+        "{args}"
+    );
+    assert!(["celsius", "fahrenheit"].contains(&args["unit"].as_str().expect("unit")));
+    assert_eq!(args.as_object().expect("object").len(), 2, "{args}");
+}
+
+#[tokio::test]
+async fn a_required_tool_call_is_made_whole_and_streamed() {
+    let app = app();
+    for choice in [
+        json!("required"),
+        json!({"type": "function", "function": {"name": "get_weather"}}),
+    ] {
+        let body = weather_question(json!({"tool_choice": choice}));
+        let r: Value = serde_json::from_str(&post_ok(&app, "/v1/chat/completions", &body).await)
+            .expect("JSON");
+        let c = &r["choices"][0];
+        assert_eq!(c["finish_reason"], "tool_calls", "{r}");
+        assert!(c["message"]["content"].is_null(), "{r}");
+        let calls = c["message"]["tool_calls"].as_array().expect("tool_calls");
+        assert_eq!(calls.len(), 1, "{r}");
+        check_weather_call(&calls[0]);
+    }
+    // Streamed: no text, one tool call delta (index 0), then the finish.
+    let body = weather_question(json!({"tool_choice": "required", "stream": true}));
+    let raw = post_ok(&app, "/v1/chat/completions", &body).await;
+    let chunks = chunks(&raw);
+    let deltas: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(deltas.len(), 1, "{raw}");
+    assert_eq!(deltas[0]["index"], 0, "{raw}");
+    check_weather_call(deltas[0]);
+    assert!(
+        chunks.iter().all(|c| c["choices"][0]["delta"]["content"]
+            .as_str()
+            .is_none_or(str::is_empty)),
+        "{raw}"
+    );
+    let last = &chunks.last().expect("chunks")["choices"][0];
+    assert_eq!(last["finish_reason"], "tool_calls", "{raw}");
+}
+
+#[tokio::test]
+async fn a_tool_result_in_the_history_is_answered_and_auto_may_answer_in_text() {
+    let app = app();
+    let body = chat(
+        json!({"max_tokens": 48, "tools": weather_tools(), "tool_choice": "auto",
+        "messages": [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
+                "type": "function", "function": {"name": "get_weather",
+                "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 degrees, sunny"},
+        ]}),
+    );
+    let r: Value =
+        serde_json::from_str(&post_ok(&app, "/v1/chat/completions", &body).await).expect("JSON");
+    let c = &r["choices"][0];
+    match c["finish_reason"].as_str().expect("finish") {
+        "tool_calls" => check_weather_call(&c["message"]["tool_calls"][0]),
+        "stop" => {
+            let text = c["message"]["content"].as_str().expect("content");
+            assert!(!text.is_empty() && !text.contains("\"response\""), "{r}");
+        }
+        other => panic!("{other}: {r}"),
+    }
+    // tool_choice none: plain text, no call.
+    let r: Value = serde_json::from_str(
+        &post_ok(
+            &app,
+            "/v1/chat/completions",
+            &weather_question(json!({"tool_choice": "none"})),
+        )
+        .await,
+    )
+    .expect("JSON");
+    assert!(r["choices"][0]["message"]["tool_calls"].is_null(), "{r}");
+    assert_ne!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
+}
+
+#[tokio::test]
+async fn tool_requests_that_cannot_be_served_are_400s_naming_the_field() {
+    let app = app();
+    for (extra, param) in [
+        (
+            json!({"tool_choice": {"type": "function", "function": {"name": "other"}}}),
+            "tool_choice",
+        ),
+        (json!({"tool_choice": "sometimes"}), "tool_choice"),
+        (
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format",
+        ),
+        (json!({"logprobs": true}), "logprobs"),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "bad name"}}]}),
+            "tools",
+        ),
+        (json!({"tools": [{"type": "code_interpreter"}]}), "tools"),
+    ] {
+        let (status, raw) = common::post(
+            &app,
+            "/v1/chat/completions",
+            &weather_question(extra.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {raw}");
+        let e: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_eq!(e["error"]["param"], param, "{raw}");
+    }
+}

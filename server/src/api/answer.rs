@@ -9,10 +9,12 @@ use super::Shared;
 use super::auth::{Caller, put_budget};
 use super::choices::Choices;
 use super::error::ApiError;
+use super::format::Format;
 use super::generation::Step;
 use super::logprobs;
 use super::plan::{Started, plan, start};
 use super::stream::{ChunkWriter, Endpoint, sse};
+use super::tools::{self, Tools};
 use super::types::{
     ChatChoice, ChatCompletion, GenerationFields, ResponseMessage, TextChoice, TextCompletion,
     UsageBody,
@@ -23,6 +25,8 @@ use crate::keys::Ticket;
 #[derive(Debug)]
 pub(super) struct Ask<'a> {
     pub(super) endpoint: Endpoint,
+    /// Chat: the tools the answer may call (`super::tools`).
+    pub(super) tools: Option<Tools>,
     pub(super) fields: &'a GenerationFields,
     pub(super) prompt: Vec<u32>,
     /// The tokens asked for, if any, and the field that asked.
@@ -45,7 +49,29 @@ pub(super) async fn run(
         Endpoint::Chat => logprobs::chat(ask.fields, filtered)?,
         Endpoint::Completion => logprobs::completion(ask.fields, filtered)?,
     };
-    let format = super::format::response_format(ask.fields.response_format.as_ref())?;
+    let format = match &ask.tools {
+        None => super::format::response_format(ask.fields.response_format.as_ref())?,
+        Some(tools) => {
+            // The tool format is itself a grammar; a second one cannot apply, and log
+            // probabilities of its JSON would not be those of the content returned.
+            if super::format::response_format(ask.fields.response_format.as_ref())?.is_some() {
+                return Err(ApiError::invalid_param(
+                    "response_format",
+                    "response_format cannot be combined with tools",
+                ));
+            }
+            if logprobs.is_some() {
+                return Err(ApiError::invalid_param(
+                    "logprobs",
+                    "logprobs cannot be combined with tools",
+                ));
+            }
+            Some(Format {
+                format: tools.format()?,
+                param: "tools",
+            })
+        }
+    };
     let plan = plan(
         state,
         ask.fields,
@@ -67,6 +93,7 @@ pub(super) async fn run(
         model: state.model_id.clone(),
         tokenizer: state.tokenizer.clone(),
         logprobs: logprobs.is_some(),
+        tools: ask.tools.is_some(),
     };
     let mut response = if plan.stream {
         sse(choices, writer, plan.include_usage, ticket).into_response()
@@ -167,16 +194,25 @@ fn whole(writer: &ChunkWriter, collected: Collected) -> Response {
             created: writer.created,
             model: writer.model.clone(),
             choices: answers
-                .map(|(a, index)| ChatChoice {
-                    index,
-                    logprobs: writer
+                .map(|(a, index)| {
+                    let logprobs = writer
                         .logprobs
-                        .then(|| logprobs::chat_shape(&writer.tokenizer, &a.logprobs)),
-                    message: ResponseMessage {
-                        role: "assistant",
-                        content: a.text,
-                    },
-                    finish_reason: a.reason.as_str(),
+                        .then(|| logprobs::chat_shape(&writer.tokenizer, &a.logprobs));
+                    let (content, call, finish) = if writer.tools {
+                        tools::answer(a.text, a.reason)
+                    } else {
+                        (Some(a.text), None, a.reason.as_str())
+                    };
+                    ChatChoice {
+                        index,
+                        logprobs,
+                        message: ResponseMessage {
+                            role: "assistant",
+                            content,
+                            tool_calls: call.map(|c| vec![c]),
+                        },
+                        finish_reason: finish,
+                    }
                 })
                 .collect(),
             usage,

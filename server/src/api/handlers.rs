@@ -15,6 +15,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::messages::chat_messages;
 use super::stream::Endpoint;
+use super::tools::Tools;
 use super::types::{
     ChatCompletionRequest, CompletionRequest, GenerationFields, ModelEntry, ModelList, Prompt,
 };
@@ -79,10 +80,15 @@ async fn chat_inner(
     {
         let (req, body_bytes) = parse::<ChatCompletionRequest>(body)?;
         check_model(&state.0, &req.fields)?;
-        let messages = chat_messages(req.messages, state.0.config.max_messages)?;
+        let tools = Tools::from_request(req.tools, req.tool_choice.as_ref())?;
+        let mut messages = chat_messages(req.messages, state.0.config.max_messages)?;
+        if let Some(t) = &tools {
+            t.describe_in(&mut messages);
+        }
         let prompt = chat_prompt(&state.0, &messages, "messages")?;
         let ask = Ask {
             endpoint: Endpoint::Chat,
+            tools,
             fields: &req.fields,
             prompt,
             max_tokens: match req.fields.max_completion_tokens {
@@ -163,6 +169,7 @@ async fn completions_inner(
         }
         let ask = Ask {
             endpoint: Endpoint::Completion,
+            tools: None,
             fields: &req.fields,
             prompt,
             max_tokens: (req.fields.max_tokens, "max_tokens"),

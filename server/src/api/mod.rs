@@ -25,6 +25,7 @@ mod penalties;
 mod plan;
 mod responses;
 mod stream;
+mod tools;
 mod types;
 mod unsupported;
 

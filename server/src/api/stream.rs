@@ -8,13 +8,16 @@ use std::sync::Arc;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use veil_engine::tokenizer::Tokenizer;
-use veil_engine::{FinishReason, TokenLogprobs, Usage};
+use veil_engine::{TokenLogprobs, Usage};
 
 use super::choices::Choices;
 use super::error::ApiError;
 use super::generation::Step;
 use super::logprobs::{chat_shape, text_shape};
-use super::types::{ChatChunk, ChunkChoice, Delta, TextChoice, TextCompletion, UsageBody};
+use super::tools;
+use super::types::{
+    ChatChunk, ChunkChoice, Delta, TextChoice, TextCompletion, ToolCall, UsageBody,
+};
 use crate::keys::Ticket;
 
 /// Which endpoint's chunk format to write.
@@ -37,6 +40,9 @@ pub(crate) struct ChunkWriter {
     pub(crate) tokenizer: Arc<Tokenizer>,
     /// Whether log probabilities were asked for.
     pub(crate) logprobs: bool,
+    /// Chat with tools: each choice's answer is held back to its end, then sent as its
+    /// content or as one tool call delta (`super::tools`).
+    pub(crate) tools: bool,
 }
 
 /// One chunk's content for one choice.
@@ -44,7 +50,8 @@ struct Piece<'a> {
     index: u32,
     text: Option<String>,
     logprobs: &'a [TokenLogprobs],
-    finish: Option<FinishReason>,
+    finish: Option<&'static str>,
+    call: Option<ToolCall>,
 }
 
 impl ChunkWriter {
@@ -55,10 +62,11 @@ impl ChunkWriter {
                 delta: Delta {
                     role: role.then_some("assistant"),
                     content: p.text,
+                    tool_calls: p.call.map(|c| vec![c]),
                 },
                 logprobs: (self.logprobs && !p.logprobs.is_empty())
                     .then(|| chat_shape(&self.tokenizer, p.logprobs)),
-                finish_reason: p.finish.map(FinishReason::as_str),
+                finish_reason: p.finish,
             })
             .into_iter()
             .collect();
@@ -84,7 +92,7 @@ impl ChunkWriter {
                 text: p.text.unwrap_or_default(),
                 logprobs: (self.logprobs && !p.logprobs.is_empty())
                     .then(|| text_shape(&self.tokenizer, p.logprobs, offset)),
-                finish_reason: p.finish.map(FinishReason::as_str),
+                finish_reason: p.finish,
             })
             .into_iter()
             .collect();
@@ -105,6 +113,7 @@ impl ChunkWriter {
             text: Some(String::new()),
             logprobs: &[],
             finish: None,
+            call: None,
         };
         match self.endpoint {
             Endpoint::Chat => Some(self.chat(Some(piece), true, None)),
@@ -140,6 +149,8 @@ struct State {
     ticket: Option<Ticket>,
     /// Per choice: characters sent so far (completions' `text_offset`).
     offsets: Vec<usize>,
+    /// Per choice, with tools: the answer so far, held back to its end.
+    held: Vec<String>,
     /// Choices still running.
     running: usize,
     /// The request's counts so far (the prompt once, the completions summed).
@@ -151,6 +162,12 @@ impl State {
     fn step(&mut self, index: u32, step: Step) {
         let i = index as usize;
         match step {
+            Step::Text(t, _) if self.writer.tools => {
+                self.held[i].push_str(&t);
+                if let Some(t) = self.ticket.as_mut() {
+                    t.sent_text();
+                }
+            }
             Step::Text(t, lps) => {
                 if !t.is_empty() || !lps.is_empty() {
                     let piece = Piece {
@@ -158,6 +175,7 @@ impl State {
                         text: Some(t),
                         logprobs: &lps,
                         finish: None,
+                        call: None,
                     };
                     let chunk = self.writer.piece(piece, &mut self.offsets[i]);
                     self.pending.push_back(chunk);
@@ -169,21 +187,43 @@ impl State {
             Step::Done(rest, reason, usage, lps) => {
                 self.usage.prompt_tokens = usage.prompt_tokens;
                 self.usage.completion_tokens += usage.completion_tokens;
-                let piece = |text, logprobs, finish| Piece {
+                let piece = |text, logprobs, finish, call| Piece {
                     index,
                     text,
                     logprobs,
                     finish,
+                    call,
                 };
-                if !rest.is_empty() || !lps.is_empty() {
-                    let chunk = self
-                        .writer
-                        .piece(piece(Some(rest), &lps, None), &mut self.offsets[i]);
+                let finish = if self.writer.tools {
+                    let mut text = std::mem::take(&mut self.held[i]);
+                    text.push_str(&rest);
+                    let (content, call, finish) = tools::answer(text, reason);
+                    let chunk = self.writer.piece(
+                        piece(
+                            content,
+                            &[],
+                            None,
+                            call.map(|c| ToolCall {
+                                index: Some(0),
+                                ..c
+                            }),
+                        ),
+                        &mut self.offsets[i],
+                    );
                     self.pending.push_back(chunk);
-                }
+                    finish
+                } else {
+                    if !rest.is_empty() || !lps.is_empty() {
+                        let chunk = self
+                            .writer
+                            .piece(piece(Some(rest), &lps, None, None), &mut self.offsets[i]);
+                        self.pending.push_back(chunk);
+                    }
+                    reason.as_str()
+                };
                 let last = self
                     .writer
-                    .piece(piece(None, &[], Some(reason)), &mut self.offsets[i]);
+                    .piece(piece(None, &[], Some(finish), None), &mut self.offsets[i]);
                 self.pending.push_back(last);
                 self.running -= 1;
                 if self.running == 0 {
@@ -233,6 +273,7 @@ pub(crate) fn sse(
         pending,
         ticket,
         offsets: vec![0; n],
+        held: vec![String::new(); n],
         running: n,
         usage: Usage::default(),
     };

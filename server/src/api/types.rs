@@ -122,11 +122,14 @@ pub(crate) struct RequestMessage {
     /// The content (may be null for assistant messages).
     #[serde(default)]
     pub(crate) content: Option<Content>,
-    /// An assistant's tool calls: refused, as tool calling is not implemented (a history
-    /// silently stripped of them would change the answer).
+    /// An assistant's tool calls (`super::tools` writes them back into the prompt).
     #[serde(default)]
     pub(crate) tool_calls: Option<serde_json::Value>,
-    /// The legacy form of `tool_calls`: refused likewise.
+    /// A `tool` message: the call it answers.
+    #[serde(default)]
+    pub(crate) tool_call_id: Option<String>,
+    /// The legacy form of `tool_calls`: refused (a history silently stripped of it would
+    /// change the answer).
     #[serde(default)]
     pub(crate) function_call: Option<serde_json::Value>,
 }
@@ -136,6 +139,12 @@ pub(crate) struct RequestMessage {
 pub(crate) struct ChatCompletionRequest {
     /// The conversation.
     pub(crate) messages: Vec<RequestMessage>,
+    /// Functions the model may call (`super::tools`).
+    #[serde(default)]
+    pub(crate) tools: Option<Vec<super::tools::ToolSpec>>,
+    /// `none`, `auto`, `required` or a named function.
+    #[serde(default)]
+    pub(crate) tool_choice: Option<serde_json::Value>,
     /// Parameters.
     #[serde(flatten)]
     pub(crate) fields: GenerationFields,
@@ -191,8 +200,35 @@ impl From<veil_engine::Usage> for UsageBody {
 pub(crate) struct ResponseMessage {
     /// Always `assistant`.
     pub(crate) role: &'static str,
-    /// The completion.
-    pub(crate) content: String,
+    /// The completion (null when the answer is a tool call).
+    pub(crate) content: Option<String>,
+    /// The tool the answer calls, if it calls one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tool_calls: Option<Vec<ToolCall>>,
+}
+
+/// One tool call of an answer (whole, or the one delta that carries it when streamed).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ToolCall {
+    /// Streamed only: its position among the message's calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) index: Option<u32>,
+    /// `call_…`.
+    pub(crate) id: String,
+    /// `function`.
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    /// The function and its arguments.
+    pub(crate) function: FunctionCall,
+}
+
+/// The function a tool call names, with its arguments as JSON text.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FunctionCall {
+    /// The function's name.
+    pub(crate) name: String,
+    /// The arguments, a JSON object as text.
+    pub(crate) arguments: String,
 }
 
 /// One choice of a chat completion.
@@ -234,6 +270,9 @@ pub(crate) struct Delta {
     /// More text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) content: Option<String>,
+    /// The tool call, whole, in one delta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tool_calls: Option<Vec<ToolCall>>,
 }
 
 /// One choice of a streamed chat chunk.
