@@ -29,10 +29,7 @@ assert client.models.retrieve(model).id == model
 # A parameter that would change the answer but is not implemented is refused by name,
 # never ignored: asking for JSON must not quietly return prose.
 for extra, param in [
-    (
-        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
-        "tools",
-    ),
+    ({"prediction": {"type": "content", "content": "Paris"}}, "prediction"),
 ]:
     try:
         client.chat.completions.create(
@@ -203,6 +200,55 @@ try:
     raise AssertionError("an unsatisfiable schema was accepted")
 except openai.BadRequestError as e:
     assert e.param == "response_format", e
+
+# Tools: a required call (plain and through parse() with a pydantic tool), its result sent
+# back in the history, and a streamed call assembled from its deltas.
+class GetWeather(BaseModel):
+    city: str = Field(max_length=32)
+    unit: str = Field(pattern="^(celsius|fahrenheit)$")
+
+
+weather_tool = openai.pydantic_function_tool(GetWeather)
+question = [{"role": "user", "content": "What is the weather in Paris?"}]
+called = client.chat.completions.parse(
+    model=model,
+    messages=question,
+    tools=[weather_tool],
+    tool_choice="required",
+    max_tokens=64,
+    temperature=0,
+)
+assert called.choices[0].finish_reason == "tool_calls", called
+tc = called.choices[0].message.tool_calls[0]
+assert tc.function.name == "GetWeather", tc
+assert isinstance(tc.function.parsed_arguments, GetWeather), tc
+assert json.loads(tc.function.arguments) == tc.function.parsed_arguments.model_dump(), tc
+followup = client.chat.completions.create(
+    model=model,
+    messages=question
+    + [called.choices[0].message, {"role": "tool", "tool_call_id": tc.id, "content": "18 C"}],
+    tools=[weather_tool],
+    max_tokens=48,
+    temperature=0,
+)
+assert followup.choices[0].finish_reason in ("stop", "tool_calls", "length"), followup
+streamed_calls = [
+    d
+    for chunk in client.chat.completions.create(
+        model=model,
+        messages=question,
+        tools=[weather_tool],
+        tool_choice="required",
+        max_tokens=64,
+        temperature=0,
+        stream=True,
+    )
+    for choice in chunk.choices
+    for d in (choice.delta.tool_calls or [])
+]
+assert len(streamed_calls) == 1 and streamed_calls[0].index == 0, streamed_calls
+assert streamed_calls[0].function.name == "GetWeather", streamed_calls
+assert json.loads(streamed_calls[0].function.arguments) == json.loads(tc.function.arguments)
 
 # The Responses API, whole and streamed.
 r = client.responses.create(
