@@ -1,4 +1,5 @@
-//! The real `openai` Python package against the real `veil-server` binary.
+//! The real `openai` and `langchain-openai` Python packages against the real `veil-server`
+//! binary.
 //!
 //! Setup: a virtualenv under cargo's target tmp directory with a pinned `openai`
 //! (installed once, from the package index pip is configured with), an API key made with
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 use veil_engine::model::DEFAULT_MODEL_ID;
 
 const OPENAI_PIN: &str = "openai==3.57.0";
+/// LangChain's OpenAI chat model, the other client applications are built on.
+const LANGCHAIN_PIN: &str = "langchain-openai==1.8.1";
 
 fn run(cmd: &mut Command, what: &str) {
     let status = cmd.status().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -29,7 +32,7 @@ fn venv() -> PathBuf {
 fn make_venv() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openai-venv");
     let python = dir.join("bin").join("python");
-    let marker = dir.join(format!("installed-{OPENAI_PIN}"));
+    let marker = dir.join(format!("installed-{OPENAI_PIN}-{LANGCHAIN_PIN}"));
     if !marker.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         let py = std::env::var("VEIL_PYTHON").unwrap_or_else(|_| "python3".to_owned());
@@ -46,8 +49,8 @@ fn make_venv() -> PathBuf {
                     "--quiet",
                     "--disable-pip-version-check",
                 ])
-                .arg(OPENAI_PIN),
-            "pip install openai",
+                .args([OPENAI_PIN, LANGCHAIN_PIN]),
+            "pip install openai langchain-openai",
         );
         std::fs::write(&marker, b"").expect("marker");
     }
@@ -84,17 +87,22 @@ fn start_server(extra: &[&str], dir: &Path) -> (common::binary::ServerProcess, S
 
 /// Runs the `openai` client script against `base_url` and asserts it succeeds.
 fn run_openai_script(python: &Path, base_url: &str, api_key: &str) {
+    run_script(python, "openai_client.py", base_url, api_key);
+}
+
+/// Runs `tests/python/{script}` against `base_url` and asserts it succeeds.
+fn run_script(python: &Path, script: &str, base_url: &str, api_key: &str) {
     let mut client = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_client.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script))
         .env("OPENAI_BASE_URL", base_url)
         .env("OPENAI_API_KEY", api_key)
         .env("VEIL_MODEL", DEFAULT_MODEL_ID)
         .stdin(Stdio::null())
         .spawn()
-        .expect("run the openai client script");
+        .expect("run the client script");
     let status = wait_with_timeout(&mut client, Duration::from_secs(300))
-        .expect("openai client finished within 300 s");
-    assert!(status.success(), "openai client script failed: {status}");
+        .unwrap_or_else(|| panic!("{script} finished within 300 s"));
+    assert!(status.success(), "{script} failed: {status}");
 }
 
 #[test]
@@ -140,5 +148,8 @@ fn openai_python_package_through_the_attested_encrypted_proxy() {
     // ...and the proxy's encrypted path serves the same client script; the key travels
     // inside the encryption.
     run_openai_script(&python, &format!("http://{proxy}/v1"), &key);
+    // LangChain's chat model through the same proxy: invoke, stream, structured output and
+    // tools.
+    run_script(&python, "langchain_client.py", &format!("http://{proxy}/v1"), &key);
     drop(rt);
 }
