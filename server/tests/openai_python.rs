@@ -93,7 +93,11 @@ fn run_openai_script(python: &Path, base_url: &str, api_key: &str) {
 /// Runs `tests/python/{script}` against `base_url` and asserts it succeeds.
 fn run_script(python: &Path, script: &str, base_url: &str, api_key: &str) {
     let mut client = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/python")
+                .join(script),
+        )
         .env("OPENAI_BASE_URL", base_url)
         .env("OPENAI_API_KEY", api_key)
         .env("VEIL_MODEL", DEFAULT_MODEL_ID)
@@ -150,6 +154,11 @@ fn openai_python_package_through_the_attested_encrypted_proxy() {
     run_openai_script(&python, &format!("http://{proxy}/v1"), &key);
     // LangChain's chat model through the same proxy: invoke, stream, structured output and
     // tools.
-    run_script(&python, "langchain_client.py", &format!("http://{proxy}/v1"), &key);
+    run_script(
+        &python,
+        "langchain_client.py",
+        &format!("http://{proxy}/v1"),
+        &key,
+    );
     drop(rt);
 }

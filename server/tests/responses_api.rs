@@ -163,7 +163,6 @@ async fn a_streamed_response_sends_the_event_sequence() {
 #[tokio::test]
 async fn what_responses_cannot_serve_is_refused_by_name() {
     let app = app();
-    let function = json!([{"type": "function", "name": "f", "parameters": {}}]);
     for (extra, param) in [
         (json!({"store": true}), "store"),
         (
@@ -172,8 +171,7 @@ async fn what_responses_cannot_serve_is_refused_by_name() {
         ),
         (json!({"conversation": "conv_1"}), "conversation"),
         (json!({"background": true}), "background"),
-        (json!({"tools": function}), "tools"),
-        (json!({"tool_choice": "required"}), "tool_choice"),
+        (json!({"tools": [{"type": "web_search"}]}), "tools"),
         (
             json!({"response_format": {"type": "json_object"}}),
             "response_format",
@@ -189,7 +187,7 @@ async fn what_responses_cannot_serve_is_refused_by_name() {
         (json!({"n": 2}), "n"),
         (json!({"max_tokens": 4}), "max_tokens"),
         (
-            json!({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}),
+            json!({"input": [{"type": "reasoning", "summary": []}]}),
             "input",
         ),
         (
@@ -231,4 +229,118 @@ async fn what_responses_cannot_serve_is_refused_by_name() {
         "parallel_tool_calls": true, "user": "u", "max_output_tokens": 2});
     let (status, raw) = common::post(&app, "/v1/responses", &request(neutral)).await;
     assert_eq!(status, StatusCode::OK, "{raw}");
+}
+
+fn weather_tool() -> Value {
+    json!([{"type": "function", "name": "get_weather", "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 32}},
+            "required": ["city"], "additionalProperties": false}}])
+}
+
+fn check_call(item: &Value) {
+    assert_eq!(item["type"], "function_call", "{item}");
+    assert_eq!(item["status"], "completed", "{item}");
+    assert_eq!(item["name"], "get_weather", "{item}");
+    assert!(
+        item["id"].as_str().expect("id").starts_with("fc_"),
+        "{item}"
+    );
+    assert!(
+        item["call_id"]
+            .as_str()
+            .expect("call_id")
+            .starts_with("call_"),
+        "{item}"
+    );
+    let args: Value =
+        serde_json::from_str(item["arguments"].as_str().expect("arguments")).expect("JSON");
+    assert!(args["city"].is_string(), "{args}");
+}
+
+#[tokio::test]
+async fn function_tools_make_a_call_whole_and_streamed_and_take_its_output_back() {
+    let app = app();
+    let body = request(
+        json!({"input": "What is the weather in Paris?", "max_output_tokens": 48,
+        "tools": weather_tool(), "tool_choice": "required"}),
+    );
+    let r = post_json(&app, "/v1/responses", &body).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["tools"], weather_tool(), "{r}");
+    assert_eq!(r["tool_choice"], "required", "{r}");
+    let output = r["output"].as_array().expect("output");
+    assert_eq!(output.len(), 1, "{r}");
+    check_call(&output[0]);
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let (status, raw) = common::post(&app, "/v1/responses", &streamed).await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+    let events = events(&raw);
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ],
+        "{raw}"
+    );
+    check_call(&events[5]["item"]);
+    assert_eq!(
+        events[4]["arguments"], events[5]["item"]["arguments"],
+        "{raw}"
+    );
+    assert_eq!(
+        events[6]["response"]["output"][0], events[5]["item"],
+        "{raw}"
+    );
+
+    // The call and its output in the input: the model answers (a call or a message).
+    let call = &output[0];
+    let body = request(
+        json!({"max_output_tokens": 32, "tools": weather_tool(), "input": [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"type": "function_call", "call_id": call["call_id"], "name": "get_weather",
+                "arguments": call["arguments"]},
+            {"type": "function_call_output", "call_id": call["call_id"], "output": "18 C, sunny"},
+        ]}),
+    );
+    let r = post_json(&app, "/v1/responses", &body).await;
+    let kind = r["output"][0]["type"].as_str().expect("type");
+    assert!(["message", "function_call"].contains(&kind), "{r}");
+
+    // Invalid combinations are 400s naming the field.
+    for (extra, param) in [
+        (json!({"tool_choice": "required"}), "tool_choice"),
+        (
+            json!({"tools": weather_tool(), "text": {"format": {"type": "json_object"}}}),
+            "text.format",
+        ),
+        (
+            json!({"tools": weather_tool(), "tool_choice": {"type": "function", "name": "other"}}),
+            "tool_choice",
+        ),
+    ] {
+        let (status, raw) = common::post(&app, "/v1/responses", &request(extra)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{raw}");
+        let e: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_eq!(e["error"]["param"], param, "{raw}");
+    }
+}
+
+/// The data of every event of an SSE body.
+fn events(raw: &str) -> Vec<Value> {
+    raw.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("event JSON"))
+        .collect()
 }

@@ -295,7 +295,7 @@ assert [e.sequence_number for e in events] == list(range(len(events)))
 for extra, param in [
     ({"store": True}, "store"),
     ({"previous_response_id": "resp_0"}, "previous_response_id"),
-    ({"tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
+    ({"tools": [{"type": "web_search"}]}, "tools"),
     ({"text": {"format": {"type": "yaml"}}}, "text.format"),
 ]:
     try:
@@ -308,6 +308,39 @@ r = client.responses.parse(
     model=model, input="Tell me about Paris.", text_format=City, max_output_tokens=96, temperature=0
 )
 assert r.output_parsed == city, r
+
+# Responses tools: a function call item, then its output sent back as input items.
+weather_fn = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The current weather in a city",
+    # Closed, as strict mode asks: an open schema lets a small model add properties.
+    "parameters": {**GetWeather.model_json_schema(), "additionalProperties": False},
+    "strict": True,
+}
+r = client.responses.create(
+    model=model,
+    input="What is the weather in Paris?",
+    tools=[weather_fn],
+    tool_choice="required",
+    max_output_tokens=64,
+    temperature=0,
+)
+fc = r.output[0]
+assert fc.type == "function_call" and fc.name == "get_weather", r
+GetWeather.model_validate_json(fc.arguments)
+r = client.responses.create(
+    model=model,
+    input=[
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"type": "function_call", "call_id": fc.call_id, "name": fc.name, "arguments": fc.arguments},
+        {"type": "function_call_output", "call_id": fc.call_id, "output": "18 C"},
+    ],
+    tools=[weather_fn],
+    max_output_tokens=32,
+    temperature=0,
+)
+assert r.output[0].type in ("message", "function_call"), r
 
 try:
     client.chat.completions.create(model="no-such-model", messages=messages)

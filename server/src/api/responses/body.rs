@@ -1,5 +1,5 @@
-//! The Responses API's objects: the response (in progress or finished), its one message
-//! item and output text part, and `usage`.
+//! The Responses API's objects: the response (in progress or finished), its one output item
+//! (a message with its output text part, or a function call), and `usage`.
 
 use serde_json::{Value, json};
 use veil_engine::{FinishReason, Usage};
@@ -17,6 +17,76 @@ pub(super) struct Meta {
     pub(super) top_p: f64,
     /// `text.format` as served (`{"type": "text"}` when none was asked).
     pub(super) format: Value,
+    /// `tools` and `tool_choice` as asked (`[]` and `"auto"` when none).
+    pub(super) tools: Value,
+    pub(super) tool_choice: Value,
+    /// Whether the answer is in the tool format (`crate::api::tools`).
+    pub(super) with_tools: bool,
+}
+
+/// The one output item of a finished response.
+#[derive(Debug, Clone)]
+pub(super) enum Output {
+    /// An assistant message with this text.
+    Message(String),
+    /// A call of a function.
+    Call(FunctionCallItem),
+}
+
+/// A `function_call` output item.
+#[derive(Debug, Clone)]
+pub(super) struct FunctionCallItem {
+    pub(super) id: String,
+    pub(super) call_id: String,
+    pub(super) name: String,
+    pub(super) arguments: String,
+}
+
+impl Output {
+    /// The answer as generated: plain text, or read back from the tool format.
+    pub(super) fn of(meta: &Meta, text: String, reason: FinishReason) -> Self {
+        if !meta.with_tools {
+            return Self::Message(text);
+        }
+        match crate::api::tools::answer(text, reason) {
+            (_, Some(call), _) => Self::Call(FunctionCallItem {
+                id: format!(
+                    "fc_{:016x}{:016x}",
+                    rand::random::<u64>(),
+                    rand::random::<u64>()
+                ),
+                call_id: call.id,
+                name: call.function.name,
+                arguments: call.function.arguments,
+            }),
+            (content, None, _) => Self::Message(content.unwrap_or_default()),
+        }
+    }
+
+    /// The item, finished.
+    pub(super) fn item(&self, meta: &Meta, reason: FinishReason) -> Value {
+        match self {
+            Self::Message(text) => message(meta, Some((text, reason))),
+            Self::Call(c) => function_call(c, "completed"),
+        }
+    }
+}
+
+/// A `function_call` item (`status` `in_progress` while its arguments stream).
+pub(super) fn function_call(c: &FunctionCallItem, status: &str) -> Value {
+    let arguments = if status == "completed" {
+        c.arguments.as_str()
+    } else {
+        ""
+    };
+    json!({
+        "id": c.id,
+        "type": "function_call",
+        "status": status,
+        "call_id": c.call_id,
+        "name": c.name,
+        "arguments": arguments,
+    })
 }
 
 /// `status` and `incomplete_details` for a finish reason.
@@ -83,8 +153,8 @@ fn response(meta: &Meta, status: &str, incomplete: Value, output: Value, usage: 
         "store": false,
         "temperature": meta.temperature,
         "text": {"format": meta.format},
-        "tool_choice": "auto",
-        "tools": [],
+        "tool_choice": meta.tool_choice,
+        "tools": meta.tools,
         "top_p": meta.top_p,
         "truncation": "disabled",
         "usage": usage,
@@ -97,10 +167,13 @@ pub(super) fn in_progress(meta: &Meta) -> Value {
     response(meta, "in_progress", Value::Null, json!([]), Value::Null)
 }
 
-/// The finished response: `completed` after a stop, else `incomplete` with the reason
-/// (`max_output_tokens` or `content_filter`).
-pub(super) fn finished(meta: &Meta, text: &str, reason: FinishReason, u: Usage) -> Value {
-    let (status, incomplete) = status(reason);
-    let output = json!([message(meta, Some((text, reason)))]);
-    response(meta, status, incomplete, output, usage(u))
+/// The finished response: `completed` after a stop or a function call, else `incomplete`
+/// with the reason (`max_output_tokens` or `content_filter`).
+pub(super) fn finished(meta: &Meta, output: &Output, reason: FinishReason, u: Usage) -> Value {
+    let (status, incomplete) = match output {
+        Output::Call(_) => ("completed", Value::Null),
+        Output::Message(_) => status(reason),
+    };
+    let items = json!([output.item(meta, reason)]);
+    response(meta, status, incomplete, items, usage(u))
 }

@@ -2,9 +2,11 @@
 //! items with text), `instructions`, `max_output_tokens`, `temperature`, `top_p` and
 //! `stream` are served, through the same plan, engine path, output filter and key limits as
 //! chat; `text.format` (`json_object`, `json_schema`) constrains the answer as chat's
-//! `response_format` does. Veil stores nothing: `store: true`, `previous_response_id` and
-//! `conversation` are refused, as are the parameters that would change the answer and are
-//! not implemented (`tools`, `reasoning`, `include`, ...), each by name.
+//! `response_format` does, and function `tools` are served in chat's generic tool format
+//! (`function_call` output items; `function_call` and `function_call_output` input items).
+//! Veil stores nothing: `store: true`, `previous_response_id` and `conversation` are
+//! refused, as are the parameters that would change the answer and are not implemented
+//! (`reasoning`, `include`, ...), each by name.
 
 mod body;
 mod events;
@@ -15,14 +17,16 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use veil_engine::chat::ChatMessage;
 
 use super::answer::{collect_charged, unix_now};
 use super::auth::{Caller, put_budget};
 use super::error::ApiError;
+use super::format::Format;
 use super::handlers::{chat_prompt, check_model, parse, respond, size_bucket};
 use super::plan::{Started, plan, start};
+use super::tools::{ToolSpec, Tools, calls_as_text, tool_result_as_text};
 use super::types::GenerationFields;
 use super::{AppState, Shared};
 use body::Meta;
@@ -41,6 +45,12 @@ struct ResponsesRequest {
     /// `{"format": ...}`: text, or a structured output format (`super::format`).
     #[serde(default)]
     text: Option<Value>,
+    /// Function tools: `{"type": "function", "name", "description", "parameters"}`.
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
+    /// `none`, `auto`, `required` or `{"type": "function", "name"}`.
+    #[serde(default)]
+    tool_choice: Option<Value>,
     /// The parameters shared with chat (`model`, `stream`, `temperature`, `top_p`, and the
     /// fields refused by name).
     #[serde(flatten)]
@@ -132,8 +142,26 @@ async fn create_inner(
     check_model(state, &req.fields)?;
     refuse(&req)?;
     let asked_format = req.text.as_ref().and_then(|t| t.get("format"));
-    let format = super::format::text_format(asked_format)?;
-    let messages = messages(&req, state.config.max_messages)?;
+    let tools = tools(&req)?;
+    let format = match &tools {
+        None => super::format::text_format(asked_format)?,
+        Some(t) => {
+            if super::format::text_format(asked_format)?.is_some() {
+                return Err(ApiError::invalid_param(
+                    "text.format",
+                    "text.format cannot be combined with tools",
+                ));
+            }
+            Some(Format {
+                format: t.format()?,
+                param: "tools",
+            })
+        }
+    };
+    let mut messages = messages(&req, state.config.max_messages)?;
+    if let Some(t) = &tools {
+        t.describe_in(&mut messages);
+    }
     let prompt = chat_prompt(state, &messages, "input")?;
     let plan = plan(
         state,
@@ -163,9 +191,16 @@ async fn create_inner(
         temperature: plan.params.temperature,
         top_p: plan.params.top_p,
         format: match (&format, asked_format) {
-            (Some(_), Some(f)) => f.clone(),
+            (Some(_), Some(f)) if tools.is_none() => f.clone(),
             _ => serde_json::json!({"type": "text"}),
         },
+        tools: serde_json::json!(req.tools.clone().unwrap_or_default()),
+        tool_choice: req
+            .tool_choice
+            .clone()
+            .filter(|c| !c.is_null())
+            .unwrap_or_else(|| serde_json::json!("auto")),
+        with_tools: tools.is_some(),
     };
     let mut response = if plan.stream {
         events::sse(choices, meta, ticket).into_response()
@@ -176,9 +211,10 @@ async fn create_inner(
             .into_iter()
             .next()
             .ok_or_else(ApiError::internal)?;
+        let output = body::Output::of(&meta, answer.text, answer.reason);
         axum::Json(body::finished(
             &meta,
-            &answer.text,
+            &output,
             answer.reason,
             collected.usage,
         ))
@@ -203,13 +239,16 @@ fn refuse(req: &ResponsesRequest) -> Result<(), ApiError> {
             return Err(unsupported(name, message));
         }
     }
-    if let Some(text) = req.text.as_ref().filter(|t| !t.is_null()) {
-        if text.get("verbosity").is_some_and(|v| !v.is_null()) {
-            return Err(unsupported(
-                "text.verbosity",
-                "verbosity is not implemented",
-            ));
-        }
+    if req
+        .text
+        .as_ref()
+        .and_then(|t| t.get("verbosity"))
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(unsupported(
+            "text.verbosity",
+            "verbosity is not implemented",
+        ));
     }
     let f = &req.fields;
     if f.response_format.as_ref().is_some_and(|v| !v.is_null()) {
@@ -251,6 +290,41 @@ fn refuse(req: &ResponsesRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `tools` and `tool_choice` in the Responses API's flat shape, read as chat's
+/// (`super::tools`).
+fn tools(req: &ResponsesRequest) -> Result<Option<Tools>, ApiError> {
+    let specs = req
+        .tools
+        .as_ref()
+        .map(|tools| {
+            tools
+                .iter()
+                .map(|t| {
+                    if t.get("type").and_then(Value::as_str) != Some("function") {
+                        return Err(ApiError {
+                            code: Some("unsupported_parameter"),
+                            ..ApiError::invalid_param("tools", "only function tools are served")
+                        });
+                    }
+                    let chat = json!({"type": "function", "function": {
+                        "name": t.get("name"),
+                        "description": t.get("description"),
+                        "parameters": t.get("parameters")}});
+                    serde_json::from_value::<ToolSpec>(chat).map_err(|_| {
+                        ApiError::invalid_param("tools", "a function tool needs a string name")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let choice = match &req.tool_choice {
+        Some(Value::Object(o)) => Some(json!({"type": o.get("type"),
+            "function": {"name": o.get("name")}})),
+        other => other.clone(),
+    };
+    Tools::from_request(specs, choice.as_ref())
+}
+
 /// The conversation: `instructions` as a system message, then the input.
 fn messages(req: &ResponsesRequest, max_messages: usize) -> Result<Vec<ChatMessage>, ApiError> {
     let mut out = Vec::new();
@@ -290,10 +364,40 @@ fn message(item: &Value) -> Result<ChatMessage, ApiError> {
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("message");
-    if kind != "message" {
-        return Err(unsupported(
-            "only message items are served (tool calls, tool outputs, reasoning and item references are not implemented)",
-        ));
+    let text = |k: &str| item.get(k).and_then(Value::as_str);
+    match kind {
+        "message" => {}
+        "function_call" => {
+            let call =
+                json!([{"function": {"name": text("name"), "arguments": text("arguments")}}]);
+            let content = calls_as_text(&call).ok_or_else(|| {
+                ApiError::invalid_param(
+                    "input",
+                    "a function_call item needs a name and JSON arguments",
+                )
+            })?;
+            return Ok(ChatMessage {
+                role: "assistant".to_owned(),
+                content,
+            });
+        }
+        "function_call_output" => {
+            let output = text("output").ok_or_else(|| {
+                ApiError::invalid_param(
+                    "input",
+                    "a function_call_output item needs a string output",
+                )
+            })?;
+            return Ok(ChatMessage {
+                role: "user".to_owned(),
+                content: tool_result_as_text(text("call_id"), output),
+            });
+        }
+        _ => {
+            return Err(unsupported(
+                "only message, function_call and function_call_output items are served (reasoning and item references are not implemented)",
+            ));
+        }
     }
     let role = match item.get("role").and_then(Value::as_str) {
         Some("system" | "developer") => "system",
