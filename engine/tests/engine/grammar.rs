@@ -217,3 +217,50 @@ fn a_schema_the_compiler_cannot_serve_is_refused_by_name() {
         "{e}"
     );
 }
+
+#[test]
+fn hostile_schemas_are_refused_or_served_never_a_panic() {
+    // A schema comes from the client: whatever it is, compiling it returns (quickly) a
+    // constraint or an error, and the engine goes on serving.
+    let run = Run::start("Hi");
+    let mut nested = json!({"type": "string"});
+    for _ in 0..100 {
+        nested = json!({"type": "array", "items": nested});
+    }
+    let many: Vec<String> = (0..5000).map(|i| format!("value-{i}")).collect();
+    let schemas = [
+        json!({"$ref": "#"}),
+        json!({"$ref": "#/$defs/missing"}),
+        json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}),
+        json!({"type": "nonsense"}),
+        json!({"type": "string", "pattern": "(((("}),
+        json!({"type": "string", "pattern": "(a|aa)*b{1000}"}),
+        json!({"type": "string", "minLength": 10, "maxLength": 2}),
+        json!({"type": "integer", "multipleOf": 0}),
+        json!({"type": "number", "minimum": 1e308, "maximum": -1e308}),
+        json!({"enum": many}),
+        json!({"anyOf": []}),
+        json!({"allOf": [{"type": "string"}, {"type": "integer"}]}),
+        json!({"properties": {"a": false}, "required": ["a"]}),
+        json!({"type": "object", "minProperties": 1000000}),
+        json!({"type": "array", "minItems": 4000000000_u64}),
+        nested,
+    ];
+    for schema in schemas {
+        let started = std::time::Instant::now();
+        let text = schema.to_string();
+        let shown = &text[..text.len().min(80)];
+        match run.engine.constraint(&OutputFormat::JsonSchema(schema)) {
+            Ok(_) => {}
+            Err(e) => assert!(!e.to_string().is_empty(), "{shown}"),
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{shown}: {:?}",
+            started.elapsed()
+        );
+    }
+    // Still serving, constrained or not.
+    let a = run.answer(SamplingParams::greedy(4), None);
+    assert!(!a.text.is_empty());
+}
