@@ -117,6 +117,20 @@ impl AppState {
     pub fn drain(&self) -> Drain {
         self.0.drain.clone()
     }
+
+    /// Builds the vocabulary's token trie for structured outputs and tools now, on a
+    /// background thread, so that the first request with a format does not wait for it.
+    pub fn prepare_constraints(&self) -> std::io::Result<()> {
+        let engine = self.0.engine.clone();
+        std::thread::Builder::new()
+            .name("veil-grammar".to_owned())
+            .spawn(move || {
+                if let Err(e) = engine.constraint(&veil_engine::OutputFormat::JsonObject) {
+                    tracing::warn!(error = %e, "structured outputs are unavailable");
+                }
+            })
+            .map(drop)
+    }
 }
 
 /// The application: every route, the body limit, the plaintext policy, the API keys.

@@ -399,6 +399,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let (state, worker) = app_state_with_auth(model, engine, api_config, auth);
     worker.spawn().context("starting the engine thread")?;
+    state
+        .prepare_constraints()
+        .context("starting the grammar thread")?;
     // The network side (HTTP, opening and sealing requests, attestation) runs at a lower
     // CPU priority than the engine: anyone can send sealed requests, and a flood of them must
     // slow its own decryption, not the generation of answers already admitted.
