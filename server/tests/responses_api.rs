@@ -261,7 +261,7 @@ fn check_call(item: &Value) {
 async fn function_tools_make_a_call_whole_and_streamed_and_take_its_output_back() {
     let app = app();
     let body = request(
-        json!({"input": "What is the weather in Paris?", "max_output_tokens": 48,
+        json!({"input": "What is the weather in Paris?", "max_output_tokens": 96,
         "tools": weather_tool(), "tool_choice": "required"}),
     );
     let r = post_json(&app, "/v1/responses", &body).await;

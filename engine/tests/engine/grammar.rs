@@ -161,10 +161,15 @@ fn a_json_object_is_an_object_and_copies_walk_apart() {
     };
     for (seed, c) in [(7, constraint.clone()), (8, constraint)] {
         let a = run.answer(params(seed), Some(c));
-        assert_eq!(a.finish, FinishReason::Stop, "{:?}", a.text);
-        let v: Value = serde_json::from_str(&a.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", a.text));
-        assert!(v.is_object(), "{v}");
+        // Any object is allowed, so one may run to max_tokens (on another CPU's logits):
+        // then the text is an object's beginning; an answer that stopped is a whole object.
+        if a.finish == FinishReason::Stop {
+            let v: Value = serde_json::from_str(&a.text)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", a.text));
+            assert!(v.is_object(), "{v}");
+        } else {
+            assert!(a.text.starts_with('{'), "{:?}", a.text);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ llm = ChatOpenAI(
     base_url=os.environ["OPENAI_BASE_URL"],
     api_key=os.environ["OPENAI_API_KEY"],
     temperature=0,
-    max_tokens=64,
+    max_tokens=96,
     timeout=120,
     max_retries=0,
 )
