@@ -39,6 +39,46 @@ impl Clock for TestClock {
     }
 }
 
+/// `veil verify --evidence FILE --now NOW --json` on `evidence`, by the `veil` binary from
+/// this test's target directory (`cargo test --workspace` builds it), as a client would
+/// check a bundle it saved.
+pub(crate) fn veil_verify(evidence: &veil_attest::Evidence, now: &str) -> std::process::Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/veil
+    let veil = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target directory")
+        .join("veil");
+    assert!(
+        veil.exists(),
+        "{} is missing: `cargo test --workspace` builds it (or `cargo build -p veil-cli`)",
+        veil.display()
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("bundle.json");
+    std::fs::write(&file, serde_json::to_vec(evidence).expect("JSON")).expect("write");
+    std::process::Command::new(veil)
+        .args(["verify", "--evidence"])
+        .arg(&file)
+        .args(["--now", now, "--json"])
+        .output()
+        .expect("run veil")
+}
+
+/// The verdict `veil verify --json` printed, checked to say `ok` as its exit status does.
+pub(crate) fn verdict(out: &std::process::Output) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["ok"], out.status.success(), "{v}");
+    v
+}
+
 pub(crate) fn vector(path: &str) -> Vec<u8> {
     std::fs::read(vector_path(path)).expect("vector")
 }
