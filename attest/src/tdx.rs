@@ -1,6 +1,8 @@
 //! Intel TDX: the DCAP quote and its collateral through `dcap-qvl`, then what
 //! dcap-qvl leaves to the relying party: TCB status policy, debug, measurements, REPORT_DATA.
 
+pub mod pcs;
+
 use dcap_qvl::quote::{Quote, Report, TDReport10};
 use dcap_qvl::verify::QuoteVerifier;
 

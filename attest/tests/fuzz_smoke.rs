@@ -63,6 +63,11 @@ fn gpu_report_never_panics() {
 }
 
 #[test]
+fn pcs_collateral_never_panics() {
+    smoke::smoke("pcs_collateral", harness::pcs_collateral, &[]);
+}
+
+#[test]
 fn evidence_bundle_never_panics() {
     smoke::smoke("evidence_bundle", harness::evidence_bundle, &[]);
 }
@@ -91,6 +96,19 @@ fn seeds_and_fixed_inputs_verify() {
     }
     for (name, bytes) in seeds("snp_crl") {
         veil_attest::snp::read_crl(&bytes).expect(&name);
+    }
+    use veil_attest::tdx::pcs;
+    for (name, bytes) in seeds("pcs_collateral") {
+        if name.ends_with(".json") {
+            let (json, sig) = pcs::signed_json(&bytes, &name).expect(&name);
+            assert_eq!(sig.len(), 64, "{name}");
+            pcs::dated(&json, &name).expect(&name);
+        } else if name.starts_with("pck-crl") {
+            let der = pcs::crl_der(bytes, &name).expect(&name);
+            pcs::crl_window(&der, &name).expect(&name);
+        } else {
+            assert!(pcs::crl_distribution_point(&bytes).is_some(), "{name}");
+        }
     }
     let genuine =
         veil_attest::nvidia::GpuEvidence::from_files(harness::GPU_REPORT_HEX, harness::GPU_CHAIN)
@@ -275,6 +293,42 @@ fn regenerate_seeds() {
         "gpu_report",
         "hopper-550-chain.pem",
         &vector("nvidia/hopper_cert_chain_case1.txt"),
+    );
+
+    // PCS/PCCS answers rebuilt from a real collateral: the signed TCB info and QE identity
+    // as the services send them, the PCK CRL as DER and as a PCCS's hex, the Intel root.
+    let c: serde_json::Value =
+        serde_json::from_slice(&vector("tdx/v4-20a06f-near/collateral.json")).expect("json");
+    let field = |k: &str| c[k].as_str().expect(k).to_owned();
+    let signed =
+        |key: &str, body: &str, sig: &str| format!(r#"{{"{key}":{body},"signature":"{sig}"}}"#);
+    write(
+        "pcs_collateral",
+        "tcb-info-20a06f.json",
+        signed("tcbInfo", &field("tcb_info"), &field("tcb_info_signature")).as_bytes(),
+    );
+    write(
+        "pcs_collateral",
+        "qe-identity.json",
+        signed(
+            "enclaveIdentity",
+            &field("qe_identity"),
+            &field("qe_identity_signature"),
+        )
+        .as_bytes(),
+    );
+    let pck_crl = hex::decode(field("pck_crl")).expect("hex");
+    write("pcs_collateral", "pck-crl.der", &pck_crl);
+    write(
+        "pcs_collateral",
+        "pck-crl.hex",
+        hex::encode(&pck_crl).as_bytes(),
+    );
+    let chain = pem::parse_many(field("qe_identity_issuer_chain")).expect("chain");
+    write(
+        "pcs_collateral",
+        "intel-root-ca.der",
+        chain.last().expect("root").contents(),
     );
 }
 

@@ -163,3 +163,20 @@ pub fn gpu_report(data: &[u8]) {
         let _ = verify_gpu(&ev, &GpuPolicy::default(), None, SNP_NOW);
     }
 }
+
+/// `pcs_collateral`: the bytes as an answer of Intel's PCS or a PCCS: signed TCB info or
+/// QE identity JSON and its dates, a CRL body in DER, PEM or hex and its window, a
+/// certificate's CRL distribution point.
+pub fn pcs_collateral(data: &[u8]) {
+    use veil_attest::tdx::pcs::{crl_der, crl_distribution_point, crl_window, dated, signed_json};
+    if let Ok((json, _)) = signed_json(data, "TCB info") {
+        let _ = dated(&json, "TCB info");
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = dated(text, "QE identity");
+    }
+    if let Ok(der) = crl_der(data.to_vec(), "CRL") {
+        let _ = crl_window(&der, "CRL");
+    }
+    let _ = crl_distribution_point(data);
+}
