@@ -9,7 +9,6 @@ use super::Shared;
 use super::auth::{Caller, put_budget};
 use super::choices::Choices;
 use super::error::ApiError;
-use super::format::Format;
 use super::generation::Step;
 use super::logprobs;
 use super::plan::{Started, plan, start};
@@ -49,29 +48,15 @@ pub(super) async fn run(
         Endpoint::Chat => logprobs::chat(ask.fields, filtered)?,
         Endpoint::Completion => logprobs::completion(ask.fields, filtered)?,
     };
-    let format = match &ask.tools {
-        None => super::format::response_format(ask.fields.response_format.as_ref())?,
-        Some(tools) => {
-            // The tool format is itself a grammar; a second one cannot apply, and log
-            // probabilities of its JSON would not be those of the content returned.
-            if super::format::response_format(ask.fields.response_format.as_ref())?.is_some() {
-                return Err(ApiError::invalid_param(
-                    "response_format",
-                    "response_format cannot be combined with tools",
-                ));
-            }
-            if logprobs.is_some() {
-                return Err(ApiError::invalid_param(
-                    "logprobs",
-                    "logprobs cannot be combined with tools",
-                ));
-            }
-            Some(Format {
-                format: tools.format()?,
-                param: "tools",
-            })
-        }
-    };
+    // Log probabilities of the tool format's JSON would not be those of what is returned.
+    if ask.tools.is_some() && logprobs.is_some() {
+        return Err(ApiError::invalid_param(
+            "logprobs",
+            "logprobs cannot be combined with tools",
+        ));
+    }
+    let asked = super::format::response_format(ask.fields.response_format.as_ref())?;
+    let format = super::format::or_tools(asked, ask.tools.as_ref())?;
     let plan = plan(
         state,
         ask.fields,

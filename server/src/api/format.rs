@@ -67,6 +67,27 @@ pub(crate) fn text_format(v: Option<&Value>) -> Result<Option<Format>, ApiError>
     }))
 }
 
+/// The format a request's answer follows: `asked` (the endpoint's format field, read),
+/// or with tools the tool format, which refuses a second format (one grammar applies).
+pub(crate) fn or_tools(
+    asked: Option<Format>,
+    tools: Option<&super::tools::Tools>,
+) -> Result<Option<Format>, ApiError> {
+    let Some(tools) = tools else {
+        return Ok(asked);
+    };
+    if let Some(f) = asked {
+        return Err(ApiError::invalid_param(
+            f.param,
+            format!("{} cannot be combined with tools", f.param),
+        ));
+    }
+    Ok(Some(Format {
+        format: tools.format()?,
+        param: "tools",
+    }))
+}
+
 /// Compiles `format` for one request; the engine's refusal becomes a 400 naming the field.
 pub(crate) fn compile(state: &Shared, format: &Format) -> Result<Constraint, ApiError> {
     state.engine.constraint(&format.format).map_err(|e| {

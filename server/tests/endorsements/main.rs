@@ -66,6 +66,21 @@ pub(crate) fn veil_verify(evidence: &veil_attest::Evidence, now: &str) -> std::p
         .expect("run veil")
 }
 
+/// The `veil` binary accepts the saved bundle `evidence` at `now`, and refuses it once the
+/// endorsements in it have expired.
+pub(crate) fn veil_accepts_until_expiry(evidence: &veil_attest::Evidence, now: &str, case: &str) {
+    let out = veil_verify(evidence, now);
+    assert!(
+        out.status.success(),
+        "{case}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(verdict(&out)["ok"], true, "{case}");
+    let late = veil_verify(evidence, "2045-01-01T00:00:00Z");
+    assert_eq!(late.status.code(), Some(1), "{case}");
+    assert_eq!(verdict(&late)["ok"], false, "{case}");
+}
+
 /// The verdict `veil verify --json` printed, checked to say `ok` as its exit status does.
 pub(crate) fn verdict(out: &std::process::Output) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

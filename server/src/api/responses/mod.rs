@@ -23,7 +23,6 @@ use veil_engine::chat::ChatMessage;
 use super::answer::{collect_charged, unix_now};
 use super::auth::{Caller, put_budget};
 use super::error::ApiError;
-use super::format::Format;
 use super::handlers::{chat_prompt, check_model, parse, respond, size_bucket};
 use super::plan::{Started, plan, start};
 use super::tools::{ToolSpec, Tools, calls_as_text, tool_result_as_text};
@@ -143,21 +142,8 @@ async fn create_inner(
     refuse(&req)?;
     let asked_format = req.text.as_ref().and_then(|t| t.get("format"));
     let tools = tools(&req)?;
-    let format = match &tools {
-        None => super::format::text_format(asked_format)?,
-        Some(t) => {
-            if super::format::text_format(asked_format)?.is_some() {
-                return Err(ApiError::invalid_param(
-                    "text.format",
-                    "text.format cannot be combined with tools",
-                ));
-            }
-            Some(Format {
-                format: t.format()?,
-                param: "tools",
-            })
-        }
-    };
+    let format =
+        super::format::or_tools(super::format::text_format(asked_format)?, tools.as_ref())?;
     let mut messages = messages(&req, state.config.max_messages)?;
     if let Some(t) = &tools {
         t.describe_in(&mut messages);
