@@ -386,7 +386,7 @@ async fn every_error_has_its_status_and_the_server_keeps_serving() {
         ),
         (
             "bad role",
-            json!({"model": DEFAULT_MODEL_ID, "messages": [{"role": "tool", "content": "Hi"}]}),
+            json!({"model": DEFAULT_MODEL_ID, "messages": [{"role": "robot", "content": "Hi"}]}),
         ),
         (
             "no messages",
