@@ -11,6 +11,9 @@
 //! streams' longest wait between two text chunks while it is fed (the prompt is fed in
 //! chunks, so the streams keep going).
 //!
+//! Last, what structured outputs cost: 1 and 8 streams with and without a JSON Schema,
+//! greedy and sampled, interleaved ([`constrained`]).
+//!
 //! Run with: `cargo run --release -p veil-bench -- --model PATH [--tokens N] [--rounds R] [--json]`
 //! (without `--model`, the default model is fetched into the cache).
 
@@ -29,6 +32,10 @@ use veil_engine::model::{LoadedModel, ModelSource};
 use veil_engine::{EngineConfig, WeightFormat};
 use veil_server::api::{self, ApiConfig};
 use veil_server::serve::app_state;
+
+mod constrained;
+
+use constrained::Ask;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -122,7 +129,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (server, concurrent, long) = rt.block_on(async move {
+    let (server, concurrent, long, costs) = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         // The server's own accept loop (TCP_NODELAY, limits), as `veil-server serve` runs it.
@@ -136,19 +143,21 @@ fn main() -> anyhow::Result<()> {
         let url = Arc::new(format!("http://{addr}/v1/completions"));
         let client = reqwest::Client::new();
         // Warm-up (first-call allocations), not measured.
-        stream_once(&client, &url, &model_id, 8).await?;
-        let (single, _) = aggregate(&client, &url, &model_id, args.tokens, 1).await?;
+        stream_once(&client, &url, &model_id, 8, Ask::FREE).await?;
+        let (single, _) = aggregate(&client, &url, &model_id, args.tokens, 1, Ask::FREE).await?;
         let mut rounds = Vec::new();
         for _ in 0..args.rounds {
             let mut round = Vec::new();
             for n in STREAMS {
-                round.push(aggregate(&client, &url, &model_id, args.tokens, n).await?);
+                round.push(aggregate(&client, &url, &model_id, args.tokens, n, Ask::FREE).await?);
             }
             rounds.push(round);
         }
         let concurrent = levels(&rounds);
         let long = long_prompt_joins(&client, &url, &model_id, args.long_prompt_copies).await?;
-        anyhow::Ok((single, concurrent, long))
+        let costs =
+            constrained::measure(&client, &url, &model_id, args.tokens, args.rounds).await?;
+        anyhow::Ok((single, concurrent, long, costs))
     })?;
     let ratio = raw.map(|raw| server / raw);
     if args.json {
@@ -179,6 +188,7 @@ fn main() -> anyhow::Result<()> {
                     "running_streams": LONG_PROMPT_STREAMS,
                     "running_worst_gap_ms": round(long.worst_gap.as_secs_f64() * 1e3),
                 },
+                "constrained": costs.iter().map(constrained::Cost::json).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -206,6 +216,10 @@ fn main() -> anyhow::Result<()> {
             long.ttft.as_secs_f64() * 1e3,
             long.worst_gap.as_secs_f64() * 1e3
         );
+        println!("structured outputs (an array of strings of at most 16 characters), medians:");
+        for c in &costs {
+            println!("{}", c.line());
+        }
     }
     Ok(())
 }
@@ -300,8 +314,15 @@ async fn stream_once(
     url: &str,
     model: &str,
     tokens: usize,
+    ask: Ask,
 ) -> anyhow::Result<(usize, Duration)> {
-    let (usage, first, _) = stream_prompt(client, url, model, PROMPT, tokens).await?;
+    let (usage, first, _) = stream_prompt(client, url, model, PROMPT, tokens, ask).await?;
+    if usage.completion_tokens != tokens {
+        bail!(
+            "a stream ended after {} of {tokens} tokens",
+            usage.completion_tokens
+        );
+    }
     Ok((usage.completion_tokens, first))
 }
 
@@ -320,12 +341,10 @@ async fn stream_prompt(
     model: &str,
     prompt: &str,
     tokens: usize,
+    ask: Ask,
 ) -> anyhow::Result<(StreamUsage, Duration, Duration)> {
     let sent = Instant::now();
-    let body = serde_json::json!({
-        "model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0,
-        "stream": true, "stream_options": {"include_usage": true}, "ignore_eos": true,
-    });
+    let body = ask.body(model, prompt, tokens);
     let res = client
         .post(url)
         .header("content-type", "application/json")
@@ -401,12 +420,13 @@ async fn long_prompt_joins(
     for _ in 0..LONG_PROMPT_STREAMS {
         let (client, url, model) = (client.clone(), url.clone(), model.to_owned());
         tasks.push(tokio::spawn(async move {
-            stream_prompt(&client, &url, &model, PROMPT, 128).await
+            stream_prompt(&client, &url, &model, PROMPT, 128, Ask::FREE).await
         }));
     }
     // Well into their decoding (a few dozen tokens at this machine's speed).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (usage, ttft, _) = stream_prompt(client, url, model, &PARAGRAPH.repeat(copies), 1).await?;
+    let (usage, ttft, _) =
+        stream_prompt(client, url, model, &PARAGRAPH.repeat(copies), 1, Ask::FREE).await?;
     let mut worst_gap = Duration::ZERO;
     for t in tasks {
         let (u, _, gap) = t.await??;
@@ -443,13 +463,14 @@ async fn aggregate(
     model: &str,
     tokens: usize,
     streams: usize,
+    ask: Ask,
 ) -> anyhow::Result<Level> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..streams {
         let (client, url, model) = (client.clone(), url.clone(), model.to_owned());
         tasks.push(tokio::spawn(async move {
-            stream_once(&client, &url, &model, tokens).await
+            stream_once(&client, &url, &model, tokens, ask).await
         }));
     }
     let mut total = 0;

@@ -9,7 +9,9 @@
 //! within the token count (an array of at least 400 strings). Two schemas: strings of any
 //! length (llguidance masks string content from precomputed slices, its fast path) and
 //! strings of at most 16 characters (a length no slice covers: the mask walks the whole
-//! token trie at each step inside a string, the slow path).
+//! token trie at each step inside a string, the slow path). The picks are greedy, so each
+//! step checks the unmasked pick first and masks only when the grammar refuses it
+//! (`worker/constrained.rs`); `veil-bench` also measures sampled requests, served.
 //!
 //! Run with: `cargo bench -p veil-engine --bench constrained` (`-- --tokens N --rounds R`).
 

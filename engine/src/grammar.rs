@@ -157,6 +157,16 @@ impl Constraint {
         Ok(())
     }
 
+    /// Whether the grammar allows `token` next (the mask would leave it), found without
+    /// computing the mask.
+    pub(crate) fn allows(&mut self, token: u32) -> Result<bool> {
+        let valid = self
+            .matcher
+            .validate_tokens(&[token])
+            .map_err(|e| Error::Grammar(e.to_string()))?;
+        Ok(valid == 1)
+    }
+
     /// Moves past a sampled token (one the mask allowed).
     pub(crate) fn advance(&mut self, token: u32) -> Result<()> {
         self.matcher

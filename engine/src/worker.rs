@@ -22,6 +22,11 @@ use crate::request::{FinishReason, GenEvent, GenRequest, TokenLogprobs, Usage};
 use crate::sampling::{LogitAdjust, token_logprobs};
 use crate::text::{Delta, TextStream};
 use crate::tokenizer::Tokenizer;
+use constrained::{Prepared, prepared_rows, row_f32};
+use feed::{Feed, feeds};
+
+mod constrained;
+mod feed;
 
 /// A queued request and where its events go.
 pub(crate) struct Job {
@@ -67,6 +72,9 @@ struct Active {
     adjust: Option<LogitAdjust>,
     /// The grammar its answer follows: tokens it forbids are masked before the biases.
     constraint: Option<Constraint>,
+    /// Its pick may be checked against its grammar before any mask ([`constrained`]): no
+    /// log probabilities, and greedy or sampled from the whole distribution (no top-p).
+    check_first: bool,
     /// Greedy decoding with nothing to adjust or report: the pick is the batch's argmax
     /// (the processor's, computed for all rows at once).
     greedy: bool,
@@ -165,6 +173,8 @@ impl Worker {
                 && request.params.logprobs.is_none()
                 && request.constraint.is_none(),
             constraint: request.constraint,
+            check_first: request.params.logprobs.is_none()
+                && (request.params.is_greedy() || request.params.top_p >= 1.0),
             temperature: request.params.temperature,
             logprobs: request.params.logprobs,
             text: TextStream::new(request.params.stop),
@@ -234,9 +244,11 @@ impl Worker {
             None
         };
         let picks = picks.as_deref();
+        let mut prepared = prepared_rows(active, &feeds, &logits).into_iter();
         let (mut row, mut feed) = (0, feeds.iter());
         active.retain_mut(|a| {
             let f = feed.next().copied().unwrap_or(Feed::Skip);
+            let prepared = prepared.next().flatten();
             if f == Feed::Skip {
                 return true;
             }
@@ -250,25 +262,27 @@ impl Worker {
                 a.prompt = Vec::new();
                 a.prefill = a.started.elapsed();
             }
-            self.sample_and_accept(a, &logits, picks, r)
+            self.sample_and_accept(a, &logits, picks, r, prepared)
         });
     }
 
     /// Samples sequence `a`'s token from row `row` of `logits` (a greedy sequence takes its
-    /// row's entry of `picks`) and handles it; returns whether the sequence goes on.
+    /// row's entry of `picks`, a constrained one its `prepared` row) and handles it; returns
+    /// whether the sequence goes on.
     fn sample_and_accept(
         &self,
         a: &mut Active,
         logits: &candle_core::Tensor,
         picks: Option<&[u32]>,
         row: usize,
+        prepared: Option<crate::Result<Prepared>>,
     ) -> bool {
         if a.greedy
             && let Some(&t) = picks.and_then(|p| p.get(row))
         {
             return self.accept(a, t, None);
         }
-        match sample_row(a, logits, row) {
+        match sample_row(a, logits, row, prepared) {
             Ok((t, lp)) => self.accept(a, t, lp),
             Err(e) => {
                 fail(a, &e.to_string());
@@ -345,28 +359,42 @@ impl Worker {
     }
 }
 
-/// Samples `a`'s token from row `row` of `logits`, within its grammar and after its biases
-/// and penalties; with its log probabilities when it reports them (an end-of-generation
-/// token's are dropped later).
+/// Samples `a`'s token from row `row` of `logits` after its biases and penalties, within
+/// its grammar (a constrained sequence's row comes `prepared`, biased and masked as far as
+/// its pick needs: [`constrained`]); with its log probabilities when it reports them (an
+/// end-of-generation token's are dropped later).
 fn sample_row(
     a: &mut Active,
     logits: &candle_core::Tensor,
     row: usize,
+    prepared: Option<crate::Result<Prepared>>,
 ) -> crate::Result<(u32, Option<TokenLogprobs>)> {
-    let l = logits.get(row)?;
-    if a.adjust.is_none() && a.logprobs.is_none() && a.constraint.is_none() {
-        return Ok((a.processor.sample(&l)?, None));
-    }
-    let mut v = l.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-    if let Some(c) = &mut a.constraint {
-        c.mask(&mut v)?;
-    }
-    if let Some(adjust) = &a.adjust {
-        adjust.apply(&mut v);
-    }
-    let n = v.len();
-    let row = candle_core::Tensor::from_slice(&v, n, &candle_core::Device::Cpu)?;
-    let t = a.processor.sample(&row)?;
+    let v = match prepared {
+        Some(Ok(Prepared::Picked(t))) => return Ok((t, None)),
+        Some(Ok(Prepared::Row(v))) => v,
+        Some(Err(e)) => return Err(e),
+        None if a.adjust.is_none() && a.logprobs.is_none() && a.constraint.is_none() => {
+            return Ok((a.processor.sample(&logits.get(row)?)?, None));
+        }
+        None => {
+            let mut v = row_f32(logits, row)?;
+            if let Some(c) = &mut a.constraint {
+                c.mask(&mut v)?;
+            }
+            if let Some(adjust) = &a.adjust {
+                adjust.apply(&mut v);
+            }
+            v
+        }
+    };
+    let t = if a.temperature <= 0.0 {
+        // The processor's argmax (the same pick), without a tensor of the row.
+        veil_kernels::argmax(&v)
+    } else {
+        let n = v.len();
+        let row = candle_core::Tensor::from_slice(&v, n, &candle_core::Device::Cpu)?;
+        a.processor.sample(&row)?
+    };
     let lp = a
         .logprobs
         .map(|top| token_logprobs(&v, a.temperature, t, top));
@@ -378,46 +406,6 @@ fn send_text(a: &Active, text: String) {
         // A closed receiver is noticed (and the sequence dropped) at the next step.
         let _ = a.events.send(GenEvent::Text(text));
     }
-}
-
-/// What a sequence feeds a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
-    /// Nothing: a prompt waiting for room in the step.
-    Skip,
-    /// Its last token, to get the next one.
-    Next,
-    /// The next `n` tokens of its prompt.
-    Prompt(usize),
-}
-
-/// What each sequence (`(positions cached, prompt length)`, in order of admission) feeds
-/// the next step: every decoding sequence its last token; the prompts their next chunk (up
-/// to the next multiple of [`PREFILL_CHUNK`] positions) while the step's prompt rows stay
-/// within one chunk, the first waiting chunk always. Prompts with the fewest tokens left go
-/// first (ties in order of admission): a short prompt arriving behind a long one waits one
-/// chunk's pass, not the long prompt's whole prefill.
-fn feeds(sequences: impl Iterator<Item = (usize, usize)>) -> Vec<Feed> {
-    let sequences: Vec<(usize, usize)> = sequences.collect();
-    let mut feeds: Vec<Feed> = sequences
-        .iter()
-        .map(|&(fed, len)| if fed >= len { Feed::Next } else { Feed::Skip })
-        .collect();
-    let mut waiting: Vec<usize> = (0..sequences.len())
-        .filter(|&i| feeds[i] == Feed::Skip)
-        .collect();
-    waiting.sort_by_key(|&i| sequences[i].1 - sequences[i].0);
-    let mut rows = 0;
-    for i in waiting {
-        let (fed, len) = sequences[i];
-        let n = (len - fed).min(PREFILL_CHUNK - fed % PREFILL_CHUNK);
-        if rows > 0 && rows + n > PREFILL_CHUNK {
-            continue;
-        }
-        rows += n;
-        feeds[i] = Feed::Prompt(n);
-    }
-    feeds
 }
 
 /// Fails every sequence (a step's pass could not run) and drops them.
@@ -432,53 +420,4 @@ fn fail(a: &Active, error: &str) {
     let _ = a
         .events
         .send(GenEvent::Failed("inference failed".to_owned()));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Feed, PREFILL_CHUNK, feeds};
-
-    const C: usize = PREFILL_CHUNK;
-
-    #[test]
-    fn prompts_are_fed_up_to_fixed_chunk_boundaries() {
-        let long = 2 * C + 88;
-        assert_eq!(feeds([(0, long)].into_iter()), [Feed::Prompt(C)]);
-        assert_eq!(feeds([(C, long)].into_iter()), [Feed::Prompt(C)]);
-        assert_eq!(feeds([(2 * C, long)].into_iter()), [Feed::Prompt(88)]);
-        // A prompt that fits one chunk is one pass.
-        assert_eq!(feeds([(0, C)].into_iter()), [Feed::Prompt(C)]);
-        assert_eq!(feeds([(0, 7)].into_iter()), [Feed::Prompt(7)]);
-    }
-
-    #[test]
-    fn decoding_sequences_always_go_and_prompt_rows_stay_within_one_chunk() {
-        // Decoders (prompt fully cached) feed their token whatever the prompts take.
-        let got = feeds([(9, 9), (0, 3 * C), (40, 40)].into_iter());
-        assert_eq!(got, [Feed::Next, Feed::Prompt(C), Feed::Next]);
-        // Short prompts share a step while they fit; one that does not waits its turn.
-        let got = feeds([(0, 100), (0, 100), (0, 100), (0, 50)].into_iter());
-        let want = [
-            Feed::Prompt(100),
-            Feed::Prompt(100),
-            Feed::Skip,
-            Feed::Prompt(50),
-        ];
-        assert_eq!(got, want);
-        // The first waiting chunk always goes, however long.
-        let got = feeds([(0, 5 * C), (0, 4 * C)].into_iter());
-        assert_eq!(got, [Feed::Skip, Feed::Prompt(C)]);
-    }
-
-    #[test]
-    fn a_short_prompt_goes_before_a_long_one() {
-        // Admitted after a long prompt (even one partly fed), a short one is fed first; the
-        // long one goes on in the next step.
-        let got = feeds([(0, 3 * C), (7, 7), (0, 10)].into_iter());
-        assert_eq!(got, [Feed::Skip, Feed::Next, Feed::Prompt(10)]);
-        let got = feeds([(C, 3 * C), (0, 10)].into_iter());
-        assert_eq!(got, [Feed::Skip, Feed::Prompt(10)]);
-        let got = feeds([(C, 3 * C), (10, 10)].into_iter());
-        assert_eq!(got, [Feed::Prompt(C), Feed::Next]);
-    }
 }

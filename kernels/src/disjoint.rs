@@ -104,6 +104,17 @@ where
     });
 }
 
+/// Calls `f` on every element of `items`, the elements spread over candle's pool (the
+/// calling thread takes part): per-sequence work of a step that is not a tensor operation,
+/// such as the grammar masks of a batch's constrained sequences, run on the pool's threads,
+/// which would otherwise wait for the next pass.
+pub fn for_each_mut<T: Send, F>(items: &mut [T], f: F)
+where
+    F: Fn(&mut T) + Sync,
+{
+    spread_chunks(items, 1, |_, part| part.iter_mut().for_each(&f));
+}
+
 /// A vector of `n_items * per_item` elements, element `j` of item `i` being `f(i, j)`, the
 /// items spread over candle's pool ([`spread_chunks`]); no element is first filled.
 pub(crate) fn spread_collect<T: Send, F>(n_items: usize, per_item: usize, f: F) -> Vec<T>
@@ -150,6 +161,15 @@ unsafe impl<T: Send> Sync for SendPtr<T> {}
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn for_each_mut_visits_every_element_once() {
+        for n in [0usize, 1, 2, 8, 9, 100] {
+            let mut items: Vec<usize> = (0..n).collect();
+            for_each_mut(&mut items, |x| *x = *x * 2 + 1);
+            assert_eq!(items, (0..n).map(|i| i * 2 + 1).collect::<Vec<_>>(), "{n}");
+        }
+    }
 
     #[test]
     fn chunks_cover_the_slice_once_with_a_short_last_chunk() {

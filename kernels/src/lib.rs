@@ -40,6 +40,7 @@ mod threads;
 pub use argmax::{argmax, argmax_rows};
 pub use attention::{AttentionShape, KvView, decode_attention, rope_interleaved};
 pub use causal::causal_softmax;
+pub use disjoint::for_each_mut;
 pub use ops::{rms_norm, silu_mul};
 pub use q4_1::{Q41Kernel, Q41Matrix};
 pub use q8_0::Q80Matrix;

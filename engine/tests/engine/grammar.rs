@@ -173,6 +173,40 @@ fn a_json_object_is_an_object_and_copies_walk_apart() {
     }
 }
 
+/// A greedy constrained pick checks the unmasked best token first and masks only when the
+/// grammar refuses it; asking for log probabilities makes the worker mask every step. Both
+/// must pick the same tokens, with and without penalties (applied before the check).
+#[test]
+fn a_greedy_pick_checked_first_is_the_masked_pick() {
+    let run = Run::start("Describe a person who lives in a big city.");
+    let format = OutputFormat::JsonSchema(person_schema());
+    for penalty in [0.0, 1.5] {
+        let params = SamplingParams {
+            frequency_penalty: penalty,
+            ..SamplingParams::greedy(64)
+        };
+        let constraint = || Some(run.engine.constraint(&format).expect("compiles"));
+        let checked = run.answer(params.clone(), constraint());
+        let masked = run.answer(
+            SamplingParams {
+                logprobs: Some(0),
+                ..params
+            },
+            constraint(),
+        );
+        assert_eq!(checked.text, masked.text, "penalty {penalty}");
+        assert_eq!(checked.finish, masked.finish);
+        assert!(
+            !masked.logprobs.is_empty(),
+            "the masked run reports log probabilities"
+        );
+        assert!(checked.logprobs.is_empty());
+        assert!(is_person(
+            &serde_json::from_str(&checked.text).expect("JSON")
+        ));
+    }
+}
+
 #[test]
 fn logprobs_leave_out_what_the_grammar_forbids() {
     let run = Run::start("Describe a person.");
