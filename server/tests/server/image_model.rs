@@ -3,7 +3,7 @@
 //! count, so weights swapped on a disk (with a manifest to match) are refused.
 //! (Serving the pinned model is tested by booting the image: `tests/image_boot.rs`.)
 
-mod common;
+use crate::common;
 
 use common::binary;
 

@@ -1,7 +1,7 @@
 //! `veil-server evidence`: which backend a host can use, and a bundle whose REPORT_DATA is
 //! the Veil transcript over the nonce and this binary's and the model's manifest.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -6,8 +6,8 @@ use veil_attest::attester::{AttestError, Attester as _, EndorsementSource as _};
 use veil_attest::snp::Product;
 use veil_attest::{Evidence, Policy, UnixTime, verify};
 
-use crate::fake::{Chip, Fake, Mode, kds_for};
-use crate::{TestClock, attester, endorser, vector};
+use super::fake::{Chip, Fake, Mode, kds_for};
+use super::{TestClock, attester, endorser, vector};
 
 const NOW: &str = "2026-11-25T00:00:00Z";
 
@@ -55,7 +55,7 @@ fn bundles_from_the_fake_kds_verify_offline() {
         assert!(snp.certs.crl.is_none(), "the fake KDS has no CRL");
         let now = UnixTime::parse_rfc3339(NOW).expect("now");
         verify(&ev, &Policy::default(), now).unwrap_or_else(|e| panic!("{dir}: {e}"));
-        crate::veil_accepts_until_expiry(&ev, NOW, dir);
+        super::veil_accepts_until_expiry(&ev, NOW, dir);
 
         // The exact KDS paths, then the cache: a second bundle asks KDS nothing.
         let hits = kds.shared.hits.lock().expect("hits").clone();

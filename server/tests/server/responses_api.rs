@@ -1,7 +1,7 @@
 //! `POST /v1/responses` in-process against the real model: the same answer as chat for the
 //! same conversation, the streamed event sequence, and every refusal by name.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::http::StatusCode;

@@ -1,7 +1,7 @@
 //! The output filter (deny list) against the real model, in-process: whole and streamed
 //! answers, chat and legacy completions.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -10,8 +10,8 @@ use veil_attest::{Attestation, Evidence, ManifestClaims, Policy, UnixTime, verif
 use veil_server::confidential::{Confidential, ConfidentialConfig, routes};
 use veil_server::endorsements::{Freshness, Payload, Request as Wanted};
 
-use crate::fake::{Fake, Mode, pccs_for};
-use crate::{TestClock, attester, endorser, endorser_with_refresher, vector};
+use super::fake::{Fake, Mode, pccs_for};
+use super::{TestClock, attester, endorser, endorser_with_refresher, vector};
 
 const NEAR: &str = "tdx/v4-20a06f-near";
 const NEAR_NOW: &str = "2025-09-03T11:46:40Z";
@@ -59,7 +59,7 @@ fn bundles_from_the_fake_pccs_verify_offline() {
         assert!(matches!(ev, Evidence::Tdx(_)));
         let t = UnixTime::parse_rfc3339(now).expect("now");
         verify(&ev, &Policy::default(), t).unwrap_or_else(|e| panic!("{dir}: {e}"));
-        crate::veil_accepts_until_expiry(&ev, now, dir);
+        super::veil_accepts_until_expiry(&ev, now, dir);
 
         let fmspc = fmspc_of(&collateral(dir));
         let hits = pccs.shared.hits.lock().expect("hits").clone();

@@ -1,7 +1,7 @@
 //! API keys on `/v1/*`, through the router (plain and sealed) and the real OHTTP gateway,
 //! against the real model; the key database holds no key.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! 429 with `Retry-After` and `x-ratelimit-*-tokens`, other keys unaffected, levels kept
 //! across a restart, dropped streams charged.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! Log probabilities, `n` choices, `seed` and structured outputs over the HTTP API,
 //! in-process against the real model.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::http::StatusCode;

@@ -6,7 +6,7 @@
 //! `veil-server keys create`, the server started on a free loopback port with that key
 //! database, then `tests/python/openai_client.py` with the key (and a wrong one, refused).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

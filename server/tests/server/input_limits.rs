@@ -2,7 +2,7 @@
 //! slow clients, request heads, bodies, connections, messages and `max_tokens`. After each
 //! refusal a normal request still succeeds.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

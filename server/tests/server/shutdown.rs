@@ -2,7 +2,7 @@
 //! (or, after the grace period, end with an error event), new connections are refused, and
 //! the process exits 0.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpStream};

@@ -4,7 +4,7 @@
 //! working directory, nor in the operator metrics (`--metrics-listen`), which count them; and
 //! core dumps are disabled at start.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;

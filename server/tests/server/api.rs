@@ -1,6 +1,6 @@
 //! The HTTP API in-process (`oneshot`, no socket) against the real model.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::body::Body;

@@ -4,8 +4,8 @@ use std::process::Command;
 
 use veil_attest::attester::EndorsementSource as _;
 
-use crate::fake::pccs_for;
-use crate::{TestClock, endorser, vector};
+use super::fake::pccs_for;
+use super::{TestClock, endorser, vector};
 
 fn veil_server(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_veil-server"))
