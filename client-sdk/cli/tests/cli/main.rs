@@ -1,8 +1,8 @@
 //! The `veil` command, run as a user runs it: the real binary against real evidence
-//! (`attest/tests/vectors/`) and the in-process test server of `client-sdk/tests/support`.
+//! (`attest/tests/vectors/`) and the in-process test server of `client-sdk/tests/client/support`.
 //! One test binary for the whole command: each binary links the SDK again.
 
-#[path = "../../../tests/support/mod.rs"]
+#[path = "../../../tests/client/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! this implementation and are checked here against `ohttp`, which shares only the
 //! `x-wing`/`ml-kem` primitives with it, not the HPKE or OHTTP code.
 
-mod common;
+use crate::common;
 
 use common::{FixedRng, hex};
 use hpke::Kem as _;
@@ -18,7 +18,7 @@ use veil_protocol::{
     SymmetricSuite, decapsulate_request, encapsulate_request,
 };
 
-const VECTORS: &str = include_str!("vectors/xwing-draft-connolly-06.json");
+const VECTORS: &str = include_str!("../vectors/xwing-draft-connolly-06.json");
 const VECTORS_SHA256: &str = "a8726596f4c7629590f727b1bbeb483f6932292fbf5fd85c9cbb803190014f00";
 const AES128: SymmetricSuite = SymmetricSuite::HKDF_SHA256_AES_128_GCM;
 /// RFC 9458 Appendix A's Binary HTTP request and response (GET https://example.com/, 200).

@@ -10,7 +10,7 @@
     unreachable_pub,
     reason = "the fuzz crate's public entry points, included as a private module"
 )]
-#[path = "../../fuzz/src/attest.rs"]
+#[path = "../../../fuzz/src/attest.rs"]
 mod harness;
 
 #[allow(
@@ -18,16 +18,10 @@ mod harness;
     unreachable_pub,
     reason = "the shared smoke driver; each crate's smoke test uses a subset"
 )]
-#[path = "../../fuzz/smoke.rs"]
+#[path = "../../../fuzz/smoke.rs"]
 mod smoke;
 
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the revocation tests"
-)]
-#[path = "common/crl.rs"]
-mod crl_root;
+use crate::common::crl as crl_root;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! chunked, as the request header on the wire shows; fall back to X25519 when it does not;
 //! and refuse such a server when the policy says `require_post_quantum`.
 
-mod support;
+use crate::support;
 
 use futures_util::StreamExt as _;
 use support::{ANSWER, TestServer, last_request_kem, policy};

@@ -6,13 +6,7 @@
 //! through `verify` on real evidence for what the pinned ARK decides (a CRL it did not sign,
 //! no CRL, `require_crl`).
 
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the fuzz smoke test's seed writer"
-)]
-#[path = "common/crl.rs"]
-mod crl_root;
+use crate::common::crl as crl_root;
 
 use crl_root::{CrlSpec, NOW, TestRoot, serial};
 use veil_attest::snp::{Product, parse_crl, read_crl};
@@ -20,10 +14,10 @@ use veil_attest::{
     CheckName, Evidence, Policy, SnpCerts, SnpEvidence, UnixTime, VerifyError, audit, verify,
 };
 
-const MILAN_ASK_ARK: &[u8] = include_bytes!("vectors/snp/milan-v2-virtee/ask_ark.pem");
-const MILAN_VCEK: &[u8] = include_bytes!("vectors/snp/milan-v2-virtee/vcek.der");
-const MILAN_REPORT: &[u8] = include_bytes!("vectors/snp/milan-v2-virtee/report.bin");
-const ASVK_ARK: &[u8] = include_bytes!("vectors/snp/milan-v3-aws-vlek/asvk_ark.pem");
+const MILAN_ASK_ARK: &[u8] = include_bytes!("../vectors/snp/milan-v2-virtee/ask_ark.pem");
+const MILAN_VCEK: &[u8] = include_bytes!("../vectors/snp/milan-v2-virtee/vcek.der");
+const MILAN_REPORT: &[u8] = include_bytes!("../vectors/snp/milan-v2-virtee/report.bin");
+const ASVK_ARK: &[u8] = include_bytes!("../vectors/snp/milan-v3-aws-vlek/asvk_ark.pem");
 
 fn now() -> UnixTime {
     UnixTime(NOW)

@@ -4,8 +4,6 @@
 //! backend builds it on `hpke` 0.14's `mlkem` feature, which it always enables, over the same
 //! `x-wing` 0.1.1 crate) and DHKEM(X25519).
 
-mod common;
-
 use std::{
     cell::RefCell,
     io,

@@ -6,6 +6,8 @@
     reason = "shared by several test binaries, each uses a part"
 )]
 
+pub mod crl;
+
 use std::path::{Path, PathBuf};
 
 use veil_attest::nvidia::GpuEvidence;

@@ -1,8 +1,6 @@
 //! The gateway's deployment rules: replay cache per key, `Date` window, key rotation with a
 //! grace key, padding; and parsing entry points that never panic on any input.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use veil_protocol::{

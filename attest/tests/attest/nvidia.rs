@@ -2,7 +2,7 @@
 //! gives its verdict, the verdict carries the values NVIDIA's parser found (the claims
 //! file), and every check fails on tampered input.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

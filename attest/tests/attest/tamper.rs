@@ -1,6 +1,6 @@
 //! The tamper matrix: real evidence, one thing changed, the exact rejection.
 
-mod common;
+use crate::common;
 
 use veil_attest::{
     Evidence, MAX_BUNDLE_LEN, Platform, Policy, Reference, SimulatedEvidence, SnpCerts,

@@ -10,7 +10,7 @@
     unreachable_pub,
     reason = "the fuzz crate's public entry points, included as a private module"
 )]
-#[path = "../../fuzz/src/protocol.rs"]
+#[path = "../../../fuzz/src/protocol.rs"]
 mod harness;
 
 #[allow(
@@ -18,7 +18,7 @@ mod harness;
     unreachable_pub,
     reason = "the shared smoke driver; each crate's smoke test uses a subset"
 )]
-#[path = "../../fuzz/smoke.rs"]
+#[path = "../../../fuzz/smoke.rs"]
 mod smoke;
 
 use harness::{TestRng, gateway_key, now};

@@ -2,7 +2,7 @@
 //! accepts the simulated platform only. (The `veil` command's side of the same rules:
 //! `client-sdk/cli/tests/cli/secure_defaults.rs`.)
 
-mod support;
+use crate::support;
 
 use support::TestServer;
 use veil_client::{Client, Error, Policy, Reference, VerifyError};

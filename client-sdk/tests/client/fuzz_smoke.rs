@@ -8,7 +8,7 @@
     unreachable_pub,
     reason = "the fuzz crate's public entry points, included as a private module"
 )]
-#[path = "../../fuzz/src/client.rs"]
+#[path = "../../../fuzz/src/client.rs"]
 mod harness;
 
 #[allow(
@@ -16,7 +16,7 @@ mod harness;
     unreachable_pub,
     reason = "the shared smoke driver; each crate's smoke test uses a subset"
 )]
-#[path = "../../fuzz/smoke.rs"]
+#[path = "../../../fuzz/smoke.rs"]
 mod smoke;
 
 #[test]

@@ -1,7 +1,7 @@
 //! One negative test per rule of the encapsulation layer: each alteration is detected
 //! with its own typed error.
 
-mod common;
+use crate::common;
 
 use common::FixedRng;
 use veil_protocol::{
@@ -337,9 +337,10 @@ fn client_fixes_ephemeral_key_through_rng_per_rfc9180() {
     // RFC 9180 A.1 (base mode, X25519, HKDF-SHA256, AES-128-GCM): with the random source
     // yielding ikmE, the encapsulated key is the published pkEm; with ikmR, the gateway key
     // is the published pkRm.
-    let v: Vec<serde_json::Value> =
-        serde_json::from_str(include_str!("vectors/hpke-rfc9180-x25519-sha256-base.json"))
-            .expect("vectors");
+    let v: Vec<serde_json::Value> = serde_json::from_str(include_str!(
+        "../vectors/hpke-rfc9180-x25519-sha256-base.json"
+    ))
+    .expect("vectors");
     for t in &v {
         let h = |f: &str| common::hex(t[f].as_str().expect("field"));
         let gw = GatewayKey::derive(1, &SymmetricSuite::ALL, &h("ikmR"));

@@ -1,7 +1,7 @@
 //! The SDK against the in-process test server: the happy path, then the tamper matrix —
 //! every case fails with its own error, and bad evidence means no gateway request at all.
 
-mod support;
+use crate::support;
 
 use futures_util::StreamExt as _;
 use support::{ANSWER, COMPLETION_MARKER, MEASUREMENT, Tamper, TestServer, policy};

@@ -1,6 +1,6 @@
 //! Every case of `index.tsv` (real evidence from AMD and Intel machines) gives exactly its verdict.
 
-mod common;
+use crate::common;
 
 use sha2::{Digest, Sha256};
 use veil_attest::{Evidence, Platform, Tcb, VerifyError, audit, verify};

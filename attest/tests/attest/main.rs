@@ -1,0 +1,10 @@
+//! veil-attest's integration tests, one binary: a module per former test binary, and their shared `common`.
+//! One binary links the crate and its dependencies once.
+
+mod common;
+
+mod fuzz_smoke;
+mod nvidia;
+mod revocation;
+mod tamper;
+mod vectors;
