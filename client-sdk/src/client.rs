@@ -274,13 +274,14 @@ impl Client {
                     Self::check_media_type(&resp, MEDIA_TYPE_RESPONSE)?;
                     let sealed = read_capped(resp, MAX_RESPONSE).await?;
                     let plain = opener.open(&sealed).map_err(Error::ResponseIntegrity)?;
-                    let msg = decode_message(&plain)
-                        .map_err(|e| Error::MalformedResponse(e.to_string()))?;
-                    let status = msg
-                        .control()
-                        .status()
-                        .map(|s| s.code())
-                        .ok_or_else(|| Error::MalformedResponse("not a response".into()))?;
+                    let msg = decode_message(&plain).map_err(Error::InnerResponse)?;
+                    let status =
+                        msg.control()
+                            .status()
+                            .map(|s| s.code())
+                            .ok_or(Error::InnerResponse(veil_protocol::Error::BinaryHttp(
+                                "not a response",
+                            )))?;
                     let content_type = veil_protocol::message::header(&msg, "content-type")
                         .map(|v| String::from_utf8_lossy(v).into_owned());
                     let headers = msg

@@ -79,6 +79,9 @@ pub enum Error {
     Truncated,
     /// The decrypted inner response is not a well-formed Binary HTTP response.
     #[error("malformed inner response: {0}")]
+    InnerResponse(veil_protocol::Error),
+    /// The inner response's body is not the event stream or JSON its head announced.
+    #[error("malformed inner response: {0}")]
     MalformedResponse(String),
     /// The server answered the inner request with an error status (OpenAI error body).
     #[error("server error: HTTP {status}: {message}")]
@@ -116,7 +119,7 @@ impl Error {
             Self::UnexpectedMediaType { .. } => "media_type",
             Self::ResponseIntegrity(_) => "response_integrity",
             Self::Truncated => "truncated",
-            Self::MalformedResponse(_) => "inner_response",
+            Self::InnerResponse(_) | Self::MalformedResponse(_) => "inner_response",
             Self::Api { .. } => "api",
             Self::Json(_) => "json",
             Self::Clock => "clock",
@@ -142,6 +145,7 @@ impl Error {
                 | Self::KeyNotRotated
                 | Self::ResponseIntegrity(_)
                 | Self::Truncated
+                | Self::InnerResponse(_)
                 | Self::MalformedResponse(_)
         )
     }

@@ -35,7 +35,6 @@ mod client;
 mod error;
 mod http;
 pub use http::install_crypto_provider;
-mod inner;
 pub mod openai;
 mod sse;
 mod stream;
@@ -56,6 +55,8 @@ pub use veil_attest::{Attestation, Platform, Policy, Reference, UnixTime, Verdic
 /// then ends the stream; returns the status, the header fields and the content, or why the
 /// inner response was refused.
 #[doc(hidden)]
-pub fn fuzz_inner_response(pieces: &[&[u8]]) -> Result<inner::ParsedResponse, String> {
-    inner::parse_pieces(pieces)
+pub fn fuzz_inner_response(
+    pieces: &[&[u8]],
+) -> Result<veil_protocol::DecodedResponse, veil_protocol::Error> {
+    veil_protocol::decode_pieces(pieces)
 }

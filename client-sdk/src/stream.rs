@@ -8,8 +8,8 @@ use futures_util::stream::{self, BoxStream, StreamExt as _};
 use veil_protocol::ChunkedResponseOpener;
 
 use crate::Error;
-use crate::inner::{Head, ResponseParser};
 use crate::sse::SseParser;
+use veil_protocol::{ResponseDecoder, ResponseHead};
 
 /// The SSE payload that ends an OpenAI stream.
 pub const DONE: &str = "[DONE]";
@@ -17,8 +17,8 @@ pub const DONE: &str = "[DONE]";
 struct State {
     body: BoxStream<'static, Result<Vec<u8>, Error>>,
     opener: ChunkedResponseOpener,
-    parser: ResponseParser,
-    head: Option<Head>,
+    parser: ResponseDecoder,
+    head: Option<ResponseHead>,
     pending: Vec<u8>,
     done: bool,
 }
@@ -40,9 +40,9 @@ impl State {
                 (self.opener.finish().map_err(Error::opening)?, true)
             }
         };
-        let mut parsed = self.parser.push(&plain).map_err(Error::MalformedResponse)?;
+        let mut parsed = self.parser.push(&plain).map_err(Error::InnerResponse)?;
         if last {
-            let end = self.parser.finish().map_err(Error::MalformedResponse)?;
+            let end = self.parser.finish().map_err(Error::InnerResponse)?;
             parsed.head = parsed.head.or(end.head);
             parsed.content.extend(end.content);
         }
@@ -103,7 +103,7 @@ impl ResponseStream {
         let mut state = State {
             body,
             opener,
-            parser: ResponseParser::new(),
+            parser: ResponseDecoder::new(),
             head: None,
             pending: Vec::new(),
             done: false,

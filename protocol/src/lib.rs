@@ -63,6 +63,7 @@ mod padding;
 mod replay;
 mod request;
 mod response;
+mod response_decoder;
 mod suite;
 #[cfg(test)]
 mod test_util;
@@ -86,6 +87,9 @@ pub use request::{
     request_key_id,
 };
 pub use response::{ResponseOpener, ResponseSealer};
+pub use response_decoder::{
+    Decoded, DecodedResponse, ResponseDecoder, ResponseHead, decode_pieces,
+};
 pub use suite::{
     Aead, KEM_X25519_HKDF_SHA256, KEM_XWING, Kdf, Kem, SymmetricSuite, X25519_KEY_LEN,
 };
