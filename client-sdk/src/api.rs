@@ -4,10 +4,9 @@ use futures_util::stream::{BoxStream, StreamExt as _};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::openai::{
-    ApiErrorBody, ChatChunk, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse,
-    ModelList,
-};
+use veil_openai::{ChatCompletion, ChatCompletionChunk, Completion, ModelList};
+
+use crate::openai::{ApiErrorBody, ChatRequest, CompletionRequest};
 use crate::stream::DONE;
 use crate::{Client, Error, Request};
 
@@ -68,7 +67,7 @@ impl Client {
     }
 
     /// `POST /v1/chat/completions` (not streamed).
-    pub async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, Error> {
+    pub async fn chat(&self, req: &ChatRequest) -> Result<ChatCompletion, Error> {
         let mut req = req.clone();
         req.stream = None;
         self.json(Request::post_json("/v1/chat/completions", to_body(&req)?))
@@ -76,7 +75,10 @@ impl Client {
     }
 
     /// `POST /v1/chat/completions` with `stream: true`: the chunks as they authenticate.
-    pub async fn chat_stream(&self, req: &ChatRequest) -> Result<EventStream<ChatChunk>, Error> {
+    pub async fn chat_stream(
+        &self,
+        req: &ChatRequest,
+    ) -> Result<EventStream<ChatCompletionChunk>, Error> {
         let mut req = req.clone();
         req.stream = Some(true);
         self.events(Request::post_json("/v1/chat/completions", to_body(&req)?))
@@ -84,7 +86,7 @@ impl Client {
     }
 
     /// `POST /v1/completions` (not streamed).
-    pub async fn complete(&self, req: &CompletionRequest) -> Result<CompletionResponse, Error> {
+    pub async fn complete(&self, req: &CompletionRequest) -> Result<Completion, Error> {
         let mut req = req.clone();
         req.stream = None;
         self.json(Request::post_json("/v1/completions", to_body(&req)?))
@@ -95,7 +97,7 @@ impl Client {
     pub async fn complete_stream(
         &self,
         req: &CompletionRequest,
-    ) -> Result<EventStream<CompletionResponse>, Error> {
+    ) -> Result<EventStream<Completion>, Error> {
         let mut req = req.clone();
         req.stream = Some(true);
         self.events(Request::post_json("/v1/completions", to_body(&req)?))

@@ -43,12 +43,14 @@ pub use api::EventStream;
 pub use attestation::{Attested, fetch_attestation, fresh_nonce, system_now, verify_attestation};
 pub use client::{Client, Request, Response};
 pub use error::Error;
-pub use openai::{
-    ChatChunk, ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse,
-    ModelList, Sampling,
-};
+pub use openai::{ChatMessage, ChatRequest, CompletionRequest, Sampling};
 pub use stream::{DONE, ResponseStream};
 pub use veil_attest::{Attestation, Platform, Policy, Reference, UnixTime, Verdict, VerifyError};
+pub use veil_openai::{
+    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatLogprobs, ChunkChoice,
+    Completion, CompletionChoice, Delta, FunctionCall, Model, ModelList, TextLogprobs, ToolCall,
+    Usage,
+};
 
 /// Not part of the API: the fuzz entry point of the incremental inner-response parser
 /// (`fuzz/src/client.rs`). Feeds `pieces` of decrypted chunked-OHTTP plaintext in order,

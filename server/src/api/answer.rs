@@ -15,8 +15,8 @@ use super::plan::{Started, plan, start};
 use super::stream::{ChunkWriter, Endpoint, sse};
 use super::tools::{self, Tools};
 use super::types::{
-    ChatChoice, ChatCompletion, GenerationFields, ResponseMessage, TextChoice, TextCompletion,
-    UsageBody,
+    AssistantMessage, ChatChoice, ChatCompletion, Completion, CompletionChoice, GenerationFields,
+    usage,
 };
 use crate::keys::Ticket;
 
@@ -170,12 +170,12 @@ async fn collect(
 
 /// The non-streamed answer.
 fn whole(writer: &ChunkWriter, collected: Collected) -> Response {
-    let usage = UsageBody::from(collected.usage);
+    let usage = usage(collected.usage);
     let answers = collected.answers.into_iter().zip(0u32..);
     match writer.endpoint {
         Endpoint::Chat => Json(ChatCompletion {
             id: writer.id.clone(),
-            object: "chat.completion",
+            object: "chat.completion".to_owned(),
             created: writer.created,
             model: writer.model.clone(),
             choices: answers
@@ -191,34 +191,36 @@ fn whole(writer: &ChunkWriter, collected: Collected) -> Response {
                     ChatChoice {
                         index,
                         logprobs,
-                        message: ResponseMessage {
-                            role: "assistant",
+                        message: AssistantMessage {
+                            role: "assistant".to_owned(),
                             content,
                             tool_calls: call.map(|c| vec![c]),
                         },
-                        finish_reason: finish,
+                        finish_reason: Some(finish.to_owned()),
                     }
                 })
                 .collect(),
-            usage,
+            usage: Some(usage),
+            ..Default::default()
         })
         .into_response(),
-        Endpoint::Completion => Json(TextCompletion {
+        Endpoint::Completion => Json(Completion {
             id: writer.id.clone(),
-            object: "text_completion",
+            object: "text_completion".to_owned(),
             created: writer.created,
             model: writer.model.clone(),
             choices: answers
-                .map(|(a, index)| TextChoice {
+                .map(|(a, index)| CompletionChoice {
                     index,
                     logprobs: writer
                         .logprobs
                         .then(|| logprobs::text_shape(&writer.tokenizer, &a.logprobs, &mut 0)),
                     text: a.text,
-                    finish_reason: Some(a.reason.as_str()),
+                    finish_reason: Some(a.reason.as_str().to_owned()),
                 })
                 .collect(),
             usage: Some(usage),
+            ..Default::default()
         })
         .into_response(),
     }

@@ -17,7 +17,7 @@ use super::messages::chat_messages;
 use super::stream::Endpoint;
 use super::tools::Tools;
 use super::types::{
-    ChatCompletionRequest, CompletionRequest, GenerationFields, ModelEntry, ModelList, Prompt,
+    ChatCompletionRequest, CompletionRequest, GenerationFields, Model, ModelList, Prompt,
 };
 use super::{AppState, Shared};
 
@@ -30,30 +30,31 @@ pub(super) async fn healthz() -> &'static str {
 
 pub(super) async fn models(State(state): State<AppState>) -> Json<ModelList> {
     Json(ModelList {
-        object: "list",
-        data: vec![ModelEntry {
-            id: state.0.model_id.clone(),
-            object: "model",
-            created: state.0.created,
-            owned_by: "veil",
-        }],
+        object: "list".to_owned(),
+        data: vec![served_model(&state, state.0.model_id.clone())],
     })
+}
+
+/// The served model's entry.
+fn served_model(state: &AppState, id: String) -> Model {
+    Model {
+        id,
+        object: "model".to_owned(),
+        created: state.0.created,
+        owned_by: "veil".to_owned(),
+        ..Default::default()
+    }
 }
 
 /// `GET /v1/models/{id}`: the served model, or 404 for any other id.
 pub(super) async fn model(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ModelEntry>, ApiError> {
+) -> Result<Json<Model>, ApiError> {
     if id != state.0.model_id {
         return Err(ApiError::model_not_found(id.chars().count()));
     }
-    Ok(Json(ModelEntry {
-        id,
-        object: "model",
-        created: state.0.created,
-        owned_by: "veil",
-    }))
+    Ok(Json(served_model(&state, id)))
 }
 
 pub(super) async fn chat(

@@ -9,10 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::Value;
 use veil_engine::TokenLogprobs;
 use veil_engine::tokenizer::Tokenizer;
+use veil_openai::{ChatLogprobs, ChatTokenLogprob, TextLogprobs, TopLogprob};
 
 use super::error::ApiError;
 use super::types::GenerationFields;
@@ -106,40 +106,6 @@ fn allowed(filtered: bool) -> Result<(), ApiError> {
         });
     }
     Ok(())
-}
-
-/// One alternative of a chat token.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct TopLogprob {
-    pub(crate) token: String,
-    pub(crate) logprob: f32,
-    pub(crate) bytes: Vec<u8>,
-}
-
-/// One token of chat `logprobs.content`.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct ChatTokenLogprob {
-    pub(crate) token: String,
-    pub(crate) logprob: f32,
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) top_logprobs: Vec<TopLogprob>,
-}
-
-/// Chat `choices[].logprobs`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct ChatLogprobs {
-    pub(crate) content: Vec<ChatTokenLogprob>,
-}
-
-/// Completions `choices[].logprobs`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct TextLogprobs {
-    pub(crate) tokens: Vec<String>,
-    pub(crate) token_logprobs: Vec<f32>,
-    /// Per token: the alternatives asked for, and the token itself.
-    pub(crate) top_logprobs: Vec<BTreeMap<String, f32>>,
-    /// Each token's offset in the completion text, in characters.
-    pub(crate) text_offset: Vec<usize>,
 }
 
 fn token_text(tokenizer: &Tokenizer, id: u32) -> (String, Vec<u8>) {

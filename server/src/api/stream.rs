@@ -16,7 +16,7 @@ use super::generation::Step;
 use super::logprobs::{chat_shape, text_shape};
 use super::tools;
 use super::types::{
-    ChatChunk, ChunkChoice, Delta, TextChoice, TextCompletion, ToolCall, UsageBody,
+    ChatCompletionChunk, ChunkChoice, Completion, CompletionChoice, Delta, ToolCall, usage as body,
 };
 use crate::keys::Ticket;
 
@@ -60,23 +60,24 @@ impl ChunkWriter {
             .map(|p| ChunkChoice {
                 index: p.index,
                 delta: Delta {
-                    role: role.then_some("assistant"),
+                    role: role.then(|| "assistant".to_owned()),
                     content: p.text,
                     tool_calls: p.call.map(|c| vec![c]),
                 },
                 logprobs: (self.logprobs && !p.logprobs.is_empty())
                     .then(|| chat_shape(&self.tokenizer, p.logprobs)),
-                finish_reason: p.finish,
+                finish_reason: p.finish.map(str::to_owned),
             })
             .into_iter()
             .collect();
-        to_json(&ChatChunk {
+        to_json(&ChatCompletionChunk {
             id: self.id.clone(),
-            object: "chat.completion.chunk",
+            object: "chat.completion.chunk".to_owned(),
             created: self.created,
             model: self.model.clone(),
             choices,
-            usage: usage.map(UsageBody::from),
+            usage: usage.map(body),
+            ..Default::default()
         })
     }
 
@@ -87,22 +88,23 @@ impl ChunkWriter {
         usage: Option<Usage>,
     ) -> String {
         let choices = piece
-            .map(|p| TextChoice {
+            .map(|p| CompletionChoice {
                 index: p.index,
                 text: p.text.unwrap_or_default(),
                 logprobs: (self.logprobs && !p.logprobs.is_empty())
                     .then(|| text_shape(&self.tokenizer, p.logprobs, offset)),
-                finish_reason: p.finish,
+                finish_reason: p.finish.map(str::to_owned),
             })
             .into_iter()
             .collect();
-        to_json(&TextCompletion {
+        to_json(&Completion {
             id: self.id.clone(),
-            object: "text_completion",
+            object: "text_completion".to_owned(),
             created: self.created,
             model: self.model.clone(),
             choices,
-            usage: usage.map(UsageBody::from),
+            usage: usage.map(body),
+            ..Default::default()
         })
     }
 

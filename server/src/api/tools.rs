@@ -276,7 +276,7 @@ pub(crate) fn answer(
             Some(ToolCall {
                 index: None,
                 id: call_id(),
-                kind: "function",
+                kind: "function".to_owned(),
                 function: FunctionCall { name, arguments },
             }),
             "tool_calls",
