@@ -2,8 +2,9 @@
 //!
 //! Backends: [`ConfigfsTsm`] (the kernel's configfs-tsm interface, SNP and TDX),
 //! [`SevGuestDevice`] (`/dev/sev-guest`), [`TdxGuestDevice`] (`/dev/tdx_guest`) and
-//! [`Simulated`] (software key, for demos). [`detect`] picks a hardware backend and says
-//! why; it never picks the simulated one, which must be asked for by name.
+//! [`Simulated`] (software key, for demos); for NVIDIA GPUs, [`GpuAttester`] ([`ReplayedGpus`],
+//! and `NvmlGpus` with the `nvml` feature). [`detect`] picks a hardware backend and says why;
+//! it never picks the simulated one, which must be asked for by name.
 //!
 //! Unlike verification, this is I/O by nature; the parsing it relies on (`SnpCerts`
 //! tables, quote layout) is the same sans-IO code the verifier uses.
@@ -13,6 +14,7 @@ mod devices;
 mod endorsements;
 #[cfg(any(test, feature = "testing"))]
 mod fake;
+mod gpu;
 mod simulated;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +24,9 @@ pub use devices::{SevGuestDevice, TdxGuestDevice};
 pub use endorsements::{EndorsementSource, Endorsements};
 #[cfg(any(test, feature = "testing"))]
 pub use fake::{FakeTsm, FakeTsmConfig};
+#[cfg(feature = "nvml")]
+pub use gpu::NvmlGpus;
+pub use gpu::{GpuAttester, ReplayedGpus};
 pub use simulated::Simulated;
 
 use crate::{Evidence, Platform};
@@ -119,6 +124,9 @@ pub enum AttestError {
     /// The TEE firmware refused the request.
     #[error("TEE firmware error: {0}")]
     Firmware(String),
+    /// The GPUs' evidence could not be obtained (no NVML, no GPU, CC mode off).
+    #[error("GPU evidence unavailable: {0}")]
+    Gpu(String),
 }
 
 impl AttestError {

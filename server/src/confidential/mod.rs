@@ -5,7 +5,9 @@
 //! - `GET /.well-known/ohttp-gateway`: the key configurations (`application/ohttp-keys`).
 //! - `GET /v1/attestation?nonce=HEX`: [`veil_attest::Attestation`] whose REPORT_DATA binds the
 //!   current key configurations (X-Wing, then X25519, as one `application/ohttp-keys` list),
-//!   the client's nonce and the server manifest.
+//!   the client's nonce and the server manifest, and with confidential GPUs
+//!   ([`Confidential::with_gpus`]) each GPU's evidence, answering a nonce derived from the
+//!   same transcript.
 //! - `POST /.well-known/ohttp-gateway`: `message/ohttp-req` → `message/ohttp-res`, or
 //!   `message/ohttp-chunked-req` → streamed `message/ohttp-chunked-res`.
 //!
@@ -16,6 +18,8 @@
 
 mod budget;
 mod gateway;
+#[cfg(test)]
+mod gpu_tests;
 mod setup;
 #[cfg(test)]
 mod tests;
@@ -25,8 +29,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use veil_attest::attester::Attester;
-use veil_attest::{Attestation, ManifestClaims, ReportData};
+use veil_attest::attester::{Attester, GpuAttester};
+use veil_attest::{Attestation, ManifestClaims, ReportData, gpu_evidence_digest};
 use veil_protocol::{DateWindow, Gateway, GatewayKey, Kem, KeyConfig, SymmetricSuite, os_rng};
 
 pub use budget::{AddressBudget, MAX_ADDRESSES};
@@ -102,6 +106,8 @@ pub struct Confidential {
     /// record has its own short lock), write-locked to rotate keys.
     gateway: RwLock<Gateway>,
     attester: Arc<dyn Attester>,
+    /// The GPUs whose evidence joins the CPU's, if the server runs on confidential GPUs.
+    gpus: Option<Arc<dyn GpuAttester>>,
     manifest: ManifestClaims,
     permits: tokio::sync::Semaphore,
     /// Per-address attestation budgets.
@@ -122,6 +128,7 @@ impl Confidential {
         let c = Self {
             gateway: RwLock::new(Gateway::new(DateWindow::default())),
             attester,
+            gpus: None,
             manifest,
             permits: tokio::sync::Semaphore::new(config.max_concurrent_attestations.max(1)),
             budgets: budget::Budgets::new(config.attestation_per_address),
@@ -179,6 +186,14 @@ impl Confidential {
         }
     }
 
+    /// Evidence from now on also carries `gpus`' evidence, each GPU asked to answer the nonce
+    /// derived from the transcript ([`ReportData::gpu_nonce`]), and REPORT_DATA binds it
+    /// ([`ReportData::with_gpus`]).
+    pub fn with_gpus(mut self, gpus: Arc<dyn GpuAttester>) -> Self {
+        self.gpus = Some(gpus);
+        self
+    }
+
     /// Rotates every epoch and retires the previous key after the grace period, forever.
     pub async fn run_rotation(self: Arc<Self>) {
         loop {
@@ -232,17 +247,35 @@ impl Confidential {
         if key_config.is_empty() {
             return Err(AttestationError::NoKey);
         }
-        let report_data = ReportData::new(&key_config, &nonce, &self.manifest.digest())
-            .map_err(|_| AttestationError::BadNonce)?;
+        let digest = self.manifest.digest();
+        let (report_data, gpus) = match &self.gpus {
+            None => (
+                ReportData::new(&key_config, &nonce, &digest)
+                    .map_err(|_| AttestationError::BadNonce)?,
+                Vec::new(),
+            ),
+            Some(source) => {
+                let gpu_nonce = ReportData::gpu_nonce(&key_config, &nonce, &digest)
+                    .map_err(|_| AttestationError::BadNonce)?;
+                let source = source.clone();
+                let gpus = tokio::task::spawn_blocking(move || source.gpu_evidence(&gpu_nonce))
+                    .await
+                    .map_err(|_| AttestationError::NoKey)??;
+                let report_data = ReportData::with_gpus(
+                    &key_config,
+                    &nonce,
+                    &digest,
+                    &gpu_evidence_digest(&gpus),
+                )
+                .map_err(|_| AttestationError::BadNonce)?;
+                (report_data, gpus)
+            }
+        };
         let attester = self.attester.clone();
         let evidence = tokio::task::spawn_blocking(move || attester.attest(&report_data.0))
             .await
             .map_err(|_| AttestationError::NoKey)??;
-        Ok(Attestation::new(
-            evidence,
-            key_config,
-            self.manifest.clone(),
-        ))
+        Ok(Attestation::new(evidence, key_config, self.manifest.clone()).with_gpus(gpus))
     }
 
     /// A turn to produce evidence: at once if one is free, else after a wait in a bounded

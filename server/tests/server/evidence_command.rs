@@ -109,3 +109,18 @@ fn auto_names_what_is_missing_on_a_machine_without_a_tee() {
     );
     assert!(!out.exists());
 }
+
+/// `--gpus nvml` on a build without NVML fails at start and says why, before any model is
+/// fetched or port taken.
+#[cfg(not(feature = "nvml"))]
+#[test]
+fn serve_with_nvml_gpus_needs_the_nvml_feature() {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil-server"))
+        .args(["serve", "--tee", "simulated", "--no-auth", "--gpus", "nvml"])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run veil-server serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("built without the `nvml` feature"), "{err}");
+}

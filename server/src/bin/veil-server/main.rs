@@ -4,6 +4,7 @@
 //! (a local demo), or create an API key first with `veil-server keys create --name NAME`.
 
 mod endorsements;
+mod gpus;
 mod keys;
 mod serve;
 

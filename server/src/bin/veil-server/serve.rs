@@ -38,6 +38,9 @@ pub(crate) struct ServeArgs {
     tee: TeeArg,
     #[command(flatten)]
     tee_options: TeeArgs,
+    /// GPUs whose evidence joins every attestation, bound to the same transcript.
+    #[arg(long, value_enum, default_value = "none")]
+    gpus: crate::gpus::GpuArg,
     /// Serve unencrypted requests (development and tests only).
     #[arg(long)]
     allow_plaintext: bool,
@@ -332,6 +335,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             attester.name()
         )
     })?;
+    let gpus = crate::gpus::source(args.gpus)?;
     // The port before the model: a port already taken is found in a moment, not after
     // the model is fetched, verified and loaded. Connections wait until the server is up.
     let listener = bind(&args.listen)?;
@@ -433,7 +437,11 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if !attestation_per_address.is_on() {
             tracing::warn!("--attestation-per-address 0/0: no per-address attestation budget");
         }
-        let conf = Arc::new(Confidential::new(attester, claims, conf_config));
+        let mut conf = Confidential::new(attester, claims, conf_config);
+        if let Some(gpus) = gpus {
+            conf = conf.with_gpus(gpus);
+        }
+        let conf = Arc::new(conf);
         tokio::spawn(conf.clone().run_rotation());
         let drain = state.drain();
         let app = confidential::routes(conf, api::router(state));
