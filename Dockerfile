@@ -2,7 +2,7 @@
 #
 # Reproducible build of veil-server; the binary has the same sha256 as
 # `veil-repro build` run from the same commit (same toolchain, flags and target;
-# checked by reproducible-build/tests/dockerfile.rs, which compares this file
+# checked by reproducible-build/tests/repro/dockerfile.rs, which compares this file
 # with the command `veil-repro build` runs). Build and extract the binary:
 #
 #   docker build --build-arg SOURCE_DATE_EPOCH="$(git log -1 --format=%ct)" \

@@ -1,5 +1,5 @@
 //! The stable-toolchain stand-in for libFuzzer, shared by the smoke tests of every crate
-//! with fuzz targets (`attest/`, `protocol/`, `client-sdk/` `tests/fuzz_smoke.rs`, which
+//! with fuzz targets (`attest/`, `protocol/`, `client-sdk/` `tests/*/fuzz_smoke.rs`, which
 //! include this file with `#[path]`; it is not part of the fuzz crate).
 //!
 //! [`smoke`] runs an entry point over every seed of `fuzz/seeds/<target>/` and over

@@ -1,12 +1,14 @@
 //! What structured outputs cost a served request: aggregate tokens/s at 1 and 8 streams of
 //! `/v1/completions`, free and with a JSON Schema (`response_format`), greedy and sampled at
 //! temperature 1, interleaved within each round (free, schema, free sampled, schema sampled
-//! at 1 stream, then the same at 8), each ratio taken within its round; figures are medians.
+//! at 1 stream, then the same at 8; every other round in reverse order), each ratio taken
+//! within its round; figures are medians. A warm-up request compiles the schema first.
 //!
 //! Both sides generate the same number of tokens: the free streams ignore end-of-generation
 //! tokens, the constrained ones follow a schema none can finish within the count (an array of
 //! at least 400 strings of at most 16 characters: a length llguidance's precomputed slices do
-//! not cover, so inside a string each mask walks the token trie, its slow path).
+//! not cover, so inside a string each mask walks the token trie, its slow path). The array
+//! cannot close in fewer than 400 tokens (one a string at least): `--tokens` up to that.
 
 use std::sync::Arc;
 
@@ -105,13 +107,21 @@ pub(crate) async fn measure(
     rounds: u32,
 ) -> anyhow::Result<Vec<Cost>> {
     // Per round, per stream count, tok/s of each of ASKS.
+    // Warm-up, not measured: the first schema compiles its grammar.
+    aggregate(client, url, model, 8, 1, ASKS[1]).await?;
     let mut runs: Vec<Vec<[f64; 4]>> = Vec::new();
-    for _ in 0..rounds {
+    for r in 0..rounds {
         let mut round = Vec::new();
         for n in STREAMS {
             let mut each = [0.0; 4];
-            for (slot, ask) in each.iter_mut().zip(ASKS) {
-                *slot = aggregate(client, url, model, tokens, n, ask).await?.0;
+            // Every other round in reverse, so that neither side always goes first.
+            let order: Vec<usize> = if r % 2 == 0 {
+                (0..ASKS.len()).collect()
+            } else {
+                (0..ASKS.len()).rev().collect()
+            };
+            for k in order {
+                each[k] = aggregate(client, url, model, tokens, n, ASKS[k]).await?.0;
             }
             round.push(each);
         }

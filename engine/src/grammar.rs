@@ -59,6 +59,8 @@ impl OutputFormat {
 /// Compiles output formats for one vocabulary (built once per model: the token trie).
 pub struct Grammars {
     factory: ParserFactory,
+    /// Tokens the trie knows (the tokenizer's vocabulary; the model's rows may be wider).
+    vocab: u32,
 }
 
 impl std::fmt::Debug for Grammars {
@@ -90,13 +92,14 @@ impl Grammars {
                 }
             })
             .collect();
-        let info = TokRxInfo::new(words.len() as u32, first_end);
+        let vocab = words.len() as u32;
+        let info = TokRxInfo::new(vocab, first_end);
         let trie = TokTrie::from(&info, &words).with_eos_tokens(ends);
         let env: TokEnv = Arc::new(ApproximateTokEnv::new(trie));
         let mut factory =
             ParserFactory::new_simple(&env).map_err(|e| Error::Grammar(e.to_string()))?;
         factory.quiet();
-        Ok(Self { factory })
+        Ok(Self { factory, vocab })
     }
 
     /// A fresh constraint for one sequence, or [`Error::Grammar`] naming what in the schema
@@ -110,13 +113,18 @@ impl Grammars {
         if let Some(e) = matcher.get_error() {
             return Err(Error::Grammar(e));
         }
-        Ok(Constraint { matcher })
+        Ok(Constraint {
+            matcher,
+            vocab: self.vocab,
+        })
     }
 }
 
 /// One sequence's place in its grammar.
 pub struct Constraint {
     matcher: Matcher,
+    /// Token ids at and past this are outside the vocabulary: never allowed.
+    vocab: u32,
 }
 
 impl std::fmt::Debug for Constraint {
@@ -130,6 +138,7 @@ impl Clone for Constraint {
     fn clone(&self) -> Self {
         Self {
             matcher: self.matcher.deep_clone(),
+            vocab: self.vocab,
         }
     }
 }
@@ -160,6 +169,11 @@ impl Constraint {
     /// Whether the grammar allows `token` next (the mask would leave it), found without
     /// computing the mask.
     pub(crate) fn allows(&mut self, token: u32) -> Result<bool> {
+        // A row wider than the vocabulary (padded embeddings) has ids the grammar never
+        // allows; asked about one, llguidance would stop the parser with an error.
+        if token >= self.vocab {
+            return Ok(false);
+        }
         let valid = self
             .matcher
             .validate_tokens(&[token])

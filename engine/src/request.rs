@@ -14,7 +14,7 @@ pub struct GenRequest {
     /// How to pick tokens and when to stop.
     pub params: SamplingParams,
     /// The grammar the answer must follow ([`crate::Engine::constraint`]), if any: each
-    /// step's logits are masked by it before biases, temperature and top-p.
+    /// step's pick is one it allows (the logits masked by it, as far as the pick needs).
     pub constraint: Option<Constraint>,
 }
 

@@ -70,7 +70,7 @@ struct Active {
     processor: LogitsProcessor,
     /// Penalties and biases applied to this sequence's logits before the processor.
     adjust: Option<LogitAdjust>,
-    /// The grammar its answer follows: tokens it forbids are masked before the biases.
+    /// The grammar its answer follows: tokens it forbids are never picked.
     constraint: Option<Constraint>,
     /// Its pick may be checked against its grammar before any mask ([`constrained`]): no
     /// log probabilities, and greedy or sampled from the whole distribution (no top-p).

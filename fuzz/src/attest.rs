@@ -1,7 +1,7 @@
 //! The fuzz entry points of `veil-attest`, one per parser of untrusted bytes.
 //!
 //! Shared by the cargo-fuzz targets (`fuzz_targets/*.rs`, nightly + libFuzzer) and by
-//! the stable smoke test `attest/tests/fuzz_smoke.rs`, which includes this file as a
+//! the stable smoke test `attest/tests/attest/fuzz_smoke.rs`, which includes this file as a
 //! module with `#[path]` (so the fuzz crate stays out of the main workspace). It must
 //! therefore depend on nothing but `std` and `veil-attest`.
 //!

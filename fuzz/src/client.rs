@@ -2,7 +2,7 @@
 //! response, which reads decrypted chunked-OHTTP plaintext as it arrives.
 //!
 //! Shared by the cargo-fuzz target `fuzz_targets/inner_response.rs` and by the stable smoke
-//! test `client-sdk/tests/fuzz_smoke.rs` (included with `#[path]`); it depends on nothing
+//! test `client-sdk/tests/client/fuzz_smoke.rs` (included with `#[path]`); it depends on nothing
 //! but `std` and `veil-client`.
 
 use veil_client::fuzz_inner_response;

@@ -1,7 +1,7 @@
 //! The fuzz entry points of Veil, one module per crate, one function per target.
 //!
 //! Each module depends on `std` and its own crate only, because the stable smoke test of
-//! that crate (`<crate>/tests/fuzz_smoke.rs`) includes the module's file with `#[path]`:
+//! that crate (`<crate>/tests/<name>/fuzz_smoke.rs`) includes the module's file with `#[path]`:
 //!
 //! - [`attest`]: `veil-attest` (evidence, certificates, policies);
 //! - [`protocol`]: `veil-protocol` (OHTTP key configurations, requests, chunks, Binary HTTP);

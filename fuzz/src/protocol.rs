@@ -1,7 +1,7 @@
 //! The fuzz entry points of `veil-protocol`: every parser of bytes from the network.
 //!
 //! Shared by the cargo-fuzz targets (`fuzz_targets/ohttp_*.rs`, `bhttp_message.rs`) and by
-//! the stable smoke test `protocol/tests/fuzz_smoke.rs`, which includes this file with
+//! the stable smoke test `protocol/tests/protocol/fuzz_smoke.rs`, which includes this file with
 //! `#[path]`; it depends on nothing but `std` and `veil-protocol`.
 //!
 //! Besides "never panics", each entry point asserts what must hold for every input:

@@ -84,3 +84,28 @@ fn a_client_keeps_unknown_fields_and_defaults_missing_ones() {
     let again = serde_json::to_value(&read).expect("serializes");
     assert_eq!(again["system_fingerprint"], json!("fp_1"));
 }
+
+#[test]
+fn a_log_probability_of_minus_infinity_is_written_null_and_read_back() {
+    use veil_openai::{ChatLogprobs, ChatTokenLogprob, TextLogprobs};
+    let chat = ChatLogprobs {
+        content: vec![ChatTokenLogprob {
+            token: "a".to_owned(),
+            logprob: f32::NEG_INFINITY,
+            ..Default::default()
+        }],
+    };
+    let text = serde_json::to_string(&chat).expect("serializes");
+    assert!(text.contains(r#""logprob":null"#), "{text}");
+    let back: ChatLogprobs = serde_json::from_str(&text).expect("reads");
+    assert_eq!(back.content[0].logprob, f32::NEG_INFINITY);
+    let completion: TextLogprobs = serde_json::from_value(json!({
+        "tokens": ["a", "b"],
+        "token_logprobs": [-0.5, null],
+        "top_logprobs": [{"a": -0.5}, {"b": null}],
+        "text_offset": [0, 1],
+    }))
+    .expect("reads");
+    assert_eq!(completion.token_logprobs, [-0.5, f32::NEG_INFINITY]);
+    assert_eq!(completion.top_logprobs[1]["b"], f32::NEG_INFINITY);
+}

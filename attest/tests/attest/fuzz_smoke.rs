@@ -3,7 +3,7 @@
 //! seed of `fuzz/seeds/<target>/` and over deterministic mutations of each (`fuzz/smoke.rs`),
 //! and must never panic.
 //!
-//! `cargo test -p veil-attest --test fuzz_smoke -- --ignored regenerate_seeds` rewrites
+//! `cargo test -p veil-attest --test attest fuzz_smoke -- --ignored regenerate_seeds` rewrites
 //! `fuzz/seeds/` from `tests/vectors/` (see `fuzz/README.md`).
 
 #[allow(

@@ -103,9 +103,15 @@ fn check_first(
     let token = if a.temperature <= 0.0 {
         veil_kernels::argmax(&v)
     } else {
+        // A row the processor cannot sample from unmasked (a non-finite logit where the
+        // grammar would put `-inf`) goes to the mask, as it would have without the check.
         let n = v.len();
-        a.processor
-            .sample(&Tensor::from_slice(&v, n, &Device::Cpu)?)?
+        let sampled =
+            Tensor::from_slice(&v, n, &Device::Cpu).and_then(|row| a.processor.sample(&row));
+        match sampled {
+            Ok(t) => t,
+            Err(_) => return Ok(Err(v)),
+        }
     };
     Ok(if constraint.allows(token)? {
         Ok(token)

@@ -3,7 +3,7 @@
 //! below) run over every seed of `fuzz/seeds/<target>/`, deterministic mutations of each,
 //! and pseudo-random inputs (`fuzz/smoke.rs`); none may panic or break an invariant.
 //!
-//! `cargo test -p veil-protocol --test fuzz_smoke -- --ignored regenerate_seeds` rewrites
+//! `cargo test -p veil-protocol --test protocol fuzz_smoke -- --ignored regenerate_seeds` rewrites
 //! the seeds of these targets, and of `inner_response` (see `fuzz/README.md`).
 
 #[allow(

@@ -16,7 +16,7 @@ const REPORT: &[u8] =
 const CHAIN: &[u8] =
     include_bytes!("../../../attest/tests/vectors/nvidia/hopper_cert_chain_case1.txt");
 /// The nonce the captured report answers.
-const CAPTURED_NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
+const CAPTURED_NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb"; // pragma: allowlist secret
 const MEASUREMENT: [u8; 48] = [7; 48];
 
 /// Inside the captured certificates' validity.
